@@ -1,0 +1,91 @@
+//! LLM speed (`cargo bench --bench llm`): prefill and decode tokens/s and time to first
+//! token for a ~600-token prompt with the default weight format.
+//! `BULKHEAD_LLM_BENCH_ALL=1` also measures the other formats, including the file's own
+//! Q4_1 (about a minute and a half on two cores).
+
+use std::time::Instant;
+
+use bulkhead::llm::{ChatMessage, GenerateOptions, Generator, LoadOptions, Role, WeightFormat};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Prefill and decode speed for a ~600-token prompt with the default (fast) weight format.
+/// `BULKHEAD_LLM_BENCH_ALL=1` also measures the other formats, including the file's own
+/// Q4_1 (about a minute and a half on two cores, hence not by default).
+fn main() {
+    let model_path =
+        bulkhead::config::default_models_dir().join(bulkhead::config::DEFAULT_LLM_FILE);
+    let generator = Generator::load(&model_path).expect("run models/fetch.sh");
+    let filler = "Section 4.2 of the supply agreement states that the supplier shall deliver \
+                      the goods within thirty days of each purchase order, and that late delivery \
+                      entitles the buyer to a discount of two percent per week of delay. ";
+    let mut excerpt = String::new();
+    while generator.count_tokens(&excerpt) < 560 {
+        excerpt.push_str(filler);
+    }
+    let chat = vec![
+        ChatMessage::new(Role::System, "Answer only from the excerpt."),
+        ChatMessage::new(
+            Role::User,
+            format!("Excerpt: {excerpt}\n\nQuestion: What discount applies to late delivery?"),
+        ),
+    ];
+    let options = GenerateOptions {
+        max_new_tokens: 64,
+        ..GenerateOptions::default()
+    };
+    let mut formats = vec![WeightFormat::Fast];
+    if std::env::var_os("BULKHEAD_LLM_BENCH_ALL").is_some() {
+        formats.extend([
+            WeightFormat::F32,
+            WeightFormat::Q8_0,
+            WeightFormat::AsStored,
+        ]);
+    }
+    for format in formats {
+        let load_started = Instant::now();
+        let g = Generator::load_with(&model_path, LoadOptions { weights: format }).expect("load");
+        let load = load_started.elapsed();
+        // Other work on the machine skews single runs: report each, and the best.
+        let runs = if format == WeightFormat::AsStored {
+            1
+        } else {
+            3
+        };
+        if runs > 1 {
+            // Warm-up: first use packs weights and sizes thread pools.
+            g.generate(
+                &chat,
+                &GenerateOptions {
+                    max_new_tokens: 1,
+                    ..options.clone()
+                },
+                &mut |_| true,
+            )
+            .expect("generate");
+        }
+        let (mut best_prefill, mut best_decode) = (0f64, 0f64);
+        for _ in 0..runs {
+            let r = g
+                .generate(&chat, &options, &mut |_| true)
+                .expect("generate");
+            assert!(r.prompt_tokens >= 550);
+            let decode = r.total.saturating_sub(r.time_to_first_token);
+            let prefill_rate = r.prompt_tokens as f64 / r.prefill.as_secs_f64();
+            let decode_rate = r.generated_tokens.saturating_sub(1) as f64 / decode.as_secs_f64();
+            best_prefill = best_prefill.max(prefill_rate);
+            best_decode = best_decode.max(decode_rate);
+            eprintln!(
+                "{format:?}: load {:.2}s, prompt {} tok, prefill {prefill_rate:.0} tok/s, ttft {:.2}s, decode {} tok at {decode_rate:.1} tok/s",
+                load.as_secs_f64(),
+                r.prompt_tokens,
+                r.time_to_first_token.as_secs_f64(),
+                r.generated_tokens,
+            );
+        }
+        eprintln!(
+            "{format:?} best: prefill {best_prefill:.0} tok/s, decode {best_decode:.1} tok/s"
+        );
+    }
+}

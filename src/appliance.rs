@@ -1,0 +1,552 @@
+//! The core of Bulkhead that every front end (CLI, HTTP) calls: tenants, uploads, the
+//! indexing queue, search and grounded answers.
+//!
+//! It owns the store, the models (loaded lazily, once) and the open tenant indexes (loaded
+//! lazily per tenant, evicted least-recently-used), and knows nothing about HTTP or
+//! terminals. Every method is synchronous and CPU- or disk-bound: async callers run it on
+//! a blocking thread. Every tenant operation takes a [`TenantScope`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use crate::answer::{self, Ungrounded};
+use crate::auth::{self, OperatorReason, TenantScope};
+use crate::config::Config;
+use crate::embed::{EmbedError, Embedder};
+use crate::ids::{DocumentId, TenantId};
+use crate::index::{IndexError, SearchMode, TenantIndex};
+use crate::ingest::chunk::Chunker;
+use crate::ingest::extract::{self, ExtractError};
+use crate::llm::{GenerateOptions, Generator, LlmError};
+use crate::store::{
+    ChunkRecord, DocumentRecord, IndexJob, NewChunk, Store, StoreError, TenantRecord, Tier,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplianceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Embedding(#[from] EmbedError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Document(#[from] ExtractError),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// The outcome of indexing one queued document.
+#[derive(Clone, Debug)]
+pub struct IndexOutcome {
+    pub document_id: DocumentId,
+    pub filename: String,
+    pub result: Result<usize, String>,
+}
+
+/// One search result.
+#[derive(Clone, Debug)]
+pub struct SearchResult {
+    pub chunk: ChunkRecord,
+    pub score: f32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    pub embed_ms: u64,
+    pub retrieve_ms: u64,
+    pub first_token_ms: Option<u64>,
+    pub generate_ms: u64,
+    pub total_ms: u64,
+    pub prompt_tokens: usize,
+    pub answer_tokens: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub text: String,
+    pub grounded: bool,
+    pub citations: Vec<ChunkRecord>,
+    pub timings: Timings,
+}
+
+type SharedIndex = Arc<RwLock<TenantIndex>>;
+
+struct OpenTenant {
+    index: SharedIndex,
+    last_used: Instant,
+}
+
+pub struct Appliance {
+    config: Config,
+    store: Store,
+    // std mutexes: held only to fetch or insert an Arc, never during inference or I/O.
+    embedder: Mutex<Option<Arc<Embedder>>>,
+    chunker: Mutex<Option<Arc<Chunker>>>,
+    generator: Mutex<Option<Arc<Generator>>>,
+    open_tenants: Mutex<HashMap<TenantId, OpenTenant>>,
+}
+
+impl Appliance {
+    /// Opens an initialised data directory. Start-up does no per-tenant work: indexes open
+    /// on first use.
+    pub fn open(config: Config) -> Result<Appliance, ApplianceError> {
+        let store = Store::open(&config.data_dir)?;
+        Ok(Appliance {
+            config,
+            store,
+            embedder: Mutex::new(None),
+            chunker: Mutex::new(None),
+            generator: Mutex::new(None),
+            open_tenants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // ---- models ----------------------------------------------------------------------
+
+    pub fn embedder(&self) -> Result<Arc<Embedder>, ApplianceError> {
+        let mut slot = lock(&self.embedder);
+        if let Some(embedder) = slot.as_ref() {
+            return Ok(embedder.clone());
+        }
+        let embedder = Arc::new(Embedder::load(&self.config.embedding_model_dir)?);
+        *slot = Some(embedder.clone());
+        Ok(embedder)
+    }
+
+    fn chunker(&self) -> Result<Arc<Chunker>, ApplianceError> {
+        let embedder = self.embedder()?;
+        let mut slot = lock(&self.chunker);
+        if let Some(chunker) = slot.as_ref() {
+            return Ok(chunker.clone());
+        }
+        let chunker = Arc::new(Chunker::new(embedder.tokenizer().clone()));
+        *slot = Some(chunker.clone());
+        Ok(chunker)
+    }
+
+    pub fn generator(&self) -> Result<Arc<Generator>, ApplianceError> {
+        let mut slot = lock(&self.generator);
+        if let Some(generator) = slot.as_ref() {
+            return Ok(generator.clone());
+        }
+        let generator = Arc::new(Generator::load(&self.config.llm_model)?);
+        *slot = Some(generator.clone());
+        Ok(generator)
+    }
+
+    // ---- tenants ---------------------------------------------------------------------
+
+    pub fn create_tenant(&self, name: &str, tier: Tier) -> Result<TenantRecord, ApplianceError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(ApplianceError::InvalidRequest(
+                "tenant name must be 1 to 200 printable characters".into(),
+            ));
+        }
+        Ok(self.store.create_tenant(name, tier)?)
+    }
+
+    pub fn list_tenants(&self) -> Result<Vec<TenantRecord>, ApplianceError> {
+        Ok(self.store.list_tenants()?)
+    }
+
+    /// A scope for the local operator, after checking the tenant exists.
+    pub fn operator_scope(
+        &self,
+        tenant_id: &TenantId,
+        reason: OperatorReason,
+    ) -> Result<TenantScope, ApplianceError> {
+        self.store.find_tenant(tenant_id)?;
+        Ok(auth::operator_scope(tenant_id.clone(), reason))
+    }
+
+    /// The tenant's open index, opening (decrypt + load + reconcile) it on first use.
+    fn tenant_index(&self, scope: &TenantScope) -> Result<SharedIndex, ApplianceError> {
+        {
+            let mut open = lock(&self.open_tenants);
+            if let Some(tenant) = open.get_mut(scope.tenant_id()) {
+                tenant.last_used = Instant::now();
+                return Ok(tenant.index.clone());
+            }
+        }
+        // Opened outside the map lock: other tenants are not held up by this one's load.
+        // Two concurrent first uses may both load; the first insert wins.
+        let started = Instant::now();
+        let index = Arc::new(RwLock::new(TenantIndex::open(&self.store, scope)?));
+        tracing::info!(
+            tenant = %scope.tenant_id(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "tenant index opened"
+        );
+        let mut open = lock(&self.open_tenants);
+        let entry = open
+            .entry(scope.tenant_id().clone())
+            .or_insert_with(|| OpenTenant {
+                index,
+                last_used: Instant::now(),
+            });
+        let index = entry.index.clone();
+        self.evict_beyond_budget(&mut open);
+        Ok(index)
+    }
+
+    fn evict_beyond_budget(&self, open: &mut HashMap<TenantId, OpenTenant>) {
+        while open.len() > self.config.max_open_tenants {
+            // Only indexes nobody is using right now may go.
+            let victim = open
+                .iter()
+                .filter(|(_, tenant)| Arc::strong_count(&tenant.index) == 1)
+                .min_by_key(|(_, tenant)| tenant.last_used)
+                .map(|(tenant_id, _)| tenant_id.clone());
+            match victim {
+                Some(tenant_id) => {
+                    open.remove(&tenant_id);
+                    tracing::debug!(tenant = %tenant_id, "tenant index evicted");
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Drops a tenant's open index from memory (it reopens from its files on next use).
+    pub fn evict(&self, scope: &TenantScope) {
+        lock(&self.open_tenants).remove(scope.tenant_id());
+    }
+
+    pub fn open_tenant_count(&self) -> usize {
+        lock(&self.open_tenants).len()
+    }
+
+    // ---- documents -------------------------------------------------------------------
+
+    /// Stores an upload durably and queues it; returns once it may be acknowledged.
+    pub fn upload(
+        &self,
+        scope: &TenantScope,
+        filename: &str,
+        metadata: Option<&serde_json::Value>,
+        original: &[u8],
+    ) -> Result<DocumentId, ApplianceError> {
+        let limit = self.config.extract_limits.max_file_bytes;
+        if original.len() as u64 > limit {
+            return Err(ExtractError::TooLarge {
+                bytes: original.len() as u64,
+                limit,
+            }
+            .into());
+        }
+        let filename = sanitize_filename(filename);
+        Ok(self
+            .store
+            .put_document(scope, &filename, metadata, original)?)
+    }
+
+    pub fn list_documents(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<DocumentRecord>, ApplianceError> {
+        Ok(self.store.list_documents(scope)?)
+    }
+
+    /// Indexes every queued document of the tenant (including ones a crash interrupted),
+    /// calling `progress` after each.
+    pub fn process_jobs(
+        &self,
+        scope: &TenantScope,
+        progress: &mut dyn FnMut(&IndexOutcome),
+    ) -> Result<Vec<IndexOutcome>, ApplianceError> {
+        let jobs = self.store.claim_jobs(scope)?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let outcome = self.index_document(scope, &job)?;
+            progress(&outcome);
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    fn index_document(
+        &self,
+        scope: &TenantScope,
+        job: &IndexJob,
+    ) -> Result<IndexOutcome, ApplianceError> {
+        let record = self.store.document(scope, &job.document_id)?;
+        let outcome = |result| IndexOutcome {
+            document_id: job.document_id.clone(),
+            filename: record.filename.clone(),
+            result,
+        };
+        if job.exhausted {
+            let reason = "indexing was interrupted repeatedly: the document may be too large or malformed; re-save it and upload it again";
+            self.store.fail_document(scope, job, reason)?;
+            return Ok(outcome(Err(reason.to_owned())));
+        }
+        let original = self.store.document_original(scope, &job.document_id)?;
+        let extracted =
+            match extract::extract(&original, &record.filename, &self.config.extract_limits) {
+                Ok(extracted) => extracted,
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.store.fail_document(scope, job, &reason)?;
+                    return Ok(outcome(Err(reason)));
+                }
+            };
+        drop(original);
+        let pieces = self.chunker()?.chunk(&extracted.text);
+        if pieces.is_empty() {
+            let reason = ExtractError::NoText {
+                format: extracted.format,
+            }
+            .to_string();
+            self.store.fail_document(scope, job, &reason)?;
+            return Ok(outcome(Err(reason)));
+        }
+        let texts: Vec<&str> = pieces.iter().map(|piece| piece.text.as_str()).collect();
+        let embeddings = self.embedder()?.embed(&texts)?;
+        let chunks: Vec<NewChunk> = pieces
+            .into_iter()
+            .zip(embeddings)
+            .map(|(piece, embedding)| NewChunk {
+                start: piece.start,
+                end: piece.end,
+                text: piece.text,
+                embedding,
+            })
+            .collect();
+        // Open (and reconcile) the index before committing, so the new chunks are added
+        // exactly once: by `add` below, not also by the reconcile of a first open.
+        let index = self.tenant_index(scope)?;
+        let row_ids = self.store.complete_document(
+            scope,
+            job,
+            extracted.format.content_type(),
+            &extracted.text,
+            &chunks,
+        )?;
+        let additions: Vec<(u64, &str, &[f32])> = row_ids
+            .iter()
+            .zip(&chunks)
+            .map(|(row_id, chunk)| (*row_id, chunk.text.as_str(), chunk.embedding.as_slice()))
+            .collect();
+        write(&index).add(&self.store, scope, &additions)?;
+        Ok(outcome(Ok(chunks.len())))
+    }
+
+    // ---- retrieval and answers -----------------------------------------------------------
+
+    pub fn search(
+        &self,
+        scope: &TenantScope,
+        query: &str,
+        top_k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<SearchResult>, ApplianceError> {
+        let query = validate_query(query)?;
+        let top_k = top_k.clamp(1, 50);
+        let vector = match mode {
+            SearchMode::Keyword => None,
+            SearchMode::Hybrid | SearchMode::Vector => Some(self.embedder()?.embed_one(query)?),
+        };
+        let index = self.tenant_index(scope)?;
+        let hits = read(&index).search(vector.as_deref(), query, top_k, mode)?;
+        let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
+        let chunks = self.store.chunks(scope, &row_ids)?;
+        Ok(chunks
+            .into_iter()
+            .zip(hits)
+            .map(|(chunk, hit)| SearchResult {
+                chunk,
+                score: hit.score,
+            })
+            .collect())
+    }
+
+    /// Answers from this tenant's documents only. `on_token` receives the answer as it is
+    /// generated (return false to stop).
+    pub fn ask(
+        &self,
+        scope: &TenantScope,
+        question: &str,
+        top_k: Option<usize>,
+        on_token: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Answer, ApplianceError> {
+        let started = Instant::now();
+        let question = validate_query(question)?;
+        let top_k = top_k.unwrap_or(self.config.answer_top_k).clamp(1, 8);
+        let tenant = self.store.find_tenant(scope.tenant_id())?;
+        let mut timings = Timings::default();
+
+        let query_vector = self.embedder()?.embed_one(question)?;
+        timings.embed_ms = started.elapsed().as_millis() as u64;
+
+        let retrieve_started = Instant::now();
+        let index = self.tenant_index(scope)?;
+        let (hits, absent, chunk_count) = {
+            let index = read(&index);
+            let specific = answer::specific_words(question);
+            (
+                index.search(Some(&query_vector), question, top_k, SearchMode::Hybrid)?,
+                index.absent_words(&specific),
+                index.chunk_count(),
+            )
+        };
+        let best_similarity = hits
+            .iter()
+            .filter_map(|hit| hit.similarity)
+            .reduce(f32::max);
+        timings.retrieve_ms = retrieve_started.elapsed().as_millis() as u64;
+
+        let ungrounded = |reason: Ungrounded, mut timings: Timings| {
+            timings.total_ms = started.elapsed().as_millis() as u64;
+            Answer {
+                text: reason.message(),
+                grounded: false,
+                citations: Vec::new(),
+                timings,
+            }
+        };
+        if let Err(reason) = answer::check_retrieval(best_similarity, &absent, chunk_count > 0) {
+            return Ok(ungrounded(reason, timings));
+        }
+        let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
+        let excerpts = self.store.chunks(scope, &row_ids)?;
+        let messages = answer::build_prompt(&tenant.name, question, &excerpts);
+
+        let generator = self.generator()?;
+        let generate_started = Instant::now();
+        let options = GenerateOptions {
+            max_new_tokens: self.config.max_answer_tokens,
+            stop_sequences: vec!["\n\n".into(), "Question:".into()],
+        };
+        let generation = generator.generate(&messages, &options, on_token)?;
+        timings.generate_ms = generate_started.elapsed().as_millis() as u64;
+        timings.first_token_ms =
+            Some((generate_started - started + generation.time_to_first_token).as_millis() as u64);
+        timings.prompt_tokens = generation.prompt_tokens;
+        timings.answer_tokens = generation.generated_tokens;
+
+        let text = answer::clean_answer(&generation.text);
+        if answer::model_declined(&text) {
+            return Ok(ungrounded(Ungrounded::ModelDeclined, timings));
+        }
+        let (text, dropped) = answer::supported_sentences(&text, &excerpts);
+        if dropped > 0 {
+            tracing::debug!(tenant = %scope.tenant_id(), dropped, "unsupported answer sentences withheld");
+        }
+        let (text, cited) = if text.is_empty() {
+            // Nothing the model said can be traced back: quote the excerpt sentence that
+            // best matches the question instead, or refuse.
+            match self.best_sentence(question, &excerpts)? {
+                Some((index, sentence)) => (
+                    answer::quoted_answer(&excerpts[index].filename, &sentence),
+                    vec![index],
+                ),
+                None => return Ok(ungrounded(Ungrounded::Unsupported, timings)),
+            }
+        } else {
+            let cited = answer::choose_citations(&text, &excerpts);
+            (text, cited)
+        };
+        let citations = cited
+            .into_iter()
+            .map(|index| excerpts[index].clone())
+            .collect();
+        timings.total_ms = started.elapsed().as_millis() as u64;
+        Ok(Answer {
+            text,
+            grounded: true,
+            citations,
+            timings,
+        })
+    }
+}
+
+impl Appliance {
+    /// The excerpt sentence most similar to the question, if similar enough. The names in
+    /// the question are left out of the comparison: they match every sentence of their own
+    /// contract (the preamble most of all) and say nothing about which one answers.
+    fn best_sentence(
+        &self,
+        question: &str,
+        excerpts: &[ChunkRecord],
+    ) -> Result<Option<(usize, String)>, ApplianceError> {
+        let candidates = answer::candidate_sentences(excerpts);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let embedder = self.embedder()?;
+        let query_vector = embedder.embed_one(&answer::without_specific_words(question))?;
+        let texts: Vec<&str> = candidates.iter().map(|(_, s)| s.as_str()).collect();
+        let vectors = embedder.embed(&texts)?;
+        let best = candidates
+            .into_iter()
+            .zip(vectors)
+            .map(|(candidate, vector)| (crate::embed::dot(&vector, &query_vector), candidate))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(best
+            .filter(|(similarity, _)| *similarity >= answer::MIN_SIMILARITY)
+            .map(|(_, candidate)| candidate))
+    }
+}
+
+/// Queries are plain text of bounded length.
+fn validate_query(query: &str) -> Result<&str, ApplianceError> {
+    let query = query.trim();
+    if query.is_empty() {
+        return Err(ApplianceError::InvalidRequest(
+            "the question is empty".into(),
+        ));
+    }
+    if query.chars().count() > 2_000 {
+        return Err(ApplianceError::InvalidRequest(
+            "the question is longer than 2000 characters: shorten it".into(),
+        ));
+    }
+    Ok(query)
+}
+
+/// Keeps the last path component and drops control characters: a file name is a label,
+/// never a path.
+pub fn sanitize_filename(name: &str) -> String {
+    let base = Path::new(name)
+        .file_name()
+        .map(|base| base.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    if cleaned.trim().is_empty() {
+        "unnamed".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read(index: &SharedIndex) -> std::sync::RwLockReadGuard<'_, TenantIndex> {
+    index
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, TenantIndex> {
+    index
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

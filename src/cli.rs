@@ -1,0 +1,457 @@
+//! The command line: parses arguments into typed commands, calls the [`Appliance`], and
+//! prints human-readable text or (`--json`) the wire shapes of API.md.
+//!
+//! Exit codes: 0 success, 1 a failure the user can fix (message on stderr), 2 bad usage.
+//! This module is glue: it holds no business rules of its own.
+
+use std::io::{IsTerminal, Write};
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::appliance::{Answer, Appliance, ApplianceError, IndexOutcome};
+use crate::auth::{OperatorReason, TenantScope};
+use crate::config::Config;
+use crate::ids::TenantId;
+use crate::index::SearchMode;
+use crate::store::{Store, Tier};
+use crate::wire;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulkhead",
+    version,
+    about = "Multi-tenant contract Q&A with local models"
+)]
+pub struct Cli {
+    /// Data directory [env: BULKHEAD_DATA_DIR, default ./bulkhead-data]
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Models directory [env: BULKHEAD_MODELS_DIR, default ./models]
+    #[arg(long, global = true)]
+    models_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the data directory, master key (0600), signing key and database; idempotent
+    Init,
+    /// Manage tenants
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Upload files or folders for a tenant and index them
+    Ingest {
+        #[arg(long)]
+        tenant: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a question from the tenant's documents, with citations
+    Ask {
+        #[arg(long)]
+        tenant: String,
+        question: String,
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the tenant's documents (hybrid, vector or keyword)
+    Search {
+        #[arg(long)]
+        tenant: String,
+        query: String,
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        #[arg(long, default_value = "hybrid", value_parser = ["hybrid", "vector", "keyword"])]
+        mode: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tenant's documents and their indexing status
+    Documents {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole story on the bundled sample contracts, in a temporary data directory
+    Demo,
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCommand {
+    /// Create a tenant and print its id
+    Create {
+        name: String,
+        #[arg(long, default_value = "standard", value_parser = ["standard", "premium", "enterprise"])]
+        tier: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure to report on stderr with exit code 1.
+#[derive(Debug)]
+pub struct UserFailure(pub String);
+
+impl From<ApplianceError> for UserFailure {
+    fn from(error: ApplianceError) -> Self {
+        UserFailure(error.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for UserFailure {
+    fn from(error: crate::store::StoreError) -> Self {
+        UserFailure(error.to_string())
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), UserFailure> {
+    let config = Config::resolve(cli.data_dir.clone(), cli.models_dir.clone());
+    match cli.command {
+        Command::Init => {
+            let report = Store::init(&config.data_dir)?;
+            println!(
+                "initialised {} (master key {}, signing key {}, database {})",
+                config.data_dir.display(),
+                if report.created_master_key {
+                    "created"
+                } else {
+                    "kept"
+                },
+                if report.created_signing_key {
+                    "created"
+                } else {
+                    "kept"
+                },
+                if report.created_database {
+                    "created"
+                } else {
+                    "kept"
+                },
+            );
+            Ok(())
+        }
+        Command::Tenant { command } => {
+            let appliance = Appliance::open(config)?;
+            match command {
+                TenantCommand::Create { name, tier, json } => {
+                    let tier = Tier::parse(&tier).unwrap_or(Tier::Standard);
+                    let tenant = appliance.create_tenant(&name, tier)?;
+                    if json {
+                        print_json(&wire::Tenant::from(&tenant));
+                    } else {
+                        println!("{}", tenant.tenant_id);
+                    }
+                }
+                TenantCommand::List { json } => {
+                    let tenants = appliance.list_tenants()?;
+                    if json {
+                        print_json(&wire::TenantList {
+                            tenants: tenants.iter().map(wire::Tenant::from).collect(),
+                        });
+                    } else {
+                        for tenant in &tenants {
+                            println!(
+                                "{}  {:<10}  {}  {}",
+                                tenant.tenant_id,
+                                tenant.tier.as_str(),
+                                wire::timestamp(tenant.created_at),
+                                tenant.name
+                            );
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Ingest {
+            tenant,
+            paths,
+            json,
+        } => {
+            let appliance = Appliance::open(config)?;
+            let scope = scope(&appliance, &tenant)?;
+            let report = ingest(&appliance, &scope, &paths, !json)?;
+            if json {
+                print_json(&report);
+            } else {
+                println!("indexed {}, failed {}", report.indexed, report.failed);
+            }
+            if report.failed > 0 {
+                return Err(UserFailure(format!(
+                    "{} of {} documents failed (reasons above)",
+                    report.failed,
+                    report.failed + report.indexed
+                )));
+            }
+            Ok(())
+        }
+        Command::Ask {
+            tenant,
+            question,
+            top_k,
+            json,
+        } => {
+            let appliance = Appliance::open(config)?;
+            let scope = scope(&appliance, &tenant)?;
+            resume_pending(&appliance, &scope)?;
+            let answer = ask(&appliance, &scope, &question, top_k, !json)?;
+            if json {
+                print_json(&wire::AskResponse::from(&answer));
+            }
+            Ok(())
+        }
+        Command::Search {
+            tenant,
+            query,
+            top_k,
+            mode,
+            json,
+        } => {
+            let appliance = Appliance::open(config)?;
+            let scope = scope(&appliance, &tenant)?;
+            resume_pending(&appliance, &scope)?;
+            let mode = SearchMode::parse(&mode).unwrap_or_default();
+            let results = appliance.search(&scope, &query, top_k, mode)?;
+            if json {
+                print_json(&wire::SearchResponse {
+                    results: results.iter().map(wire::SearchHit::from).collect(),
+                });
+            } else {
+                for (rank, result) in results.iter().enumerate() {
+                    println!(
+                        "{}. {} [{}..{}] score {:.4}\n   {}",
+                        rank + 1,
+                        result.chunk.filename,
+                        result.chunk.start,
+                        result.chunk.end,
+                        result.score,
+                        snippet(&result.chunk.text, 200)
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Documents { tenant, json } => {
+            let appliance = Appliance::open(config)?;
+            let scope = scope(&appliance, &tenant)?;
+            let documents = appliance.list_documents(&scope)?;
+            if json {
+                print_json(&wire::DocumentList {
+                    documents: documents.iter().map(wire::Document::from).collect(),
+                    next_cursor: None,
+                });
+            } else {
+                for document in &documents {
+                    println!(
+                        "{}  {:<8}  {:>4} chunks  {}{}",
+                        document.document_id,
+                        document.status.as_str(),
+                        document.chunks,
+                        document.filename,
+                        document
+                            .error
+                            .as_deref()
+                            .map(|error| format!(" — {error}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Demo => crate::demo::run(&config, cli.data_dir.is_some()),
+    }
+}
+
+fn scope(appliance: &Appliance, tenant: &str) -> Result<TenantScope, UserFailure> {
+    let tenant_id = TenantId::try_from(tenant).map_err(|error| {
+        UserFailure(format!("{error}: `bulkhead tenant list` shows the tenants"))
+    })?;
+    Ok(appliance.operator_scope(&tenant_id, OperatorReason::CommandLine)?)
+}
+
+/// Finishes indexing that an earlier, interrupted run left queued.
+fn resume_pending(appliance: &Appliance, scope: &TenantScope) -> Result<(), UserFailure> {
+    let outcomes = appliance.process_jobs(scope, &mut |_| {})?;
+    if !outcomes.is_empty() {
+        eprintln!("resumed indexing of {} queued documents", outcomes.len());
+    }
+    Ok(())
+}
+
+/// Every regular file under `paths` (folders recursively, hidden entries skipped), sorted.
+pub fn collect_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(path: &Path, out: &mut Vec<PathBuf>) {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            entries.sort();
+            for entry in entries {
+                let hidden = entry
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with('.'));
+                if !hidden {
+                    walk(&entry, out);
+                }
+            }
+        } else {
+            out.push(path.to_path_buf());
+        }
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        walk(path, &mut files);
+    }
+    files
+}
+
+/// Uploads every file durably (printing one `queued` line per acknowledged file), then
+/// indexes the tenant's queue.
+pub fn ingest(
+    appliance: &Appliance,
+    scope: &TenantScope,
+    paths: &[PathBuf],
+    human: bool,
+) -> Result<wire::IngestReport, UserFailure> {
+    let files = collect_files(paths);
+    let mut documents = Vec::new();
+    let mut failed = 0;
+    let bar = progress_bar(files.len() as u64 * 2);
+    for file in &files {
+        let filename = file
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        bar.set_message(filename.clone());
+        let uploaded = std::fs::read(file)
+            .map_err(|error| format!("cannot read file: {error}"))
+            .and_then(|bytes| {
+                appliance
+                    .upload(scope, &filename, None, &bytes)
+                    .map_err(|error| error.to_string())
+            });
+        match uploaded {
+            Ok(document_id) => {
+                if human {
+                    bar.suspend(|| {
+                        println!("queued   {document_id}  {filename}");
+                        let _ = std::io::stdout().flush();
+                    });
+                }
+            }
+            Err(error) => {
+                failed += 1;
+                if human {
+                    bar.suspend(|| eprintln!("failed   {}: {error}", file.display()));
+                }
+                documents.push(wire::IngestedDocument {
+                    document_id: None,
+                    filename,
+                    status: "failed",
+                    chunks: None,
+                    error: Some(error),
+                });
+                bar.inc(1);
+            }
+        }
+        bar.inc(1);
+    }
+    let outcomes = appliance.process_jobs(scope, &mut |outcome: &IndexOutcome| {
+        bar.inc(1);
+        if human {
+            bar.suspend(|| match &outcome.result {
+                Ok(chunks) => println!(
+                    "indexed  {}  {} ({chunks} chunks)",
+                    outcome.document_id, outcome.filename
+                ),
+                Err(reason) => eprintln!(
+                    "failed   {}  {}: {reason}",
+                    outcome.document_id, outcome.filename
+                ),
+            });
+        }
+    })?;
+    bar.finish_and_clear();
+    failed += outcomes.iter().filter(|o| o.result.is_err()).count();
+    let indexed = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    documents.extend(outcomes.iter().map(wire::IngestedDocument::from));
+    Ok(wire::IngestReport {
+        documents,
+        indexed,
+        failed,
+    })
+}
+
+fn progress_bar(length: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Asks and, when `human`, prints the checked answer and its sources. The answer is
+/// printed whole, after the output checks, never as raw model tokens.
+pub fn ask(
+    appliance: &Appliance,
+    scope: &TenantScope,
+    question: &str,
+    top_k: Option<usize>,
+    human: bool,
+) -> Result<Answer, UserFailure> {
+    let answer = appliance.ask(scope, question, top_k, &mut |_| true)?;
+    if human {
+        println!("{}", answer.text);
+        print_citations(&answer);
+    }
+    Ok(answer)
+}
+
+pub fn print_citations(answer: &Answer) {
+    for (number, citation) in answer.citations.iter().enumerate() {
+        println!(
+            "  [{}] {} (characters {}–{})\n      “{}”",
+            number + 1,
+            citation.filename,
+            citation.start,
+            citation.end,
+            snippet(&citation.text, 160)
+        );
+    }
+}
+
+pub fn snippet(text: &str, max_chars: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max_chars {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(max_chars).collect::<String>())
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("error: cannot serialise output: {error}"),
+    }
+}

@@ -1,0 +1,175 @@
+//! A tenant's search indexes: vector (HNSW) and keyword (BM25), fused by reciprocal rank.
+//!
+//! Both indexes are caches of the durable chunks in [`crate::store`]: opening a tenant
+//! reconciles them with the store (adding chunks the snapshot lacks, dropping ones that
+//! were deleted), so a crash between a commit and a snapshot loses nothing. Snapshots are
+//! sealed with the tenant's key by the store; nothing here writes a file itself.
+
+pub mod text;
+pub mod vector;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::auth::TenantScope;
+use crate::crypto::ObjectKind;
+use crate::store::{Store, StoreError};
+use text::{TextIndex, TextIndexError};
+use vector::VectorIndex;
+
+/// Reciprocal-rank-fusion constant (Cormack et al.): damps the weight of top ranks.
+const RRF_K: f32 = 60.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Text(#[from] TextIndexError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SearchMode {
+    #[default]
+    Hybrid,
+    Vector,
+    Keyword,
+}
+
+impl SearchMode {
+    pub fn parse(text: &str) -> Option<SearchMode> {
+        match text {
+            "hybrid" => Some(SearchMode::Hybrid),
+            "vector" => Some(SearchMode::Vector),
+            "keyword" => Some(SearchMode::Keyword),
+            _ => None,
+        }
+    }
+}
+
+/// One fused result.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub row_id: u64,
+    /// The fused (RRF) score used for ranking.
+    pub score: f32,
+    /// Cosine similarity to the query, when the vector index returned this chunk.
+    pub similarity: Option<f32>,
+    /// BM25 score, when the keyword index returned this chunk.
+    pub keyword_score: Option<f32>,
+}
+
+pub struct TenantIndex {
+    vector: VectorIndex,
+    text: TextIndex,
+}
+
+impl TenantIndex {
+    /// Loads the tenant's sealed snapshots and reconciles them with the store.
+    pub fn open(store: &Store, scope: &TenantScope) -> Result<TenantIndex, IndexError> {
+        let live: HashSet<u64> = store.chunk_row_ids(scope)?.into_iter().collect();
+        let mut text = match store.read_index_file(scope, ObjectKind::TextIndex)? {
+            Some(snapshot) => TextIndex::restore(&snapshot).unwrap_or_else(|error| {
+                tracing::warn!(tenant = %scope.tenant_id(), %error, "text index snapshot unreadable; rebuilding");
+                TextIndex::new().expect("an empty RAM index can always be created")
+            }),
+            None => TextIndex::new()?,
+        };
+        let indexed = text.row_ids()?;
+        let mut missing: Vec<u64> = live.difference(&indexed).copied().collect();
+        missing.sort_unstable();
+        let stale: Vec<u64> = indexed.difference(&live).copied().collect();
+        if !missing.is_empty() || !stale.is_empty() {
+            let chunks = store.chunks(scope, &missing)?;
+            let add: Vec<(u64, &str)> = chunks
+                .iter()
+                .map(|chunk| (chunk.row_id, chunk.text.as_str()))
+                .collect();
+            text.apply(&add, &stale)?;
+            store.write_index_file(scope, ObjectKind::TextIndex, &text.snapshot()?)?;
+        }
+        let vectors = store.chunk_vectors(scope)?;
+        let mut vector = VectorIndex::new(vectors.len());
+        let items: Vec<(u64, &[f32])> = vectors
+            .iter()
+            .map(|item| (item.row_id, item.embedding.as_slice()))
+            .collect();
+        vector.insert(&items);
+        Ok(TenantIndex { vector, text })
+    }
+
+    pub fn chunk_count(&self) -> usize {
+        self.vector.len()
+    }
+
+    /// Adds committed chunks (row id, text, vector) and persists the keyword snapshot.
+    pub fn add(
+        &mut self,
+        store: &Store,
+        scope: &TenantScope,
+        chunks: &[(u64, &str, &[f32])],
+    ) -> Result<(), IndexError> {
+        let vectors: Vec<(u64, &[f32])> = chunks.iter().map(|(id, _, v)| (*id, *v)).collect();
+        self.vector.insert(&vectors);
+        let texts: Vec<(u64, &str)> = chunks.iter().map(|(id, t, _)| (*id, *t)).collect();
+        self.text.apply(&texts, &[])?;
+        store.write_index_file(scope, ObjectKind::TextIndex, &self.text.snapshot()?)?;
+        Ok(())
+    }
+
+    /// Words of the question that no chunk of this tenant contains.
+    pub fn absent_words(&self, words: &[&str]) -> Vec<String> {
+        self.text.absent_words(words)
+    }
+
+    /// Hybrid search: each index proposes candidates, fused by reciprocal rank.
+    pub fn search(
+        &self,
+        query_vector: Option<&[f32]>,
+        query_text: &str,
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let candidates = (k * 4).max(20);
+        let vector_hits = match (mode, query_vector) {
+            (SearchMode::Hybrid | SearchMode::Vector, Some(query)) => {
+                self.vector.search(query, candidates)
+            }
+            _ => Vec::new(),
+        };
+        let keyword_hits = match mode {
+            SearchMode::Hybrid | SearchMode::Keyword => self.text.search(query_text, candidates)?,
+            SearchMode::Vector => Vec::new(),
+        };
+        let mut fused: HashMap<u64, Hit> = HashMap::new();
+        // Each list contributes at most once per chunk (its best rank).
+        for (rank, (row_id, similarity)) in vector_hits.into_iter().enumerate() {
+            let hit = fused.entry(row_id).or_insert_with(|| Hit::empty(row_id));
+            if hit.similarity.is_none() {
+                hit.score += 1.0 / (RRF_K + rank as f32 + 1.0);
+                hit.similarity = Some(similarity);
+            }
+        }
+        for (rank, (row_id, score)) in keyword_hits.into_iter().enumerate() {
+            let hit = fused.entry(row_id).or_insert_with(|| Hit::empty(row_id));
+            if hit.keyword_score.is_none() {
+                hit.score += 1.0 / (RRF_K + rank as f32 + 1.0);
+                hit.keyword_score = Some(score);
+            }
+        }
+        let mut hits: Vec<Hit> = fused.into_values().collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row_id.cmp(&b.row_id)));
+        hits.truncate(k);
+        Ok(hits)
+    }
+}
+
+impl Hit {
+    fn empty(row_id: u64) -> Hit {
+        Hit {
+            row_id,
+            score: 0.0,
+            similarity: None,
+            keyword_score: None,
+        }
+    }
+}

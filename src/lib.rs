@@ -1,0 +1,34 @@
+//! Bulkhead: a multi-tenant contract Q&A appliance in one binary.
+//!
+//! # Layout
+//!
+//! Dependencies point downward only.
+//!
+//! - `cli`, `demo` — the command line (glue: parse, call `appliance`, print).
+//! - `wire` — the JSON shapes of API.md; the only place that derives `Serialize`.
+//! - `appliance` — the core every front end calls: tenants, uploads, the indexing queue,
+//!   search and grounded answers.
+//! - `auth` — mints the `TenantScope` every tenant operation requires.
+//! - `answer` — grounding rules, prompt and citations (pure functions).
+//! - `index` — per-tenant vector (HNSW) and keyword (tantivy) indexes, fused by RRF.
+//! - `ingest` — format sniffing, text extraction, chunking.
+//! - `embed`, `llm` — local models on candle.
+//! - `store` — SQLite, encrypted blobs and index files, the job queue.
+//! - `crypto` — keys and authenticated encryption bound to tenant, kind and object.
+//! - `ids`, `config`, `logging` — leaf utilities.
+
+pub mod answer;
+pub mod appliance;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod embed;
+pub mod ids;
+pub mod index;
+pub mod ingest;
+pub mod llm;
+pub mod logging;
+pub mod store;
+pub mod wire;

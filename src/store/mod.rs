@@ -1,0 +1,1019 @@
+//! Durable state: the SQLite system database, the encrypted original blobs and the
+//! per-tenant directories, all under one data directory.
+//!
+//! Layout of the data directory:
+//!
+//! ```text
+//! master.key            the key-encryption key (0600), unless given by environment
+//! signing.key           the appliance's Ed25519 signing seed (0600)
+//! system.db             SQLite (WAL): tenants, documents, chunks, jobs — tenant strings encrypted
+//! tenants/<tenant_id>/  blobs/<document_id>.bin, index/{text,vectors}.bin — all encrypted
+//! ```
+//!
+//! Invariants: every tenant-provided string or vector is sealed with the tenant's data key
+//! (see [`crate::crypto`]) before it reaches SQLite or a file, so neither the database, its
+//! WAL, nor any file holds plaintext tenant content. Every query filters by the
+//! [`TenantScope`]'s tenant. This module knows nothing about parsing, models or HTTP.
+
+pub mod files;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::auth::TenantScope;
+use crate::crypto::{self, Aad, CryptoError, ObjectKind, SecretKey};
+use crate::ids::{ChunkId, DocumentId, TenantId};
+
+pub const MASTER_KEY_FILE: &str = "master.key";
+pub const SIGNING_KEY_FILE: &str = "signing.key";
+pub const DATABASE_FILE: &str = "system.db";
+pub const MASTER_KEY_ENV: &str = "BULKHEAD_MASTER_KEY";
+
+/// A document that failed indexing this many times is marked failed rather than retried
+/// forever (a poison document must not block the queue).
+const MAX_JOB_ATTEMPTS: i64 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("data directory {0} is not initialised: run `bulkhead init`")]
+    NotInitialised(PathBuf),
+    #[error(
+        "the master key does not match this data directory: use the key file `bulkhead init` created for it, or set {MASTER_KEY_ENV} to that key"
+    )]
+    WrongMasterKey,
+    #[error("no tenant with id {0}: `bulkhead tenant list` shows the tenants")]
+    TenantNotFound(String),
+    #[error("no document with id {0}")]
+    DocumentNotFound(String),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    Standard,
+    Premium,
+    Enterprise,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Standard => "standard",
+            Tier::Premium => "premium",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Tier> {
+        match text {
+            "standard" => Some(Tier::Standard),
+            "premium" => Some(Tier::Premium),
+            "enterprise" => Some(Tier::Enterprise),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TenantRecord {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub tier: Tier,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentStatus {
+    Queued,
+    Indexed,
+    Failed,
+}
+
+impl DocumentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentStatus::Queued => "queued",
+            DocumentStatus::Indexed => "indexed",
+            DocumentStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> DocumentStatus {
+        match text {
+            "indexed" => DocumentStatus::Indexed,
+            "failed" => DocumentStatus::Failed,
+            _ => DocumentStatus::Queued,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DocumentRecord {
+    pub document_id: DocumentId,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub bytes: u64,
+    pub status: DocumentStatus,
+    pub chunks: u64,
+    pub error: Option<String>,
+    pub created_at: i64,
+}
+
+/// A chunk ready to be stored: offsets are character offsets into the extracted text.
+pub struct NewChunk {
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    pub embedding: Vec<f32>,
+}
+
+/// A stored chunk's vector, for (re)building the vector index.
+pub struct ChunkVector {
+    pub row_id: u64,
+    pub embedding: Vec<f32>,
+}
+
+/// A stored chunk's text, for the text index and for citations.
+#[derive(Clone, Debug)]
+pub struct ChunkRecord {
+    pub row_id: u64,
+    pub chunk_id: ChunkId,
+    pub filename: String,
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+/// The appliance's durable state. Cheap to share behind an `Arc`.
+pub struct Store {
+    root: PathBuf,
+    master_key: SecretKey,
+    // A std mutex: every critical section is a short synchronous SQLite call, never held
+    // across an `.await`, and callers run on blocking threads.
+    connection: Mutex<Connection>,
+    // Unwrapped data keys, so each request does not pay an unwrap. std mutex, as above.
+    data_keys: Mutex<HashMap<TenantId, SecretKey>>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS appliance (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tenants (
+    tenant_id TEXT PRIMARY KEY,
+    name_sealed BLOB NOT NULL,
+    tier TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    document_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(tenant_id),
+    filename_sealed BLOB NOT NULL,
+    metadata_sealed BLOB,
+    content_type TEXT,
+    bytes INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    chunk_count INTEGER NOT NULL DEFAULT 0,
+    error_sealed BLOB,
+    created_at INTEGER NOT NULL,
+    indexed_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS documents_by_tenant ON documents(tenant_id, created_at);
+CREATE TABLE IF NOT EXISTS document_texts (
+    document_id TEXT PRIMARY KEY REFERENCES documents(document_id),
+    tenant_id TEXT NOT NULL,
+    text_sealed BLOB NOT NULL
+);
+-- AUTOINCREMENT: a row id is never reused, so an index snapshot can never confuse a
+-- deleted chunk with a new one.
+CREATE TABLE IF NOT EXISTS chunks (
+    row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    document_id TEXT NOT NULL REFERENCES documents(document_id),
+    seq INTEGER NOT NULL,
+    start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL,
+    text_sealed BLOB NOT NULL,
+    embedding_sealed BLOB NOT NULL,
+    UNIQUE (document_id, seq)
+);
+CREATE INDEX IF NOT EXISTS chunks_by_tenant ON chunks(tenant_id, row_id);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    document_id TEXT NOT NULL REFERENCES documents(document_id),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    enqueued_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant_id, job_id);
+";
+
+fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let connection = Connection::open(path)?;
+    // WAL with synchronous=FULL: a committed transaction survives power loss.
+    // temp_store=MEMORY: sorts and temporary tables never spill to a file on disk.
+    connection.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA secure_delete = ON;",
+    )?;
+    Ok(connection)
+}
+
+impl Store {
+    /// Creates the data directory, master key, signing key and database. Idempotent: an
+    /// existing directory is opened and checked, never overwritten.
+    pub fn init(root: &Path) -> Result<InitReport, StoreError> {
+        files::create_private_dir(root)?;
+        let mut report = InitReport::default();
+        let key_path = root.join(MASTER_KEY_FILE);
+        let master_key = match std::env::var(MASTER_KEY_ENV) {
+            Ok(hex) => SecretKey::from_hex(&hex)?,
+            Err(_) if key_path.exists() => SecretKey::read_file(&key_path)?,
+            Err(_) => {
+                let key = SecretKey::generate();
+                key.write_new_file(&key_path)?;
+                report.created_master_key = true;
+                key
+            }
+        };
+        let signing_path = root.join(SIGNING_KEY_FILE);
+        if !signing_path.exists() {
+            SecretKey::generate().write_new_file(&signing_path)?;
+            report.created_signing_key = true;
+        }
+        let connection = open_connection(&root.join(DATABASE_FILE))?;
+        connection.execute_batch(SCHEMA)?;
+        let check: Option<Vec<u8>> = connection
+            .query_row(
+                "SELECT value FROM appliance WHERE key = 'key_check'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match check {
+            Some(sealed) => verify_key_check(&master_key, &sealed)?,
+            None => {
+                let sealed = master_key.seal(key_check_aad(), KEY_CHECK_PLAINTEXT);
+                connection.execute(
+                    "INSERT INTO appliance (key, value) VALUES ('key_check', ?1)",
+                    params![sealed],
+                )?;
+                report.created_database = true;
+            }
+        }
+        files::create_private_dir(&root.join("tenants"))?;
+        Ok(report)
+    }
+
+    /// Opens an initialised data directory with the master key from the environment or
+    /// the key file, and checks that the key is the one the directory was created with.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let database = root.join(DATABASE_FILE);
+        if !database.exists() {
+            return Err(StoreError::NotInitialised(root.to_path_buf()));
+        }
+        let master_key = match std::env::var(MASTER_KEY_ENV) {
+            Ok(hex) => SecretKey::from_hex(&hex)?,
+            Err(_) => SecretKey::read_file(&root.join(MASTER_KEY_FILE))?,
+        };
+        Self::open_with_key(root, master_key)
+    }
+
+    pub fn open_with_key(root: &Path, master_key: SecretKey) -> Result<Store, StoreError> {
+        let database = root.join(DATABASE_FILE);
+        if !database.exists() {
+            return Err(StoreError::NotInitialised(root.to_path_buf()));
+        }
+        let connection = open_connection(&database)?;
+        connection.execute_batch(SCHEMA)?;
+        let sealed: Vec<u8> = connection
+            .query_row(
+                "SELECT value FROM appliance WHERE key = 'key_check'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotInitialised(root.to_path_buf()))?;
+        verify_key_check(&master_key, &sealed)?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            master_key,
+            connection: Mutex::new(connection),
+            data_keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions
+        // roll back on drop), so a poisoned lock is safe to keep using.
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The directory of one tenant's files.
+    pub fn tenant_dir(&self, scope: &TenantScope) -> PathBuf {
+        self.root.join("tenants").join(scope.tenant_id().as_str())
+    }
+
+    fn blob_path(&self, scope: &TenantScope, document_id: &DocumentId) -> PathBuf {
+        self.tenant_dir(scope)
+            .join("blobs")
+            .join(format!("{document_id}.bin"))
+    }
+
+    // ---- tenants -------------------------------------------------------------------
+
+    pub fn create_tenant(&self, name: &str, tier: Tier) -> Result<TenantRecord, StoreError> {
+        let tenant_id = TenantId::generate();
+        let data_key = SecretKey::generate();
+        let key_id = format!("k_{}", &TenantId::generate().as_str()[2..]);
+        let wrapped = self.master_key.seal(
+            Aad {
+                tenant: Some(&tenant_id),
+                kind: ObjectKind::DataKey,
+                object_id: &key_id,
+            },
+            data_key.to_hex().as_bytes(),
+        );
+        let name_sealed = self.master_key.seal(
+            Aad {
+                tenant: Some(&tenant_id),
+                kind: ObjectKind::TenantName,
+                object_id: tenant_id.as_str(),
+            },
+            name.as_bytes(),
+        );
+        let created_at = now();
+        files::create_private_dir(
+            &self
+                .root
+                .join("tenants")
+                .join(tenant_id.as_str())
+                .join("blobs"),
+        )?;
+        self.connection().execute(
+            "INSERT INTO tenants (tenant_id, name_sealed, tier, key_id, wrapped_key, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                tenant_id.as_str(),
+                name_sealed,
+                tier.as_str(),
+                key_id,
+                wrapped,
+                created_at
+            ],
+        )?;
+        Ok(TenantRecord {
+            tenant_id,
+            name: name.to_owned(),
+            tier,
+            created_at,
+        })
+    }
+
+    pub fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        let rows: Vec<(String, Vec<u8>, String, i64)> = {
+            let connection = self.connection();
+            let mut statement = connection.prepare(
+                "SELECT tenant_id, name_sealed, tier, created_at FROM tenants ORDER BY created_at, tenant_id",
+            )?;
+            statement
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?
+        };
+        rows.into_iter()
+            .map(|(id, name_sealed, tier, created_at)| {
+                let tenant_id = TenantId::try_from(id.as_str())
+                    .map_err(|_| StoreError::TenantNotFound(id.clone()))?;
+                let name = self.master_key.open_string(
+                    Aad {
+                        tenant: Some(&tenant_id),
+                        kind: ObjectKind::TenantName,
+                        object_id: tenant_id.as_str(),
+                    },
+                    &name_sealed,
+                )?;
+                Ok(TenantRecord {
+                    tenant_id,
+                    name,
+                    tier: Tier::parse(&tier).unwrap_or(Tier::Standard),
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// The tenant's record, or `TenantNotFound`. Used by auth before minting a scope.
+    pub fn find_tenant(&self, tenant_id: &TenantId) -> Result<TenantRecord, StoreError> {
+        self.list_tenants()?
+            .into_iter()
+            .find(|tenant| &tenant.tenant_id == tenant_id)
+            .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))
+    }
+
+    /// The tenant's data key, unwrapped with the master key (cached).
+    pub fn data_key(&self, scope: &TenantScope) -> Result<SecretKey, StoreError> {
+        let tenant_id = scope.tenant_id();
+        if let Some(key) = self
+            .data_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(tenant_id)
+        {
+            return Ok(key.clone());
+        }
+        let (key_id, wrapped): (String, Vec<u8>) = self
+            .connection()
+            .query_row(
+                "SELECT key_id, wrapped_key FROM tenants WHERE tenant_id = ?1",
+                params![tenant_id.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))?;
+        let hex = zeroize::Zeroizing::new(self.master_key.open_string(
+            Aad {
+                tenant: Some(tenant_id),
+                kind: ObjectKind::DataKey,
+                object_id: &key_id,
+            },
+            &wrapped,
+        )?);
+        let key = SecretKey::from_hex(&hex)?;
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(tenant_id.clone(), key.clone());
+        Ok(key)
+    }
+
+    // ---- documents -----------------------------------------------------------------
+
+    /// Stores an uploaded original durably and queues it for indexing. When this returns
+    /// `Ok`, the encrypted blob is fsynced and the metadata row and job are committed: the
+    /// upload may be acknowledged.
+    pub fn put_document(
+        &self,
+        scope: &TenantScope,
+        filename: &str,
+        metadata: Option<&serde_json::Value>,
+        original: &[u8],
+    ) -> Result<DocumentId, StoreError> {
+        let key = self.data_key(scope)?;
+        let tenant = Some(scope.tenant_id());
+        let document_id = DocumentId::generate();
+        let aad = |kind| Aad {
+            tenant,
+            kind,
+            object_id: document_id.as_str(),
+        };
+        let blob = key.seal(aad(ObjectKind::DocumentBlob), original);
+        files::write_atomic(&self.blob_path(scope, &document_id), &blob)?;
+        let filename_sealed = key.seal(aad(ObjectKind::DocumentFilename), filename.as_bytes());
+        let metadata_sealed = metadata.map(|value| {
+            key.seal(
+                aad(ObjectKind::DocumentMetadata),
+                value.to_string().as_bytes(),
+            )
+        });
+        let created_at = now();
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "INSERT INTO documents (document_id, tenant_id, filename_sealed, metadata_sealed, bytes, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+            params![
+                document_id.as_str(),
+                scope.tenant_id().as_str(),
+                filename_sealed,
+                metadata_sealed,
+                original.len() as i64,
+                created_at
+            ],
+        )?;
+        transaction.execute(
+            "INSERT INTO jobs (tenant_id, document_id, enqueued_at) VALUES (?1, ?2, ?3)",
+            params![scope.tenant_id().as_str(), document_id.as_str(), created_at],
+        )?;
+        transaction.commit()?;
+        Ok(document_id)
+    }
+
+    /// The decrypted original bytes of a document.
+    pub fn document_original(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.require_document(scope, document_id)?;
+        let sealed = std::fs::read(self.blob_path(scope, document_id))?;
+        Ok(self.data_key(scope)?.open(
+            Aad {
+                tenant: Some(scope.tenant_id()),
+                kind: ObjectKind::DocumentBlob,
+                object_id: document_id.as_str(),
+            },
+            &sealed,
+        )?)
+    }
+
+    fn require_document(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<(), StoreError> {
+        let found: Option<i64> = self
+            .connection()
+            .query_row(
+                "SELECT 1 FROM documents WHERE document_id = ?1 AND tenant_id = ?2",
+                params![document_id.as_str(), scope.tenant_id().as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        found
+            .map(|_| ())
+            .ok_or_else(|| StoreError::DocumentNotFound(document_id.to_string()))
+    }
+
+    /// The queued indexing jobs of this tenant, oldest first. Claiming counts an attempt
+    /// (committed before work starts), so a document that crashes the indexer is retried
+    /// a bounded number of times.
+    pub fn claim_jobs(&self, scope: &TenantScope) -> Result<Vec<IndexJob>, StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        let jobs: Vec<(i64, String, i64)> = {
+            let mut statement = transaction.prepare(
+                "SELECT job_id, document_id, attempts FROM jobs WHERE tenant_id = ?1 ORDER BY job_id",
+            )?;
+            statement
+                .query_map(params![scope.tenant_id().as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?
+        };
+        transaction.execute(
+            "UPDATE jobs SET attempts = attempts + 1 WHERE tenant_id = ?1",
+            params![scope.tenant_id().as_str()],
+        )?;
+        transaction.commit()?;
+        let mut claimed = Vec::new();
+        for (job_id, document, attempts) in jobs {
+            let Ok(document_id) = DocumentId::try_from(document.as_str()) else {
+                continue;
+            };
+            claimed.push(IndexJob {
+                job_id,
+                document_id,
+                exhausted: attempts >= MAX_JOB_ATTEMPTS,
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// Commits an indexed document in one transaction: its text, chunks and vectors, its
+    /// status, and the removal of its job. Returns the new chunks' row ids in order.
+    pub fn complete_document(
+        &self,
+        scope: &TenantScope,
+        job: &IndexJob,
+        content_type: &str,
+        text: &str,
+        chunks: &[NewChunk],
+    ) -> Result<Vec<u64>, StoreError> {
+        let key = self.data_key(scope)?;
+        let tenant = Some(scope.tenant_id());
+        let document_id = &job.document_id;
+        let text_sealed = key.seal(
+            Aad {
+                tenant,
+                kind: ObjectKind::DocumentText,
+                object_id: document_id.as_str(),
+            },
+            text.as_bytes(),
+        );
+        let sealed_chunks: Vec<(Vec<u8>, Vec<u8>)> = chunks
+            .iter()
+            .enumerate()
+            .map(|(seq, chunk)| {
+                let chunk_id = ChunkId::new(document_id.clone(), seq as u32).to_string();
+                let aad = |kind| Aad {
+                    tenant,
+                    kind,
+                    object_id: &chunk_id,
+                };
+                (
+                    key.seal(aad(ObjectKind::ChunkText), chunk.text.as_bytes()),
+                    key.seal(
+                        aad(ObjectKind::ChunkEmbedding),
+                        &crypto::f32s_to_bytes(&chunk.embedding),
+                    ),
+                )
+            })
+            .collect();
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "INSERT OR REPLACE INTO document_texts (document_id, tenant_id, text_sealed) VALUES (?1, ?2, ?3)",
+            params![document_id.as_str(), scope.tenant_id().as_str(), text_sealed],
+        )?;
+        // A retried job may have committed nothing before; if it had, replace it whole.
+        transaction.execute(
+            "DELETE FROM chunks WHERE document_id = ?1 AND tenant_id = ?2",
+            params![document_id.as_str(), scope.tenant_id().as_str()],
+        )?;
+        let mut row_ids = Vec::with_capacity(chunks.len());
+        {
+            let mut insert = transaction.prepare(
+                "INSERT INTO chunks (tenant_id, document_id, seq, start_char, end_char, text_sealed, embedding_sealed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (seq, (chunk, (text_sealed, embedding_sealed))) in
+                chunks.iter().zip(sealed_chunks).enumerate()
+            {
+                insert.execute(params![
+                    scope.tenant_id().as_str(),
+                    document_id.as_str(),
+                    seq as i64,
+                    chunk.start as i64,
+                    chunk.end as i64,
+                    text_sealed,
+                    embedding_sealed
+                ])?;
+                row_ids.push(transaction.last_insert_rowid() as u64);
+            }
+        }
+        transaction.execute(
+            "UPDATE documents SET status = 'indexed', content_type = ?1, chunk_count = ?2, indexed_at = ?3, error_sealed = NULL
+             WHERE document_id = ?4 AND tenant_id = ?5",
+            params![
+                content_type,
+                chunks.len() as i64,
+                now(),
+                document_id.as_str(),
+                scope.tenant_id().as_str()
+            ],
+        )?;
+        transaction.execute("DELETE FROM jobs WHERE job_id = ?1", params![job.job_id])?;
+        transaction.commit()?;
+        Ok(row_ids)
+    }
+
+    /// Marks a document failed with a reason the user can act on, and drops its job.
+    pub fn fail_document(
+        &self,
+        scope: &TenantScope,
+        job: &IndexJob,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let key = self.data_key(scope)?;
+        let error_sealed = key.seal(
+            Aad {
+                tenant: Some(scope.tenant_id()),
+                kind: ObjectKind::DocumentError,
+                object_id: job.document_id.as_str(),
+            },
+            reason.as_bytes(),
+        );
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "UPDATE documents SET status = 'failed', error_sealed = ?1 WHERE document_id = ?2 AND tenant_id = ?3",
+            params![error_sealed, job.document_id.as_str(), scope.tenant_id().as_str()],
+        )?;
+        transaction.execute("DELETE FROM jobs WHERE job_id = ?1", params![job.job_id])?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    pub fn list_documents(&self, scope: &TenantScope) -> Result<Vec<DocumentRecord>, StoreError> {
+        self.query_documents(scope, None)
+    }
+
+    pub fn document(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<DocumentRecord, StoreError> {
+        self.query_documents(scope, Some(document_id))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::DocumentNotFound(document_id.to_string()))
+    }
+
+    fn query_documents(
+        &self,
+        scope: &TenantScope,
+        only: Option<&DocumentId>,
+    ) -> Result<Vec<DocumentRecord>, StoreError> {
+        type Row = (
+            String,
+            Vec<u8>,
+            Option<String>,
+            i64,
+            String,
+            i64,
+            Option<Vec<u8>>,
+            i64,
+        );
+        let rows: Vec<Row> = {
+            let connection = self.connection();
+            let mut statement = connection.prepare(
+                "SELECT document_id, filename_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at
+                 FROM documents WHERE tenant_id = ?1 AND (?2 IS NULL OR document_id = ?2)
+                 ORDER BY created_at, document_id",
+            )?;
+            statement
+                .query_map(
+                    params![scope.tenant_id().as_str(), only.map(DocumentId::as_str)],
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                            row.get(6)?,
+                            row.get(7)?,
+                        ))
+                    },
+                )?
+                .collect::<Result<_, _>>()?
+        };
+        let key = self.data_key(scope)?;
+        rows.into_iter()
+            .map(
+                |(
+                    id,
+                    filename_sealed,
+                    content_type,
+                    bytes,
+                    status,
+                    chunks,
+                    error_sealed,
+                    created_at,
+                )| {
+                    let document_id = DocumentId::try_from(id.as_str())
+                        .map_err(|_| StoreError::DocumentNotFound(id.clone()))?;
+                    let aad = |kind| Aad {
+                        tenant: Some(scope.tenant_id()),
+                        kind,
+                        object_id: document_id.as_str(),
+                    };
+                    let filename =
+                        key.open_string(aad(ObjectKind::DocumentFilename), &filename_sealed)?;
+                    let error = error_sealed
+                        .map(|sealed| key.open_string(aad(ObjectKind::DocumentError), &sealed))
+                        .transpose()?;
+                    Ok(DocumentRecord {
+                        document_id,
+                        filename,
+                        content_type,
+                        bytes: bytes as u64,
+                        status: DocumentStatus::parse(&status),
+                        chunks: chunks as u64,
+                        error,
+                        created_at,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    // ---- chunks --------------------------------------------------------------------
+
+    /// Every live chunk's vector (row id order), for building the vector index.
+    pub fn chunk_vectors(&self, scope: &TenantScope) -> Result<Vec<ChunkVector>, StoreError> {
+        let rows: Vec<(i64, String, i64, Vec<u8>)> = {
+            let connection = self.connection();
+            let mut statement = connection.prepare(
+                "SELECT row_id, document_id, seq, embedding_sealed FROM chunks WHERE tenant_id = ?1 ORDER BY row_id",
+            )?;
+            statement
+                .query_map(params![scope.tenant_id().as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?
+        };
+        let key = self.data_key(scope)?;
+        rows.into_iter()
+            .map(|(row_id, document, seq, sealed)| {
+                let chunk_id = format!("{document}:{seq}");
+                let bytes = key.open(
+                    Aad {
+                        tenant: Some(scope.tenant_id()),
+                        kind: ObjectKind::ChunkEmbedding,
+                        object_id: &chunk_id,
+                    },
+                    &sealed,
+                )?;
+                Ok(ChunkVector {
+                    row_id: row_id as u64,
+                    embedding: crypto::bytes_to_f32s(&bytes),
+                })
+            })
+            .collect()
+    }
+
+    /// Every live chunk's row id, ascending: what the indexes must contain.
+    pub fn chunk_row_ids(&self, scope: &TenantScope) -> Result<Vec<u64>, StoreError> {
+        let connection = self.connection();
+        let mut statement =
+            connection.prepare("SELECT row_id FROM chunks WHERE tenant_id = ?1 ORDER BY row_id")?;
+        let ids = statement
+            .query_map(params![scope.tenant_id().as_str()], |row| {
+                row.get::<_, i64>(0)
+            })?
+            .map(|id| id.map(|id| id as u64))
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    /// Chunks by row id, decrypted, with their document's file name. Row ids that are not
+    /// this tenant's are silently absent: the query filters by the scope's tenant.
+    pub fn chunks(
+        &self,
+        scope: &TenantScope,
+        row_ids: &[u64],
+    ) -> Result<Vec<ChunkRecord>, StoreError> {
+        if row_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = row_ids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        // Row ids are integers formatted by us, so inlining them is injection-free.
+        let sql = format!(
+            "SELECT c.row_id, c.document_id, c.seq, c.start_char, c.end_char, c.text_sealed, d.filename_sealed
+             FROM chunks c JOIN documents d ON d.document_id = c.document_id AND d.tenant_id = c.tenant_id
+             WHERE c.tenant_id = ?1 AND c.row_id IN ({list})"
+        );
+        type Row = (i64, String, i64, i64, i64, Vec<u8>, Vec<u8>);
+        let rows: Vec<Row> = {
+            let connection = self.connection();
+            let mut statement = connection.prepare(&sql)?;
+            statement
+                .query_map(params![scope.tenant_id().as_str()], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()?
+        };
+        let key = self.data_key(scope)?;
+        let mut by_id: HashMap<u64, ChunkRecord> = HashMap::with_capacity(rows.len());
+        for (row_id, document, seq, start, end, text_sealed, filename_sealed) in rows {
+            let document_id = DocumentId::try_from(document.as_str())
+                .map_err(|_| StoreError::DocumentNotFound(document.clone()))?;
+            let chunk_id = ChunkId::new(document_id.clone(), seq as u32);
+            let chunk_label = chunk_id.to_string();
+            let text = key.open_string(
+                Aad {
+                    tenant: Some(scope.tenant_id()),
+                    kind: ObjectKind::ChunkText,
+                    object_id: &chunk_label,
+                },
+                &text_sealed,
+            )?;
+            let filename = key.open_string(
+                Aad {
+                    tenant: Some(scope.tenant_id()),
+                    kind: ObjectKind::DocumentFilename,
+                    object_id: document_id.as_str(),
+                },
+                &filename_sealed,
+            )?;
+            by_id.insert(
+                row_id as u64,
+                ChunkRecord {
+                    row_id: row_id as u64,
+                    chunk_id,
+                    filename,
+                    start: start as usize,
+                    end: end as usize,
+                    text,
+                },
+            );
+        }
+        // Keep the caller's (rank) order.
+        Ok(row_ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// Seals an index snapshot for this tenant and replaces its file atomically.
+    pub fn write_index_file(
+        &self,
+        scope: &TenantScope,
+        kind: ObjectKind,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let key = self.data_key(scope)?;
+        let sealed = key.seal(
+            Aad {
+                tenant: Some(scope.tenant_id()),
+                kind,
+                object_id: kind.label(),
+            },
+            bytes,
+        );
+        files::write_atomic(&self.index_path(scope, kind), &sealed)?;
+        Ok(())
+    }
+
+    /// Reads and opens an index snapshot; `None` when there is none yet.
+    pub fn read_index_file(
+        &self,
+        scope: &TenantScope,
+        kind: ObjectKind,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let sealed = match std::fs::read(self.index_path(scope, kind)) {
+            Ok(sealed) => sealed,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let key = self.data_key(scope)?;
+        Ok(Some(key.open(
+            Aad {
+                tenant: Some(scope.tenant_id()),
+                kind,
+                object_id: kind.label(),
+            },
+            &sealed,
+        )?))
+    }
+
+    fn index_path(&self, scope: &TenantScope, kind: ObjectKind) -> PathBuf {
+        self.tenant_dir(scope)
+            .join("index")
+            .join(format!("{}.bin", kind.label()))
+    }
+}
+
+/// One queued document to index.
+#[derive(Clone, Debug)]
+pub struct IndexJob {
+    job_id: i64,
+    pub document_id: DocumentId,
+    /// True when earlier attempts all died (crash, kill): give up with a clear reason.
+    pub exhausted: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct InitReport {
+    pub created_master_key: bool,
+    pub created_signing_key: bool,
+    pub created_database: bool,
+}
+
+const KEY_CHECK_PLAINTEXT: &[u8] = b"bulkhead master key check v1";
+
+fn key_check_aad() -> Aad<'static> {
+    Aad {
+        tenant: None,
+        kind: ObjectKind::KeyCheck,
+        object_id: "appliance",
+    }
+}
+
+fn verify_key_check(master_key: &SecretKey, sealed: &[u8]) -> Result<(), StoreError> {
+    match master_key.open(key_check_aad(), sealed) {
+        Ok(plaintext) if plaintext == KEY_CHECK_PLAINTEXT => Ok(()),
+        _ => Err(StoreError::WrongMasterKey),
+    }
+}

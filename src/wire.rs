@@ -1,0 +1,204 @@
+//! The JSON shapes of API.md, shared by the CLI's `--json` output and (later) the HTTP
+//! API. Only this module derives `Serialize` for wire types; core types stay free of
+//! serialisation concerns and are converted here.
+
+use serde::Serialize;
+
+use crate::appliance::{Answer, IndexOutcome, SearchResult};
+use crate::store::{ChunkRecord, DocumentRecord, TenantRecord};
+
+pub fn timestamp(unix_seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+pub struct Tenant {
+    pub tenant_id: String,
+    pub name: String,
+    pub tier: &'static str,
+    pub created_at: String,
+}
+
+impl From<&TenantRecord> for Tenant {
+    fn from(record: &TenantRecord) -> Tenant {
+        Tenant {
+            tenant_id: record.tenant_id.to_string(),
+            name: record.name.clone(),
+            tier: record.tier.as_str(),
+            created_at: timestamp(record.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TenantList {
+    pub tenants: Vec<Tenant>,
+}
+
+#[derive(Serialize)]
+pub struct Document {
+    pub document_id: String,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub bytes: u64,
+    pub status: &'static str,
+    pub chunks: u64,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<&DocumentRecord> for Document {
+    fn from(record: &DocumentRecord) -> Document {
+        Document {
+            document_id: record.document_id.to_string(),
+            filename: record.filename.clone(),
+            content_type: record.content_type.clone(),
+            bytes: record.bytes,
+            status: record.status.as_str(),
+            chunks: record.chunks,
+            created_at: timestamp(record.created_at),
+            error: record.error.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DocumentList {
+    pub documents: Vec<Document>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct IngestedDocument {
+    pub document_id: Option<String>,
+    pub filename: String,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<&IndexOutcome> for IngestedDocument {
+    fn from(outcome: &IndexOutcome) -> IngestedDocument {
+        IngestedDocument {
+            document_id: Some(outcome.document_id.to_string()),
+            filename: outcome.filename.clone(),
+            status: if outcome.result.is_ok() {
+                "indexed"
+            } else {
+                "failed"
+            },
+            chunks: outcome.result.as_ref().ok().copied(),
+            error: outcome.result.as_ref().err().cloned(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct IngestReport {
+    pub documents: Vec<IngestedDocument>,
+    pub indexed: usize,
+    pub failed: usize,
+}
+
+#[derive(Serialize)]
+pub struct Citation {
+    pub document_id: String,
+    pub chunk_id: String,
+    pub filename: String,
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl From<&ChunkRecord> for Citation {
+    fn from(chunk: &ChunkRecord) -> Citation {
+        Citation {
+            document_id: chunk.chunk_id.document_id().to_string(),
+            chunk_id: chunk.chunk_id.to_string(),
+            filename: chunk.filename.clone(),
+            text: chunk.text.clone(),
+            start: chunk.start,
+            end: chunk.end,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TimingsMs {
+    pub embed: u64,
+    pub retrieve: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_token: Option<u64>,
+    pub generate: u64,
+    pub total: u64,
+    pub prompt_tokens: usize,
+    pub answer_tokens: usize,
+}
+
+#[derive(Serialize)]
+pub struct AskResponse {
+    pub answer: String,
+    pub grounded: bool,
+    pub citations: Vec<Citation>,
+    pub timings_ms: TimingsMs,
+}
+
+impl From<&Answer> for AskResponse {
+    fn from(answer: &Answer) -> AskResponse {
+        let timings = &answer.timings;
+        AskResponse {
+            answer: answer.text.clone(),
+            grounded: answer.grounded,
+            citations: answer.citations.iter().map(Citation::from).collect(),
+            timings_ms: TimingsMs {
+                embed: timings.embed_ms,
+                retrieve: timings.retrieve_ms,
+                first_token: timings.first_token_ms,
+                generate: timings.generate_ms,
+                total: timings.total_ms,
+                prompt_tokens: timings.prompt_tokens,
+                answer_tokens: timings.answer_tokens,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SearchHit {
+    pub document_id: String,
+    pub chunk_id: String,
+    pub filename: String,
+    pub score: f32,
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl From<&SearchResult> for SearchHit {
+    fn from(result: &SearchResult) -> SearchHit {
+        let citation = Citation::from(&result.chunk);
+        SearchHit {
+            document_id: citation.document_id,
+            chunk_id: citation.chunk_id,
+            filename: citation.filename,
+            score: result.score,
+            text: citation.text,
+            start: citation.start,
+            end: citation.end,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SearchResponse {
+    pub results: Vec<SearchHit>,
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the core loop, with the real models (fetched by models/fetch.sh)
+//! and real SQLite files in temporary data directories. One binary, modules per concern.
+
+mod bad_input;
+mod crash;
+mod isolation;
+mod plaintext;
+mod support;
+mod tenants_and_keys;

@@ -1,0 +1,191 @@
+//! Keys, tenants and the command line's contract: a wrong master key is refused clearly,
+//! tenants open lazily and are evicted, exit codes and JSON shapes follow API.md.
+
+use bulkhead::appliance::Appliance;
+use bulkhead::crypto::SecretKey;
+use bulkhead::store::{Store, StoreError};
+
+use crate::support::{cli, config_for, ingest, new_tenant, sample_contract, stderr, stdout};
+
+#[test]
+fn wrong_master_key_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::init(dir.path()).unwrap();
+    assert!(matches!(
+        Store::open_with_key(dir.path(), SecretKey::generate()),
+        Err(StoreError::WrongMasterKey)
+    ));
+    let output = std::process::Command::new(crate::support::binary())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["tenant", "list"])
+        .env(
+            "BULKHEAD_MASTER_KEY",
+            SecretKey::generate().to_hex().as_str(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("master key does not match"),
+        "{}",
+        stderr(&output)
+    );
+    // The right key still works: nothing was damaged.
+    assert!(Store::open(dir.path()).is_ok());
+}
+
+#[test]
+fn init_creates_private_keys_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(cli(&data, &["init"]).status.success());
+    let key = std::fs::read(data.join("master.key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["master.key", "signing.key"] {
+            let mode = std::fs::metadata(data.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+    }
+    assert!(cli(&data, &["init"]).status.success());
+    assert_eq!(
+        std::fs::read(data.join("master.key")).unwrap(),
+        key,
+        "init never replaces a key"
+    );
+}
+
+#[test]
+fn command_line_follows_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert_eq!(
+        cli(data, &["tenant", "list"]).status.code(),
+        Some(1),
+        "not initialised"
+    );
+    assert!(stderr(&cli(data, &["tenant", "list"])).contains("bulkhead init"));
+    assert!(cli(data, &["init"]).status.success());
+    assert_eq!(cli(data, &["no-such-command"]).status.code(), Some(2));
+    assert_eq!(cli(data, &["ask", "--tenant"]).status.code(), Some(2));
+
+    let created = cli(
+        data,
+        &[
+            "tenant",
+            "create",
+            "Acme Corp",
+            "--tier",
+            "premium",
+            "--json",
+        ],
+    );
+    let tenant: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+    assert_eq!(tenant["name"], "Acme Corp");
+    assert_eq!(tenant["tier"], "premium");
+    let tenant_id = tenant["tenant_id"].as_str().unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&cli(data, &["tenant", "list", "--json"]))).unwrap();
+    assert_eq!(listed["tenants"][0]["tenant_id"], tenant_id);
+
+    let unknown = cli(
+        data,
+        &["ask", "--tenant", "t_00000000000000000000", "anything"],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no tenant"));
+    let malformed = cli(data, &["ask", "--tenant", "../etc", "anything"]);
+    assert_eq!(malformed.status.code(), Some(1));
+
+    let folder = tempfile::tempdir().unwrap();
+    let (name, text) = sample_contract("ADUROBIOTECH");
+    std::fs::write(folder.path().join(&name), text).unwrap();
+    let ingested = cli(
+        data,
+        &[
+            "ingest",
+            "--tenant",
+            tenant_id,
+            "--json",
+            folder.path().to_str().unwrap(),
+        ],
+    );
+    assert!(ingested.status.success(), "{}", stderr(&ingested));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&ingested)).unwrap();
+    assert_eq!(report["indexed"], 1);
+    assert!(report["documents"][0]["chunks"].as_u64().unwrap() > 5);
+
+    let asked = cli(
+        data,
+        &[
+            "ask",
+            "--tenant",
+            tenant_id,
+            "--json",
+            "Until when does the consulting agreement continue?",
+        ],
+    );
+    assert!(asked.status.success(), "{}", stderr(&asked));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&asked)).unwrap();
+    assert_eq!(answer["grounded"], true, "{answer}");
+    let citation = &answer["citations"][0];
+    assert_eq!(citation["filename"], name.as_str());
+    for field in ["document_id", "chunk_id", "text", "start", "end"] {
+        assert!(!citation[field].is_null(), "citation lacks {field}");
+    }
+    assert!(answer["timings_ms"]["total"].as_u64().is_some());
+    // Citation spans are character offsets into the extracted text.
+    let text: Vec<char> = std::fs::read_to_string(folder.path().join(&name))
+        .unwrap()
+        .chars()
+        .collect();
+    let (start, end) = (
+        citation["start"].as_u64().unwrap() as usize,
+        citation["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(
+        text[start..end].iter().collect::<String>(),
+        citation["text"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn tenants_open_lazily_and_idle_ones_are_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::init(dir.path()).unwrap();
+    let mut config = config_for(dir.path());
+    config.max_open_tenants = 2;
+    let appliance = Appliance::open(config.clone()).unwrap();
+    let (name, text) = sample_contract("SoupmanInc");
+    let scopes: Vec<_> = (0..4)
+        .map(|index| {
+            let scope = new_tenant(&appliance, &format!("Tenant {index}"));
+            ingest(&appliance, &scope, &[(&name, &text)]);
+            scope
+        })
+        .collect();
+    assert!(appliance.open_tenant_count() <= 2);
+    // A fresh start opens nothing until a tenant is used.
+    let appliance = Appliance::open(config).unwrap();
+    assert_eq!(appliance.open_tenant_count(), 0);
+    for scope in &scopes {
+        let results = appliance
+            .search(
+                scope,
+                "franchise guarantee",
+                3,
+                bulkhead::index::SearchMode::Hybrid,
+            )
+            .unwrap();
+        assert!(
+            !results.is_empty(),
+            "an evicted tenant reopens from its files"
+        );
+    }
+    assert_eq!(appliance.open_tenant_count(), 2);
+}
