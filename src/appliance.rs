@@ -275,6 +275,10 @@ impl Appliance {
             progress(&outcome);
             outcomes.push(outcome);
         }
+        if outcomes.iter().any(|outcome| outcome.result.is_ok()) {
+            let index = self.tenant_index(scope)?;
+            read(&index).persist(&self.store, scope)?;
+        }
         Ok(outcomes)
     }
 
@@ -341,7 +345,7 @@ impl Appliance {
             .zip(&chunks)
             .map(|(row_id, chunk)| (*row_id, chunk.text.as_str(), chunk.embedding.as_slice()))
             .collect();
-        write(&index).add(&self.store, scope, &additions)?;
+        write(&index).add(&additions)?;
         Ok(outcome(Ok(chunks.len())))
     }
 

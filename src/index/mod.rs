@@ -64,12 +64,16 @@ pub struct TenantIndex {
 }
 
 impl TenantIndex {
-    /// Loads the tenant's sealed snapshots and reconciles them with the store.
+    /// Loads the tenant's sealed snapshots and reconciles them with the store: chunks the
+    /// snapshots lack are added, deleted ones dropped, and changed snapshots rewritten.
     pub fn open(store: &Store, scope: &TenantScope) -> Result<TenantIndex, IndexError> {
         let live: HashSet<u64> = store.chunk_row_ids(scope)?.into_iter().collect();
+        let mut changed = false;
+
         let mut text = match store.read_index_file(scope, ObjectKind::TextIndex)? {
             Some(snapshot) => TextIndex::restore(&snapshot).unwrap_or_else(|error| {
                 tracing::warn!(tenant = %scope.tenant_id(), %error, "text index snapshot unreadable; rebuilding");
+                changed = true;
                 TextIndex::new().expect("an empty RAM index can always be created")
             }),
             None => TextIndex::new()?,
@@ -85,34 +89,60 @@ impl TenantIndex {
                 .map(|chunk| (chunk.row_id, chunk.text.as_str()))
                 .collect();
             text.apply(&add, &stale)?;
-            store.write_index_file(scope, ObjectKind::TextIndex, &text.snapshot()?)?;
+            changed = true;
         }
-        let vectors = store.chunk_vectors(scope)?;
-        let mut vector = VectorIndex::new(vectors.len());
-        let items: Vec<(u64, &[f32])> = vectors
-            .iter()
-            .map(|item| (item.row_id, item.embedding.as_slice()))
-            .collect();
-        vector.insert(&items);
-        Ok(TenantIndex { vector, text })
+
+        let restored = store
+            .read_index_file(scope, ObjectKind::VectorIndex)?
+            .and_then(|snapshot| VectorIndex::restore(&snapshot));
+        let mut vector = match restored {
+            Some(vector) => vector,
+            None => {
+                changed = true;
+                VectorIndex::new(live.len())
+            }
+        };
+        let stale: Vec<u64> = vector.live_ids().difference(&live).copied().collect();
+        vector.remove(&stale);
+        if vector.len() < live.len() {
+            let vectors = store.chunk_vectors(scope)?;
+            let items: Vec<(u64, &[f32])> = vectors
+                .iter()
+                .filter(|item| !vector.live_ids().contains(&item.row_id))
+                .map(|item| (item.row_id, item.embedding.as_slice()))
+                .collect();
+            vector.insert(&items);
+            changed = true;
+        }
+        changed |= !stale.is_empty();
+
+        let index = TenantIndex { vector, text };
+        if changed {
+            index.persist(store, scope)?;
+        }
+        Ok(index)
     }
 
     pub fn chunk_count(&self) -> usize {
         self.vector.len()
     }
 
-    /// Adds committed chunks (row id, text, vector) and persists the keyword snapshot.
-    pub fn add(
-        &mut self,
-        store: &Store,
-        scope: &TenantScope,
-        chunks: &[(u64, &str, &[f32])],
-    ) -> Result<(), IndexError> {
+    /// Adds committed chunks (row id, text, vector). Call [`TenantIndex::persist`] after a
+    /// batch: until then a crash only costs a reconcile on the next open.
+    pub fn add(&mut self, chunks: &[(u64, &str, &[f32])]) -> Result<(), IndexError> {
         let vectors: Vec<(u64, &[f32])> = chunks.iter().map(|(id, _, v)| (*id, *v)).collect();
         self.vector.insert(&vectors);
         let texts: Vec<(u64, &str)> = chunks.iter().map(|(id, t, _)| (*id, *t)).collect();
         self.text.apply(&texts, &[])?;
+        Ok(())
+    }
+
+    /// Writes both snapshots, sealed, replacing the old files atomically.
+    pub fn persist(&self, store: &Store, scope: &TenantScope) -> Result<(), IndexError> {
         store.write_index_file(scope, ObjectKind::TextIndex, &self.text.snapshot()?)?;
+        if let Some(snapshot) = self.vector.snapshot() {
+            store.write_index_file(scope, ObjectKind::VectorIndex, &snapshot)?;
+        }
         Ok(())
     }
 

@@ -1,13 +1,19 @@
 //! Approximate nearest-neighbour search over a tenant's chunk vectors (HNSW, hnsw_rs).
 //!
 //! Vectors are unit length, so cosine distance is `1 - dot`. hnsw_rs has no deletion:
-//! deleted chunks are tombstoned and filtered at search time; the graph is rebuilt from
-//! durable state when it is reopened. This module holds vectors in memory only — it never
-//! writes a file; persistence (encrypted) is the caller's.
+//! deleted chunks are tombstoned and filtered at search time.
+//!
+//! Snapshots: hnsw_rs can only dump to and load from files in a directory, so
+//! [`VectorIndex::snapshot`] and [`VectorIndex::restore`] stage those files in a private
+//! directory on a RAM file system (`/dev/shm`) and remove them at once; the caller seals the
+//! bytes with the tenant's key. Where no RAM file system exists, there is no snapshot and
+//! the graph is rebuilt from the store's (sealed) vectors: plaintext vectors never reach
+//! a disk.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
-use hnsw_rs::prelude::{Distance, Hnsw};
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
 /// Graph degree and build effort: recall@10 ≥ 0.95 on contract chunks at these settings
 /// (benches/retrieval measures it against exact search).
@@ -91,6 +97,105 @@ impl VectorIndex {
             .into_iter()
             .map(|neighbour| (neighbour.d_id as u64, 1.0 - neighbour.distance))
             .collect()
+    }
+}
+
+const DUMP_BASENAME: &str = "vectors";
+
+/// A private directory on a RAM file system, removed on drop.
+struct RamStaging(PathBuf);
+
+impl RamStaging {
+    fn create() -> Option<RamStaging> {
+        let root = Path::new("/dev/shm");
+        if !root.is_dir() {
+            return None;
+        }
+        let dir = root.join(format!("bulkhead-{}", crate::ids::DocumentId::generate()));
+        crate::store::files::create_private_dir(&dir).ok()?;
+        Some(RamStaging(dir))
+    }
+}
+
+impl Drop for RamStaging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn put_section(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn take_section<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let length = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
+    let section = rest.get(8..8 + length)?;
+    *rest = &rest[8 + length..];
+    Some(section)
+}
+
+impl VectorIndex {
+    /// The graph and its vectors as one byte string, or `None` when it cannot be staged in
+    /// RAM (the index is then rebuilt from the store on the next open).
+    pub fn snapshot(&self) -> Option<Vec<u8>> {
+        let staging = RamStaging::create()?;
+        // hnsw_rs panics on some I/O failures; a failed snapshot must not take the process.
+        let dumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.graph.file_dump(&staging.0, DUMP_BASENAME)
+        }));
+        let basename = match dumped {
+            Ok(Ok(basename)) => basename,
+            _ => return None,
+        };
+        let graph = std::fs::read(staging.0.join(format!("{basename}.hnsw.graph"))).ok()?;
+        let data = std::fs::read(staging.0.join(format!("{basename}.hnsw.data"))).ok()?;
+        let mut live: Vec<u64> = self.live.iter().copied().collect();
+        live.sort_unstable();
+        let mut out = Vec::with_capacity(graph.len() + data.len() + live.len() * 8 + 32);
+        put_section(
+            &mut out,
+            &live
+                .iter()
+                .flat_map(|id| id.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        );
+        put_section(&mut out, &graph);
+        put_section(&mut out, &data);
+        Some(out)
+    }
+
+    /// Loads a snapshot made by [`VectorIndex::snapshot`]; `None` if it cannot be used.
+    pub fn restore(snapshot: &[u8]) -> Option<VectorIndex> {
+        let mut rest = snapshot;
+        let live_bytes = take_section(&mut rest)?;
+        let graph = take_section(&mut rest)?;
+        let data = take_section(&mut rest)?;
+        let live: HashSet<u64> = live_bytes
+            .chunks_exact(8)
+            .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or_default()))
+            .collect();
+        let staging = RamStaging::create()?;
+        std::fs::write(staging.0.join(format!("{DUMP_BASENAME}.hnsw.graph")), graph).ok()?;
+        std::fs::write(staging.0.join(format!("{DUMP_BASENAME}.hnsw.data")), data).ok()?;
+        // The loaded graph borrows its loader for its lifetime ('b: 'a in hnsw_rs). The
+        // loader is a few hundred bytes of paths and options (the vectors are copied into
+        // the graph, not mapped), so it is leaked: one small allocation per cold open.
+        let loader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(&staging.0, DUMP_BASENAME)));
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            loader.load_hnsw_with_dist::<f32, UnitCosine>(UnitCosine)
+        }));
+        let mut graph = match loaded {
+            Ok(Ok(graph)) => graph,
+            _ => return None,
+        };
+        graph.set_searching_mode(false);
+        Some(VectorIndex { graph, live })
+    }
+
+    /// Row ids in the graph that are live.
+    pub fn live_ids(&self) -> &HashSet<u64> {
+        &self.live
     }
 }
 
