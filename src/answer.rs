@@ -350,24 +350,57 @@ fn numbers(text: &str) -> Vec<String> {
     out
 }
 
-/// Splits after `.`, `!` or `?` followed by whitespace (abbreviations like "Inc." may split
-/// a sentence in two; each half is then checked on its own, which is only stricter).
-fn split_sentences(text: &str) -> Vec<&str> {
-    let mut sentences = Vec::new();
-    let mut start = 0;
+/// Words after which a period does not end a sentence.
+const ABBREVIATIONS: &[&str] = &[
+    "inc", "ltd", "co", "corp", "llc", "no", "nos", "mr", "mrs", "ms", "dr", "st", "sec", "art",
+    "vs", "etc", "e.g", "i.e", "u.s", "u.k", "approx", "jan", "feb", "mar", "apr", "jun", "jul",
+    "aug", "sep", "sept", "oct", "nov", "dec",
+];
+
+/// The byte offset just past the first complete sentence of `text`: after `.`, `!` or
+/// `?` followed by whitespace (not after an abbreviation or a single initial), or after a
+/// blank line. `None` while the sentence may still continue.
+pub fn sentence_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     for (index, byte) in bytes.iter().enumerate() {
-        if matches!(byte, b'.' | b'!' | b'?')
-            && bytes.get(index + 1).is_some_and(u8::is_ascii_whitespace)
-        {
-            sentences.push(&text[start..=index]);
-            start = index + 1;
+        let followed_by_space = bytes.get(index + 1).is_some_and(u8::is_ascii_whitespace);
+        if *byte == b'\n' && bytes.get(index + 1) == Some(&b'\n') {
+            return Some(index + 2);
         }
+        if !matches!(byte, b'.' | b'!' | b'?') || !followed_by_space {
+            continue;
+        }
+        if *byte == b'.' {
+            let word = text[..index]
+                .rsplit(|c: char| c.is_whitespace() || c == '(' || c == ',')
+                .next()
+                .unwrap_or("");
+            let lower = word.to_lowercase();
+            let initial = word.chars().count() == 1 && word.chars().all(char::is_uppercase);
+            if initial || ABBREVIATIONS.contains(&lower.as_str()) {
+                continue;
+            }
+        }
+        return Some(index + 1);
     }
-    if start < text.len() && !text[start..].trim().is_empty() {
-        sentences.push(&text[start..]);
+    None
+}
+
+/// Splits text into sentences (see [`sentence_end`]); the remainder is the last one.
+fn split_sentences(text: &str) -> Vec<&str> {
+    let mut sentences = Vec::new();
+    let mut rest = text;
+    while let Some(end) = sentence_end(rest) {
+        sentences.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    if !rest.trim().is_empty() {
+        sentences.push(rest);
     }
     sentences
+        .into_iter()
+        .filter(|sentence| !sentence.trim().is_empty())
+        .collect()
 }
 
 /// Sentences of the excerpts that could answer on their own: (excerpt index, sentence).
@@ -499,6 +532,20 @@ mod tests {
             candidates,
             vec![(0, "This Agreement shall begin on the Effective Date and shall continue until December 31, 2020, unless extended.".to_owned())]
         );
+    }
+
+    #[test]
+    fn sentences_end_at_punctuation_but_not_at_abbreviations() {
+        let text = "Kingdom Connect, Inc. pays J. Smith $5. Then it ends! More";
+        assert_eq!(
+            split_sentences(text),
+            vec![
+                "Kingdom Connect, Inc. pays J. Smith $5.",
+                " Then it ends!",
+                " More"
+            ]
+        );
+        assert_eq!(sentence_end("no end yet"), None);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum ApplianceError {
     Document(#[from] ExtractError),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The outcome of indexing one queued document.
@@ -89,6 +91,10 @@ pub struct Appliance {
     chunker: Mutex<Option<Arc<Chunker>>>,
     generator: Mutex<Option<Arc<Generator>>>,
     open_tenants: Mutex<HashMap<TenantId, OpenTenant>>,
+    // One indexing run at a time (std mutex, held on a blocking thread for the run): the
+    // background indexer and an upload waiting for its document must not claim the same
+    // jobs twice. Indexing is CPU-bound, so running them one after another costs nothing.
+    indexing: Mutex<()>,
 }
 
 impl Appliance {
@@ -103,6 +109,7 @@ impl Appliance {
             chunker: Mutex::new(None),
             generator: Mutex::new(None),
             open_tenants: Mutex::new(HashMap::new()),
+            indexing: Mutex::new(()),
         })
     }
 
@@ -155,6 +162,16 @@ impl Appliance {
             return Err(ApplianceError::InvalidRequest(
                 "tenant name must be 1 to 200 printable characters".into(),
             ));
+        }
+        let taken = self
+            .store
+            .list_tenants()?
+            .iter()
+            .any(|tenant| tenant.name.to_lowercase() == name.to_lowercase());
+        if taken {
+            return Err(ApplianceError::Conflict(format!(
+                "a tenant named “{name}” already exists: choose another name"
+            )));
         }
         Ok(self.store.create_tenant(name, tier)?)
     }
@@ -261,6 +278,48 @@ impl Appliance {
         Ok(self.store.list_documents(scope)?)
     }
 
+    pub fn document(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<DocumentRecord, ApplianceError> {
+        Ok(self.store.document(scope, document_id)?)
+    }
+
+    pub fn document_original(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Vec<u8>, ApplianceError> {
+        Ok(self.store.document_original(scope, document_id)?)
+    }
+
+    /// Deletes a document; it is gone from search and answers when this returns.
+    pub fn delete_document(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<(), ApplianceError> {
+        let index = self.tenant_index(scope)?;
+        // Under the index's write lock: no search sees the store without the document but
+        // the index with it.
+        let mut index = write(&index);
+        let row_ids = self.store.delete_document(scope, document_id)?;
+        index.remove(&row_ids)?;
+        index.persist(&self.store, scope)?;
+        Ok(())
+    }
+
+    /// Indexes the queued documents of every tenant (the background indexer).
+    pub fn process_all_pending(&self) -> Result<usize, ApplianceError> {
+        let mut processed = 0;
+        for tenant_id in self.store.tenants_with_jobs()? {
+            let scope = auth::operator_scope(tenant_id, OperatorReason::IndexingJob);
+            processed += self.process_jobs(&scope, &mut |_| {})?.len();
+        }
+        Ok(processed)
+    }
+
     /// Indexes every queued document of the tenant (including ones a crash interrupted),
     /// calling `progress` after each.
     pub fn process_jobs(
@@ -268,6 +327,7 @@ impl Appliance {
         scope: &TenantScope,
         progress: &mut dyn FnMut(&IndexOutcome),
     ) -> Result<Vec<IndexOutcome>, ApplianceError> {
+        let _running = lock(&self.indexing);
         let jobs = self.store.claim_jobs(scope)?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -435,35 +495,54 @@ impl Appliance {
             max_new_tokens: self.config.max_answer_tokens,
             stop_sequences: vec!["\n\n".into(), "Question:".into()],
         };
-        let generation = generator.generate(&messages, &options, on_token)?;
+        // The output check runs sentence by sentence while the model generates: only a
+        // sentence the excerpts support is passed on (streamed), so a stream never shows
+        // what the final answer withholds.
+        let mut checked = SentenceGate::new(&excerpts);
+        let mut first_checked_ms = None;
+        // The prompt asks for one sentence; once one has passed the check, stop: what a
+        // small model adds after its first sentence is mostly embroidery, and decoding it
+        // is most of the answer's latency.
+        let generation = generator.generate(&messages, &options, &mut |piece| {
+            let passed = checked.push(piece);
+            if passed.is_empty() {
+                return true;
+            }
+            first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+            on_token(&passed) && checked.kept.is_empty()
+        })?;
+        let last = checked.finish();
+        if !last.is_empty() {
+            first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+            on_token(&last);
+        }
         timings.generate_ms = generate_started.elapsed().as_millis() as u64;
-        timings.first_token_ms =
-            Some((generate_started - started + generation.time_to_first_token).as_millis() as u64);
         timings.prompt_tokens = generation.prompt_tokens;
         timings.answer_tokens = generation.generated_tokens;
+        if checked.dropped > 0 {
+            tracing::debug!(tenant = %scope.tenant_id(), dropped = checked.dropped, "unsupported answer sentences withheld");
+        }
 
-        let text = answer::clean_answer(&generation.text);
-        if answer::model_declined(&text) {
+        let text = checked.kept.join(" ");
+        let (text, cited) = if !text.is_empty() {
+            let cited = answer::choose_citations(&text, &excerpts);
+            (text, cited)
+        } else if answer::model_declined(&answer::clean_answer(&generation.text)) {
             return Ok(ungrounded(Ungrounded::ModelDeclined, timings));
-        }
-        let (text, dropped) = answer::supported_sentences(&text, &excerpts);
-        if dropped > 0 {
-            tracing::debug!(tenant = %scope.tenant_id(), dropped, "unsupported answer sentences withheld");
-        }
-        let (text, cited) = if text.is_empty() {
+        } else {
             // Nothing the model said can be traced back: quote the excerpt sentence that
             // best matches the question instead, or refuse.
             match self.best_sentence(question, &excerpts)? {
-                Some((index, sentence)) => (
-                    answer::quoted_answer(&excerpts[index].filename, &sentence),
-                    vec![index],
-                ),
+                Some((index, sentence)) => {
+                    let quote = answer::quoted_answer(&excerpts[index].filename, &sentence);
+                    first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+                    on_token(&quote);
+                    (quote, vec![index])
+                }
                 None => return Ok(ungrounded(Ungrounded::Unsupported, timings)),
             }
-        } else {
-            let cited = answer::choose_citations(&text, &excerpts);
-            (text, cited)
         };
+        timings.first_token_ms = first_checked_ms;
         let citations = cited
             .into_iter()
             .map(|index| excerpts[index].clone())
@@ -503,6 +582,60 @@ impl Appliance {
         Ok(best
             .filter(|(similarity, _)| *similarity >= answer::MIN_SIMILARITY)
             .map(|(_, candidate)| candidate))
+    }
+}
+
+/// Passes on only the sentences of a token stream that the excerpts support.
+struct SentenceGate<'a> {
+    excerpts: &'a [ChunkRecord],
+    pending: String,
+    kept: Vec<String>,
+    dropped: usize,
+}
+
+impl<'a> SentenceGate<'a> {
+    fn new(excerpts: &'a [ChunkRecord]) -> SentenceGate<'a> {
+        SentenceGate {
+            excerpts,
+            pending: String::new(),
+            kept: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Adds generated text; returns the newly completed, supported sentences.
+    fn push(&mut self, piece: &str) -> String {
+        self.pending.push_str(piece);
+        let mut passed = String::new();
+        while let Some(end) = answer::sentence_end(&self.pending) {
+            let sentence: String = self.pending.drain(..end).collect();
+            passed.push_str(&self.check(&sentence));
+        }
+        passed
+    }
+
+    /// Checks what is left when generation ends.
+    fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.pending);
+        self.check(&answer::clean_answer(&rest))
+    }
+
+    fn check(&mut self, sentence: &str) -> String {
+        if sentence.trim().is_empty() {
+            return String::new();
+        }
+        let (kept, dropped) = answer::supported_sentences(sentence, self.excerpts);
+        self.dropped += dropped;
+        if kept.is_empty() {
+            return String::new();
+        }
+        let piece = if self.kept.is_empty() {
+            kept.clone()
+        } else {
+            format!(" {kept}")
+        };
+        self.kept.push(kept);
+        piece
     }
 }
 

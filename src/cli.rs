@@ -85,6 +85,81 @@ enum Command {
     },
     /// The whole story on the bundled sample contracts, in a temporary data directory
     Demo,
+    /// Serve the HTTP API (plain HTTP on loopback by default; TLS 1.3 only with a certificate)
+    Serve(ServeArgs),
+    /// Print a token signed with the appliance's key
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, env = "BULKHEAD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// PEM certificate chain; enables TLS 1.3 (with --tls-key)
+    #[arg(long, env = "BULKHEAD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "BULKHEAD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// JWKS file of an identity provider whose tokens are accepted (with --jwks-issuer)
+    #[arg(long, env = "BULKHEAD_JWKS", requires = "jwks_issuer")]
+    jwks: Option<PathBuf>,
+    /// The `iss` of the identity provider's tokens
+    #[arg(long, env = "BULKHEAD_JWKS_ISSUER", requires = "jwks")]
+    jwks_issuer: Option<String>,
+    /// Inference requests (search, ask) running at once
+    #[arg(long, env = "BULKHEAD_INFERENCE_WORKERS", default_value_t = 2)]
+    inference_workers: usize,
+    /// Inference requests allowed to wait; beyond that, 503 overloaded
+    #[arg(long, env = "BULKHEAD_INFERENCE_QUEUE", default_value_t = 8)]
+    inference_queue: usize,
+    /// Requests per minute per tenant (0: unlimited)
+    #[arg(long, env = "BULKHEAD_RATE_LIMIT", default_value_t = 600)]
+    rate_limit: u32,
+    /// Longest time for one search or ask, in seconds
+    #[arg(long, env = "BULKHEAD_REQUEST_TIMEOUT", default_value_t = 120)]
+    request_timeout: u64,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["platform_admin", "tenant"])))]
+struct TokenArgs {
+    /// A platform administrator's token (manages tenants, reads no tenant content)
+    #[arg(long)]
+    platform_admin: bool,
+    /// The tenant the token belongs to
+    #[arg(long, requires_all = ["user", "role"])]
+    tenant: Option<String>,
+    /// The user's id (`sub`)
+    #[arg(long)]
+    user: Option<String>,
+    /// reader, editor, admin or auditor (repeatable)
+    #[arg(long, value_parser = ["reader", "editor", "admin", "auditor"])]
+    role: Vec<String>,
+    /// Lifetime: 90s, 30m, 1h, 7d
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid ttl `{text}`: use e.g. 90s, 30m, 1h, 7d"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(format!("invalid ttl unit in `{text}`: use s, m, h or d")),
+    };
+    Ok(seconds)
 }
 
 #[derive(Subcommand, Debug)]
@@ -275,7 +350,90 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
             Ok(())
         }
         Command::Demo => crate::demo::run(&config, cli.data_dir.is_some()),
+        Command::Serve(args) => serve(config, args),
+        Command::Token(args) => {
+            Appliance::open(config.clone())?;
+            let signer = crate::auth::tokens::Signer::load(&config.data_dir)
+                .map_err(|error| UserFailure(error.to_string()))?;
+            let token = if args.platform_admin {
+                signer.mint(
+                    "platform-admin",
+                    None,
+                    &[crate::auth::tokens::Role::PlatformAdmin],
+                    args.ttl,
+                )
+            } else {
+                let appliance = Appliance::open(config)?;
+                let scope = scope(&appliance, args.tenant.as_deref().unwrap_or_default())?;
+                let roles: Vec<_> = args
+                    .role
+                    .iter()
+                    .filter_map(|role| crate::auth::tokens::Role::parse(role))
+                    .collect();
+                signer.mint(
+                    args.user.as_deref().unwrap_or_default(),
+                    Some(scope.tenant_id()),
+                    &roles,
+                    args.ttl,
+                )
+            }
+            .map_err(|error| UserFailure(error.to_string()))?;
+            if args.json {
+                print_json(&wire::Token { token });
+            } else {
+                println!("{token}");
+            }
+            Ok(())
+        }
     }
+}
+
+fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> {
+    use crate::auth::tokens::{Signer, Verifier};
+    let appliance = std::sync::Arc::new(Appliance::open(config.clone())?);
+    let failure = |error: &dyn std::fmt::Display| UserFailure(error.to_string());
+    let signer = Signer::load(&config.data_dir).map_err(|error| failure(&error))?;
+    let mut verifier = Verifier::new(&signer);
+    if let (Some(jwks), Some(issuer)) = (&args.jwks, &args.jwks_issuer) {
+        let count = verifier
+            .trust_jwks_file(jwks, issuer)
+            .map_err(|error| failure(&error))?;
+        eprintln!(
+            "trusting {count} identity-provider keys from {}",
+            jwks.display()
+        );
+    }
+    let limits = crate::api::Limits {
+        inference_workers: args.inference_workers.max(1),
+        inference_queue: args.inference_queue,
+        tenant_requests_per_minute: args.rate_limit,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+    };
+    let state = crate::api::AppState::new(appliance, signer, verifier, limits);
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(certificate), Some(private_key)) => Some(crate::server::TlsFiles {
+            certificate,
+            private_key,
+        }),
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| failure(&error))?;
+    runtime.block_on(async move {
+        let server = crate::server::Server::bind(&args.listen, tls.as_ref(), state)
+            .await
+            .map_err(|error| failure(&error))?;
+        let address = server.local_addr().map_err(|error| failure(&error))?;
+        let scheme = if server.is_tls() { "https" } else { "http" };
+        println!("listening on {scheme}://{address}");
+        let _ = std::io::stdout().flush();
+        server
+            .run(crate::server::shutdown_signal())
+            .await
+            .map_err(|error| failure(&error))
+    })
 }
 
 fn scope(appliance: &Appliance, tenant: &str) -> Result<TenantScope, UserFailure> {

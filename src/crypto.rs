@@ -138,6 +138,11 @@ impl SecretKey {
         key
     }
 
+    /// The raw key bytes, for deriving other key types (the Ed25519 signing key).
+    pub fn expose(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
     pub fn to_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(self.0.as_ref()))
     }

@@ -5,6 +5,9 @@
 //! Dependencies point downward only.
 //!
 //! - `cli`, `demo` — the command line (glue: parse, call `appliance`, print).
+//! - `server`, `api` — `bulkhead serve`: listener, TLS 1.3, graceful shutdown, the
+//!   background indexer; the HTTP routes of API.md with token-checked tenant scopes.
+//! - `audit` — the append-only audit log.
 //! - `wire` — the JSON shapes of API.md; the only place that derives `Serialize`.
 //! - `appliance` — the core every front end calls: tenants, uploads, the indexing queue,
 //!   search and grounded answers.
@@ -18,7 +21,9 @@
 //! - `ids`, `config`, `logging` — leaf utilities.
 
 pub mod answer;
+pub mod api;
 pub mod appliance;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -30,5 +35,6 @@ pub mod index;
 pub mod ingest;
 pub mod llm;
 pub mod logging;
+pub mod server;
 pub mod store;
 pub mod wire;

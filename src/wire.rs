@@ -3,6 +3,7 @@
 //! serialisation concerns and are converted here.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::appliance::{Answer, IndexOutcome, SearchResult};
 use crate::store::{ChunkRecord, DocumentRecord, TenantRecord};
@@ -17,7 +18,7 @@ pub fn timestamp(unix_seconds: i64) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Tenant {
     pub tenant_id: String,
     pub name: String,
@@ -36,12 +37,12 @@ impl From<&TenantRecord> for Tenant {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<Tenant>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Document {
     pub document_id: String,
     pub filename: String,
@@ -69,13 +70,13 @@ impl From<&DocumentRecord> for Document {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DocumentList {
     pub documents: Vec<Document>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct IngestedDocument {
     pub document_id: Option<String>,
     pub filename: String,
@@ -102,14 +103,14 @@ impl From<&IndexOutcome> for IngestedDocument {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct IngestReport {
     pub documents: Vec<IngestedDocument>,
     pub indexed: usize,
     pub failed: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Citation {
     pub document_id: String,
     pub chunk_id: String,
@@ -132,7 +133,7 @@ impl From<&ChunkRecord> for Citation {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TimingsMs {
     pub embed: u64,
     pub retrieve: u64,
@@ -144,7 +145,7 @@ pub struct TimingsMs {
     pub answer_tokens: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AskResponse {
     pub answer: String,
     pub grounded: bool,
@@ -172,7 +173,7 @@ impl From<&Answer> for AskResponse {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SearchHit {
     pub document_id: String,
     pub chunk_id: String,
@@ -198,7 +199,22 @@ impl From<&SearchResult> for SearchHit {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SearchResponse {
     pub results: Vec<SearchHit>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Token {
+    pub token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Uploaded {
+    pub document_id: String,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

@@ -137,6 +137,13 @@ impl TenantIndex {
         Ok(())
     }
 
+    /// Drops deleted chunks from both indexes at once (tombstones in the graph).
+    pub fn remove(&mut self, row_ids: &[u64]) -> Result<(), IndexError> {
+        self.vector.remove(row_ids);
+        self.text.apply(&[], row_ids)?;
+        Ok(())
+    }
+
     /// Writes both snapshots, sealed, replacing the old files atomically.
     pub fn persist(&self, store: &Store, scope: &TenantScope) -> Result<(), IndexError> {
         store.write_index_file(scope, ObjectKind::TextIndex, &self.text.snapshot()?)?;

@@ -265,6 +265,7 @@ impl Store {
         }
         let connection = open_connection(&root.join(DATABASE_FILE))?;
         connection.execute_batch(SCHEMA)?;
+        connection.execute_batch(crate::audit::SCHEMA)?;
         let check: Option<Vec<u8>> = connection
             .query_row(
                 "SELECT value FROM appliance WHERE key = 'key_check'",
@@ -308,6 +309,7 @@ impl Store {
         }
         let connection = open_connection(&database)?;
         connection.execute_batch(SCHEMA)?;
+        connection.execute_batch(crate::audit::SCHEMA)?;
         let sealed: Vec<u8> = connection
             .query_row(
                 "SELECT value FROM appliance WHERE key = 'key_check'",
@@ -936,6 +938,113 @@ impl Store {
         Ok(row_ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
 
+    /// Deletes a document: its chunks, text, job and row in one transaction, then its blob.
+    /// Returns the deleted chunks' row ids, for the indexes to drop.
+    pub fn delete_document(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.require_document(scope, document_id)?;
+        let tenant = scope.tenant_id().as_str();
+        let row_ids: Vec<u64> = {
+            let mut connection = self.connection();
+            let transaction = connection.transaction()?;
+            let row_ids = {
+                let mut statement = transaction.prepare(
+                    "SELECT row_id FROM chunks WHERE document_id = ?1 AND tenant_id = ?2",
+                )?;
+                statement
+                    .query_map(params![document_id.as_str(), tenant], |row| {
+                        row.get::<_, i64>(0)
+                    })?
+                    .map(|id| id.map(|id| id as u64))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            for table in ["chunks", "document_texts", "jobs", "documents"] {
+                transaction.execute(
+                    &format!("DELETE FROM {table} WHERE document_id = ?1 AND tenant_id = ?2"),
+                    params![document_id.as_str(), tenant],
+                )?;
+            }
+            transaction.commit()?;
+            row_ids
+        };
+        let blob = self.blob_path(scope, document_id);
+        match std::fs::remove_file(&blob) {
+            Ok(()) => {
+                if let Some(dir) = blob.parent() {
+                    files::sync_dir(dir)?;
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        Ok(row_ids)
+    }
+
+    /// Tenants with queued indexing jobs. Maintenance access (the background indexer):
+    /// returns ids only, no content.
+    pub fn tenants_with_jobs(&self) -> Result<Vec<TenantId>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection.prepare("SELECT DISTINCT tenant_id FROM jobs")?;
+        let ids: Vec<String> = statement
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| TenantId::try_from(id.as_str()).ok())
+            .collect())
+    }
+
+    /// Appends an audit event (see [`crate::audit`]).
+    pub fn append_audit(&self, event: &crate::audit::AuditEvent) -> Result<(), StoreError> {
+        self.connection().execute(
+            "INSERT INTO audit_events (at, tenant_id, actor, action, resource, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                now(),
+                event.tenant_id,
+                event.actor,
+                event.action,
+                event.resource,
+                event.outcome.as_str()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A keyed pseudonym for a user of this tenant (or of the platform when `None`).
+    pub fn pseudonym(&self, tenant_id: Option<&TenantId>, subject: &str) -> String {
+        let key = tenant_id
+            .map(|tenant| {
+                crate::auth::operator_scope(tenant.clone(), crate::auth::OperatorReason::Audit)
+            })
+            .and_then(|scope| self.data_key(&scope).ok())
+            .unwrap_or_else(|| self.master_key.clone());
+        crate::audit::pseudonym(key.expose(), subject)
+    }
+
+    /// Audit events of one tenant, oldest first (`seq`, `at`, actor, action, resource, outcome).
+    pub fn audit_events(&self, tenant_id: &TenantId) -> Result<Vec<AuditRow>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection.prepare(
+            "SELECT seq, at, actor, action, resource, outcome FROM audit_events WHERE tenant_id = ?1 ORDER BY seq",
+        )?;
+        let rows = statement
+            .query_map(params![tenant_id.as_str()], |row| {
+                Ok(AuditRow {
+                    seq: row.get(0)?,
+                    at: row.get(1)?,
+                    actor: row.get(2)?,
+                    action: row.get(3)?,
+                    resource: row.get(4)?,
+                    outcome: row.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Seals an index snapshot for this tenant and replaces its file atomically.
     pub fn write_index_file(
         &self,
@@ -983,6 +1092,17 @@ impl Store {
             .join("index")
             .join(format!("{}.bin", kind.label()))
     }
+}
+
+/// One stored audit event.
+#[derive(Clone, Debug)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    pub outcome: String,
 }
 
 /// One queued document to index.

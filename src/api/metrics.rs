@@ -1,0 +1,112 @@
+//! Prometheus metrics: requests by route template and status, latency, inference pool
+//! rejections. Labels are route templates, never ids or content.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
+
+#[derive(Default)]
+struct RouteStats {
+    count: u64,
+    seconds_sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    // std mutex: updated once per request for a few nanoseconds, never across an await.
+    routes: Mutex<BTreeMap<(String, String, u16), RouteStats>>,
+    overloaded: AtomicU64,
+}
+
+impl Metrics {
+    pub fn overloaded(&self) {
+        self.overloaded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stats = routes
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
+        stats.count += 1;
+        stats.seconds_sum += seconds;
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn render(&self, open_tenants: usize) -> String {
+        let mut out = String::new();
+        let routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        out.push_str("# HELP bulkhead_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE bulkhead_http_requests_total counter\n");
+        for ((method, route, status), stats) in routes.iter() {
+            let _ = writeln!(
+                out,
+                "bulkhead_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+                stats.count
+            );
+        }
+        out.push_str("# HELP bulkhead_http_request_duration_seconds_sum Total time spent serving requests.\n");
+        out.push_str("# TYPE bulkhead_http_request_duration_seconds_sum counter\n");
+        for ((method, route, status), stats) in routes.iter() {
+            let _ = writeln!(
+                out,
+                "bulkhead_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {:.6}",
+                stats.seconds_sum
+            );
+        }
+        out.push_str("# HELP bulkhead_inference_rejected_total Requests refused with 503 because the inference pool was full.\n");
+        out.push_str("# TYPE bulkhead_inference_rejected_total counter\n");
+        let _ = writeln!(
+            out,
+            "bulkhead_inference_rejected_total {}",
+            self.overloaded.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP bulkhead_open_tenants Tenant indexes held in memory.\n");
+        out.push_str("# TYPE bulkhead_open_tenants gauge\n");
+        let _ = writeln!(out, "bulkhead_open_tenants {open_tenants}");
+        out
+    }
+}
+
+/// Middleware: times each request and logs it with its request id (no content).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let request_id = crate::ids::DocumentId::generate().as_str()[2..14].to_owned();
+    let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    state.metrics.record(&method, &route, status, seconds);
+    tracing::info!(
+        request_id,
+        method,
+        route,
+        status,
+        elapsed_ms = (seconds * 1000.0) as u64,
+        "request"
+    );
+    let mut response = response;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

@@ -1,0 +1,455 @@
+//! JSON Web Tokens: the appliance's own Ed25519 (EdDSA) tokens, and tokens from an
+//! enterprise identity provider whose public keys are configured as a JWKS file.
+//!
+//! Verification is strict: the header's `kid` must name a known key, the header's `alg`
+//! must be on that key's allow-list (so `alg: none`, HS256 signed with a public key, or an
+//! algorithm swap are refused before any signature check), and `aud`, `iss`, `exp` and
+//! `nbf` are checked. Knows nothing about HTTP; never logs a token.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::crypto::SecretKey;
+use crate::ids::TenantId;
+
+/// `iss` of the appliance's own tokens, and the only accepted `aud`.
+pub const ISSUER: &str = "bulkhead";
+pub const AUDIENCE: &str = "bulkhead";
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECONDS: u64 = 30;
+/// Longest lifetime the appliance mints.
+pub const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Reader,
+    Editor,
+    Admin,
+    Auditor,
+    PlatformAdmin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+            Role::PlatformAdmin => "platform_admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "reader" => Some(Role::Reader),
+            "editor" => Some(Role::Editor),
+            "admin" => Some(Role::Admin),
+            "auditor" => Some(Role::Auditor),
+            "platform_admin" => Some(Role::PlatformAdmin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// Any reason a token is not accepted. The reason is for the log, never the client.
+    #[error("token rejected: {0}")]
+    Rejected(&'static str),
+    #[error("invalid token request: {0}")]
+    InvalidRequest(String),
+    #[error("signing key unusable: {0}: run `bulkhead init`")]
+    SigningKey(String),
+    #[error("identity provider key file unusable: {0}")]
+    Jwks(String),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub iss: String,
+    pub aud: String,
+    pub exp: u64,
+    pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    pub jti: String,
+}
+
+/// Who is calling, from a verified token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    /// `None` for platform admins.
+    pub tenant_id: Option<TenantId>,
+    pub roles: Vec<Role>,
+    pub token_id: String,
+}
+
+impl Principal {
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        self.roles.iter().any(|role| roles.contains(role))
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+/// The appliance's Ed25519 signing key (from `signing.key`, created by `init`).
+pub struct Signer {
+    signing_key: SigningKey,
+    encoding_key: EncodingKey,
+    kid: String,
+}
+
+impl Signer {
+    pub fn load(data_dir: &Path) -> Result<Signer, TokenError> {
+        let seed = SecretKey::read_file(&data_dir.join(crate::store::SIGNING_KEY_FILE))
+            .map_err(|error| TokenError::SigningKey(error.to_string()))?;
+        Signer::from_seed(&seed)
+    }
+
+    pub fn from_seed(seed: &SecretKey) -> Result<Signer, TokenError> {
+        let signing_key = SigningKey::from_bytes(seed.expose());
+        let der = signing_key
+            .to_pkcs8_der()
+            .map_err(|error| TokenError::SigningKey(error.to_string()))?;
+        let public = signing_key.verifying_key().to_bytes();
+        // The key id is a fingerprint of the public key: stable across restarts.
+        let kid = hex::encode(&sha2::Sha256::digest(public)[..8]);
+        Ok(Signer {
+            encoding_key: EncodingKey::from_ed_der(der.as_bytes()),
+            signing_key,
+            kid,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.signing_key.verifying_key().to_bytes()
+    }
+
+    /// The public key as a JWK (OKP / Ed25519), for `/.well-known/jwks.json`.
+    pub fn jwk(&self) -> serde_json::Value {
+        use base64::Engine;
+        serde_json::json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.public_key()),
+            "kid": self.kid,
+            "alg": "EdDSA",
+            "use": "sig",
+        })
+    }
+
+    /// Signs claims as a compact JWS (EdDSA) with this key's `kid`.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding_key)
+            .map_err(|error| TokenError::SigningKey(error.to_string()))
+    }
+
+    /// Mints a token. Platform admins have no tenant; everyone else has exactly one.
+    pub fn mint(
+        &self,
+        subject: &str,
+        tenant_id: Option<&TenantId>,
+        roles: &[Role],
+        ttl_seconds: u64,
+    ) -> Result<String, TokenError> {
+        validate_grant(subject, tenant_id, roles, ttl_seconds)?;
+        let now = unix_now();
+        let claims = Claims {
+            sub: subject.to_owned(),
+            tenant_id: tenant_id.map(ToString::to_string),
+            roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            exp: now + ttl_seconds,
+            iat: now,
+            nbf: Some(now),
+            jti: crate::ids::DocumentId::generate().as_str()[2..].to_owned(),
+        };
+        self.sign(&claims)
+    }
+}
+
+/// The rules every minted token follows, checked before signing.
+pub fn validate_grant(
+    subject: &str,
+    tenant_id: Option<&TenantId>,
+    roles: &[Role],
+    ttl_seconds: u64,
+) -> Result<(), TokenError> {
+    let invalid = |message: &str| Err(TokenError::InvalidRequest(message.to_owned()));
+    if subject.trim().is_empty() || subject.len() > 200 || subject.chars().any(char::is_control) {
+        return invalid("user must be 1 to 200 printable characters");
+    }
+    if roles.is_empty() {
+        return invalid("at least one role is required");
+    }
+    if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
+        return invalid("ttl must be between 1 second and 30 days");
+    }
+    let platform = roles.contains(&Role::PlatformAdmin);
+    match (platform, tenant_id) {
+        (true, Some(_)) => invalid("platform_admin tokens belong to no tenant"),
+        (true, None) if roles.len() > 1 => {
+            invalid("platform_admin cannot be combined with tenant roles")
+        }
+        (false, None) => invalid("tenant roles need a tenant"),
+        _ => Ok(()),
+    }
+}
+
+struct TrustedKey {
+    key: DecodingKey,
+    algorithms: Vec<Algorithm>,
+    issuer: String,
+}
+
+/// Verifies tokens against the appliance's key and any configured identity-provider keys.
+pub struct Verifier {
+    keys: HashMap<String, TrustedKey>,
+}
+
+impl Verifier {
+    pub fn new(signer: &Signer) -> Verifier {
+        let mut keys = HashMap::new();
+        keys.insert(
+            signer.kid.clone(),
+            TrustedKey {
+                key: DecodingKey::from_ed_der(&signer.public_key()),
+                algorithms: vec![Algorithm::EdDSA],
+                issuer: ISSUER.to_owned(),
+            },
+        );
+        Verifier { keys }
+    }
+
+    /// Trusts the keys of an identity provider (a JWKS file) for tokens whose `iss` is
+    /// `issuer`. Each key is bound to the one algorithm its type allows: RS256 for RSA,
+    /// ES256 for P-256, EdDSA for Ed25519. Keys without a `kid` are refused.
+    pub fn trust_jwks_file(&mut self, path: &Path, issuer: &str) -> Result<usize, TokenError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| TokenError::Jwks(error.to_string()))?;
+        let set: JwkSet =
+            serde_json::from_str(&text).map_err(|error| TokenError::Jwks(error.to_string()))?;
+        let mut added = 0;
+        for jwk in &set.keys {
+            let kid = jwk
+                .common
+                .key_id
+                .clone()
+                .ok_or_else(|| TokenError::Jwks("a key has no kid".into()))?;
+            let algorithm = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(curve) if curve.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                AlgorithmParameters::OctetKeyPair(pair) if pair.curve == EllipticCurve::Ed25519 => {
+                    Algorithm::EdDSA
+                }
+                _ => {
+                    return Err(TokenError::Jwks(format!(
+                        "key {kid}: only RSA, P-256 and Ed25519 keys are supported"
+                    )));
+                }
+            };
+            let key =
+                DecodingKey::from_jwk(jwk).map_err(|error| TokenError::Jwks(error.to_string()))?;
+            if self.keys.contains_key(&kid) {
+                return Err(TokenError::Jwks(format!("key id {kid} is used twice")));
+            }
+            self.keys.insert(
+                kid,
+                TrustedKey {
+                    key,
+                    algorithms: vec![algorithm],
+                    issuer: issuer.to_owned(),
+                },
+            );
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Rejected("malformed header"))?;
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or(TokenError::Rejected("no kid"))?;
+        let trusted = self
+            .keys
+            .get(kid)
+            .ok_or(TokenError::Rejected("unknown kid"))?;
+        if !trusted.algorithms.contains(&header.alg) {
+            return Err(TokenError::Rejected("algorithm not allowed for this key"));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[trusted.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECONDS;
+        let data = jsonwebtoken::decode::<Claims>(token, &trusted.key, &validation)
+            .map_err(|_| TokenError::Rejected("signature or claims invalid"))?;
+        let claims = data.claims;
+        let mut roles = Vec::new();
+        for role in &claims.roles {
+            roles.push(Role::parse(role).ok_or(TokenError::Rejected("unknown role"))?);
+        }
+        let tenant_id = claims
+            .tenant_id
+            .as_deref()
+            .map(TenantId::try_from)
+            .transpose()
+            .map_err(|_| TokenError::Rejected("malformed tenant_id"))?;
+        validate_grant(&claims.sub, tenant_id.as_ref(), &roles, 1)
+            .map_err(|_| TokenError::Rejected("inconsistent roles and tenant"))?;
+        Ok(Principal {
+            subject: claims.sub,
+            tenant_id,
+            roles,
+            token_id: claims.jti,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn setup() -> (Signer, Verifier, TenantId) {
+        let signer = Signer::from_seed(&SecretKey::generate()).unwrap();
+        let verifier = Verifier::new(&signer);
+        (signer, verifier, TenantId::generate())
+    }
+
+    #[test]
+    fn minted_tokens_verify_with_their_roles_and_tenant() {
+        let (signer, verifier, tenant) = setup();
+        let token = signer
+            .mint("alice", Some(&tenant), &[Role::Reader], 60)
+            .unwrap();
+        let principal = verifier.verify(&token).unwrap();
+        assert_eq!(principal.tenant_id, Some(tenant));
+        assert_eq!(principal.roles, vec![Role::Reader]);
+        let admin = signer
+            .mint("ops", None, &[Role::PlatformAdmin], 60)
+            .unwrap();
+        assert_eq!(verifier.verify(&admin).unwrap().tenant_id, None);
+    }
+
+    #[test]
+    fn attacks_are_rejected() {
+        let (signer, verifier, tenant) = setup();
+        let token = signer
+            .mint("alice", Some(&tenant), &[Role::Reader], 60)
+            .unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        // alg: none
+        let none_header =
+            b64(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, signer.kid()).as_bytes());
+        assert!(
+            verifier
+                .verify(&format!("{none_header}.{}.", parts[1]))
+                .is_err()
+        );
+        // HS256 "signed" with the public key
+        let hs_header = Header {
+            kid: Some(signer.kid().to_owned()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let claims: Claims = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(parts[1])
+                .unwrap(),
+        )
+        .unwrap();
+        let forged = jsonwebtoken::encode(
+            &hs_header,
+            &claims,
+            &EncodingKey::from_secret(&signer.public_key()),
+        )
+        .unwrap();
+        assert_eq!(
+            verifier.verify(&forged),
+            Err(TokenError::Rejected("algorithm not allowed for this key"))
+        );
+        // tampered payload: another tenant
+        let mut tampered_claims = claims.clone();
+        tampered_claims.tenant_id = Some(TenantId::generate().to_string());
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&serde_json::to_vec(&tampered_claims).unwrap()),
+            parts[2]
+        );
+        assert!(verifier.verify(&tampered).is_err());
+        // unknown kid: a token from another appliance
+        let (other, _, _) = setup();
+        assert_eq!(
+            verifier.verify(
+                &other
+                    .mint("alice", Some(&tenant), &[Role::Reader], 60)
+                    .unwrap()
+            ),
+            Err(TokenError::Rejected("unknown kid"))
+        );
+        // expired, wrong audience, wrong issuer
+        let mut expired = claims.clone();
+        expired.exp = unix_now() - 3600;
+        expired.iat = expired.exp - 60;
+        expired.nbf = None;
+        assert!(verifier.verify(&signer.sign(&expired).unwrap()).is_err());
+        let mut audience = claims.clone();
+        audience.aud = "someone-else".into();
+        assert!(verifier.verify(&signer.sign(&audience).unwrap()).is_err());
+        let mut issuer = claims.clone();
+        issuer.iss = "evil".into();
+        assert!(verifier.verify(&signer.sign(&issuer).unwrap()).is_err());
+        // not yet valid
+        let mut future = claims;
+        future.nbf = Some(unix_now() + 3600);
+        assert!(verifier.verify(&signer.sign(&future).unwrap()).is_err());
+        assert!(verifier.verify("garbage").is_err());
+    }
+
+    #[test]
+    fn grants_are_consistent() {
+        let tenant = TenantId::generate();
+        assert!(validate_grant("u", Some(&tenant), &[Role::PlatformAdmin], 60).is_err());
+        assert!(validate_grant("u", None, &[Role::Reader], 60).is_err());
+        assert!(validate_grant("u", Some(&tenant), &[], 60).is_err());
+        assert!(validate_grant("u", Some(&tenant), &[Role::Reader], MAX_TTL_SECONDS + 1).is_err());
+        assert!(validate_grant("u", Some(&tenant), &[Role::Editor, Role::Auditor], 60).is_ok());
+    }
+}

@@ -1,0 +1,450 @@
+//! Every endpoint's success path, roles, errors in the API.md shape, and SSE framing.
+
+use serde_json::Value;
+
+use crate::harness::{Server, assert_error, client, create_tenant, sample, send, upload};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_api_works_end_to_end() {
+    let server = Server::start(&[]);
+    let http = client();
+
+    // Operations.
+    let (status, body) = send(http.get(server.url("/healthz"))).await;
+    assert_eq!((status, body), (200, serde_json::json!({"status": "ok"})));
+    let jwks = send(http.get(server.url("/.well-known/jwks.json"))).await.1;
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    let openapi = send(http.get(server.url("/openapi.json"))).await.1;
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/v1/tenants",
+        "/v1/tenants/{t}/documents",
+        "/v1/tenants/{t}/ask",
+        "/v1/tenants/{t}/search",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "openapi lacks {path}");
+    }
+
+    // Tenants and tokens.
+    let tenant = create_tenant(&server, "Northwind").await;
+    let platform = server.platform_token();
+    let (status, list) = send(http.get(server.url("/v1/tenants")).bearer_auth(&platform)).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["tenants"][0]["tenant_id"], tenant.as_str());
+    let (status, body) = send(
+        http.post(server.url("/v1/tenants"))
+            .bearer_auth(&platform)
+            .json(&serde_json::json!({"name": "Northwind"})),
+    )
+    .await;
+    assert_error(status, &body, 409, "conflict");
+    let admin = server.token(&tenant, "alice", &["admin"]);
+    let (status, minted) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/tokens")))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"user": "bob", "roles": ["editor"], "ttl_seconds": 600})),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    let editor = minted["token"].as_str().unwrap().to_owned();
+    let reader = server.token(&tenant, "carol", &["reader"]);
+
+    // Upload: queued, then indexed by the background indexer; and with wait=true.
+    let (name, bytes) = sample("ADUROBIOTECH");
+    let (status, queued) = upload(&server, &tenant, &editor, &name, bytes.clone(), false).await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["status"], "queued");
+    let queued_id = queued["document_id"].as_str().unwrap().to_owned();
+    let (lifeway, lifeway_bytes) = sample("LifewayFoods");
+    let (status, indexed) = upload(
+        &server,
+        &tenant,
+        &editor,
+        &lifeway,
+        lifeway_bytes.clone(),
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "{indexed}");
+    assert_eq!(indexed["status"], "indexed");
+    assert!(indexed["chunks"].as_u64().unwrap() > 5);
+    let lifeway_id = indexed["document_id"].as_str().unwrap().to_owned();
+    let mut document = Value::Null;
+    for _ in 0..120 {
+        document = send(
+            http.get(server.url(&format!("/v1/tenants/{tenant}/documents/{queued_id}")))
+                .bearer_auth(&reader),
+        )
+        .await
+        .1;
+        if document["status"] == "indexed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(document["status"], "indexed", "{document}");
+    assert_eq!(document["filename"], name.as_str());
+    assert_eq!(document["bytes"], bytes.len());
+
+    // List with pagination.
+    let (status, page) = send(
+        http.get(server.url(&format!("/v1/tenants/{tenant}/documents?limit=1")))
+            .bearer_auth(&reader),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["documents"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let page2 = send(
+        http.get(server.url(&format!(
+            "/v1/tenants/{tenant}/documents?limit=1&cursor={cursor}"
+        )))
+        .bearer_auth(&reader),
+    )
+    .await
+    .1;
+    assert_eq!(page2["documents"].as_array().unwrap().len(), 1);
+    assert!(page2["next_cursor"].is_null());
+    assert_ne!(
+        page["documents"][0]["document_id"],
+        page2["documents"][0]["document_id"]
+    );
+
+    // Original content.
+    let response = http
+        .get(server.url(&format!(
+            "/v1/tenants/{tenant}/documents/{lifeway_id}/content"
+        )))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        lifeway_bytes.as_slice()
+    );
+
+    // Search and ask.
+    let (status, results) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/search")))
+            .bearer_auth(&reader)
+            .json(&serde_json::json!({"query": "governing law Illinois", "top_k": 3, "mode": "keyword"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{results}");
+    let first = &results["results"][0];
+    assert_eq!(first["document_id"], lifeway_id.as_str());
+    for field in ["chunk_id", "filename", "score", "text", "start", "end"] {
+        assert!(!first[field].is_null(), "search result lacks {field}");
+    }
+    let (status, answer) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/ask")))
+            .bearer_auth(&reader)
+            .json(&serde_json::json!({"question": "Which state's laws govern the Lifeway endorsement agreement?"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["grounded"], true, "{answer}");
+    assert_eq!(answer["citations"][0]["document_id"], lifeway_id.as_str());
+    assert!(answer["timings_ms"]["total"].as_u64().is_some());
+
+    // Streaming: token events, then citations, then done with the full object.
+    let response = http
+        .post(server.url(&format!("/v1/tenants/{tenant}/ask")))
+        .bearer_auth(&reader)
+        .json(&serde_json::json!({"question": "Which state's laws govern the Lifeway endorsement agreement?", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = response.text().await.unwrap();
+    let events: Vec<(String, Value)> = text
+        .split("\n\n")
+        .filter_map(|block| {
+            let event = block
+                .lines()
+                .find_map(|l| l.strip_prefix("event:"))?
+                .trim()
+                .to_owned();
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))?
+                .trim()
+                .to_owned();
+            Some((event, serde_json::from_str(&data).ok()?))
+        })
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert!(names.len() >= 3, "{text}");
+    assert_eq!(&names[names.len() - 2..], ["citations", "done"], "{text}");
+    assert!(
+        names[..names.len() - 2].iter().all(|name| *name == "token"),
+        "{text}"
+    );
+    let streamed: String = events
+        .iter()
+        .filter(|(n, _)| n == "token")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
+    let done = &events.last().unwrap().1;
+    assert_eq!(
+        streamed,
+        done["answer"].as_str().unwrap(),
+        "the stream carries exactly the checked answer"
+    );
+    assert_eq!(done["citations"], events[events.len() - 2].1);
+
+    // Delete: gone from search at once.
+    let response = http
+        .delete(server.url(&format!("/v1/tenants/{tenant}/documents/{lifeway_id}")))
+        .bearer_auth(&editor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let results = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/search")))
+            .bearer_auth(&reader)
+            .json(&serde_json::json!({"query": "Lifeway Illinois endorsement", "mode": "hybrid"})),
+    )
+    .await
+    .1;
+    assert!(
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["document_id"] != lifeway_id.as_str())
+    );
+    let (status, body) = send(
+        http.get(server.url(&format!("/v1/tenants/{tenant}/documents/{lifeway_id}")))
+            .bearer_auth(&reader),
+    )
+    .await;
+    assert_error(status, &body, 404, "not_found");
+
+    // Metrics count what happened, by route template.
+    let metrics = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("bulkhead_http_requests_total{method=\"POST\",route=\"/v1/tenants/{t}/ask\",status=\"200\"}"), "{metrics}");
+    assert!(!metrics.contains(&tenant), "metrics carry no tenant ids");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_allow_and_refuse_the_right_routes() {
+    let server = Server::start(&[]);
+    let http = client();
+    let tenant = create_tenant(&server, "Roles Inc").await;
+    let reader = server.token(&tenant, "r", &["reader"]);
+    let editor = server.token(&tenant, "e", &["editor"]);
+    let auditor = server.token(&tenant, "a", &["auditor"]);
+    let admin = server.token(&tenant, "adm", &["admin"]);
+    let platform = server.platform_token();
+    let (name, bytes) = sample("SoupmanInc");
+
+    let (status, body) = upload(&server, &tenant, &reader, &name, bytes.clone(), false).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = upload(&server, &tenant, &auditor, &name, bytes.clone(), false).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = upload(&server, &tenant, &platform, &name, bytes.clone(), false).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, uploaded) = upload(&server, &tenant, &editor, &name, bytes.clone(), true).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let (status, _) = upload(&server, &tenant, &admin, &name, bytes, false).await;
+    assert_eq!(status, 202);
+
+    let search = |token: String| {
+        send(
+            client()
+                .post(server.url(&format!("/v1/tenants/{tenant}/search")))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"query": "franchise", "mode": "keyword"})),
+        )
+    };
+    assert_eq!(search(reader.clone()).await.0, 200);
+    assert_eq!(search(editor.clone()).await.0, 200);
+    let (status, body) = search(auditor.clone()).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = search(platform.clone()).await;
+    assert_error(status, &body, 403, "forbidden");
+
+    for token in [&reader, &editor, &admin, &auditor] {
+        let (status, body) = send(http.get(server.url("/v1/tenants")).bearer_auth(token)).await;
+        assert_error(status, &body, 403, "forbidden");
+    }
+    let mint = |token: String| {
+        send(
+            client()
+                .post(server.url(&format!("/v1/tenants/{tenant}/tokens")))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"user": "x", "roles": ["reader"]})),
+        )
+    };
+    assert_eq!(mint(admin.clone()).await.0, 201);
+    assert_eq!(mint(platform.clone()).await.0, 201);
+    let (status, body) = mint(editor.clone()).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/tokens")))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"user": "x", "roles": ["platform_admin"]})),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_request");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_use_the_api_shape() {
+    let server = Server::start(&["--inference-workers", "1"]);
+    let http = client();
+    let tenant = create_tenant(&server, "Errors Ltd").await;
+    let editor = server.token(&tenant, "e", &["editor"]);
+
+    let (status, body) = send(http.get(server.url("/no/such/route"))).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) =
+        send(http.get(server.url(&format!("/v1/tenants/{tenant}/documents")))).await;
+    assert_error(status, &body, 401, "unauthenticated");
+    let (status, body) = send(
+        http.get(server.url(&format!(
+            "/v1/tenants/{tenant}/documents/d_00000000000000000000"
+        )))
+        .bearer_auth(&editor),
+    )
+    .await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = send(
+        http.get(server.url(&format!("/v1/tenants/{tenant}/documents/not-an-id")))
+            .bearer_auth(&editor),
+    )
+    .await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/search")))
+            .bearer_auth(&editor)
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_request");
+    let (status, body) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/search")))
+            .bearer_auth(&editor)
+            .json(&serde_json::json!({"query": "x", "unexpected": 1})),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_request");
+    let (status, body) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/search")))
+            .bearer_auth(&editor)
+            .json(&serde_json::json!({"query": "   "})),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_request");
+    let (status, body) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/search")))
+            .bearer_auth(&editor)
+            .body("query"),
+    )
+    .await;
+    assert_error(status, &body, 415, "unsupported_media_type");
+    let (status, body) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/documents")))
+            .bearer_auth(&editor)
+            .body("raw"),
+    )
+    .await;
+    assert_error(status, &body, 415, "unsupported_media_type");
+    let (status, body) = send(http.delete(server.url("/healthz"))).await;
+    assert_eq!(status, 405, "{body}");
+    assert!(body["error"]["code"].is_string());
+
+    // 413: over the upload limit (50 MiB by default), refused from the declared length
+    // before the body is sent (`Expect: 100-continue`).
+    let (status, body) = oversized_upload(&server, &tenant, &editor);
+    assert_error(status, &body, 413, "payload_too_large");
+    // 422: a document that cannot be parsed, with wait=true.
+    let (status, body) = upload(
+        &server,
+        &tenant,
+        &editor,
+        "fake.pdf",
+        b"%PDF-1.7 truncated".to_vec(),
+        true,
+    )
+    .await;
+    assert_error(status, &body, 422, "unprocessable_document");
+
+    // 500: a blob that fails its integrity check yields a generic message, no detail.
+    let (name, bytes) = sample("VEONEER");
+    let (_, uploaded) = upload(&server, &tenant, &editor, &name, bytes, true).await;
+    let document = uploaded["document_id"].as_str().unwrap();
+    let blob = server
+        .data
+        .path()
+        .join("tenants")
+        .join(&tenant)
+        .join("blobs")
+        .join(format!("{document}.bin"));
+    let mut sealed = std::fs::read(&blob).unwrap();
+    let last = sealed.len() - 1;
+    sealed[last] ^= 0xff;
+    std::fs::write(&blob, sealed).unwrap();
+    let (status, body) = send(
+        http.get(server.url(&format!(
+            "/v1/tenants/{tenant}/documents/{document}/content"
+        )))
+        .bearer_auth(&editor),
+    )
+    .await;
+    assert_error(status, &body, 500, "internal");
+    assert_eq!(body["error"]["message"], "internal error");
+    // The server is still up.
+    assert_eq!(send(http.get(server.url("/healthz"))).await.0, 200);
+}
+
+/// Sends only the headers of a 60 MB multipart upload, as a client using
+/// `Expect: 100-continue` does, and reads the answer.
+fn oversized_upload(server: &Server, tenant: &str, token: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /v1/tenants/{tenant}/documents HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 60000000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(read) = stream.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        response.extend_from_slice(&buffer[..read]);
+        if response.windows(4).any(|w| w == b"\r\n\r\n") && response.ends_with(b"}") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}

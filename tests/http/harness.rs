@@ -1,0 +1,173 @@
+//! Starts servers and talks to them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bulkhead"))
+}
+
+pub fn models_dir() -> PathBuf {
+    bulkhead::config::default_models_dir()
+}
+
+pub fn sample(prefix: &str) -> (String, Vec<u8>) {
+    let dir = bulkhead::config::sample_data_dir().join("contracts");
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(prefix)
+        })
+        .unwrap();
+    (
+        path.file_name().unwrap().to_string_lossy().into_owned(),
+        std::fs::read(&path).unwrap(),
+    )
+}
+
+/// Runs a CLI command on a data directory and returns stdout (panics on failure).
+pub fn cli(data: &Path, args: &[&str]) -> String {
+    let output = Command::new(binary())
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--models-dir")
+        .arg(models_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// A running server; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `bulkhead serve --listen 127.0.0.1:0` on a fresh data directory, plus `extra` flags.
+    pub fn start(extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        cli(data.path(), &["init"]);
+        Server::start_on(data, extra)
+    }
+
+    pub fn start_on(data: tempfile::TempDir, extra: &[&str]) -> Server {
+        let mut child = Command::new(binary())
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--models-dir")
+            .arg(models_dir())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        Server { child, base, data }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn platform_token(&self) -> String {
+        cli(self.data.path(), &["token", "--platform-admin"])
+    }
+
+    pub fn token(&self, tenant: &str, user: &str, roles: &[&str]) -> String {
+        let mut args = vec!["token", "--tenant", tenant, "--user", user];
+        for role in roles {
+            args.extend(["--role", role]);
+        }
+        cli(self.data.path(), &args)
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Sends a request and returns (status, JSON body or Null).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub async fn create_tenant(server: &Server, name: &str) -> String {
+    let (status, body) = send(
+        client()
+            .post(server.url("/v1/tenants"))
+            .bearer_auth(server.platform_token())
+            .json(&serde_json::json!({"name": name})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["tenant_id"].as_str().unwrap().to_owned()
+}
+
+pub async fn upload(
+    server: &Server,
+    tenant: &str,
+    token: &str,
+    name: &str,
+    bytes: Vec<u8>,
+    wait: bool,
+) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+    );
+    send(
+        client()
+            .post(server.url(&format!(
+                "/v1/tenants/{tenant}/documents{}",
+                if wait { "?wait=true" } else { "" }
+            )))
+            .bearer_auth(token)
+            .multipart(form),
+    )
+    .await
+}
+
+pub fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}

@@ -1,0 +1,7 @@
+//! HTTP gateway tests against a real `bulkhead serve` on port 0 (a child process), with
+//! the real models and a real data directory.
+
+mod attacks;
+mod endpoints;
+mod harness;
+mod operations;
