@@ -462,7 +462,12 @@ impl Appliance {
             let index = read(&index);
             let specific = answer::specific_words(question);
             (
-                index.search(Some(&query_vector), question, top_k, SearchMode::Hybrid)?,
+                index.search(
+                    Some(&query_vector),
+                    question,
+                    top_k.max(answer::QUOTE_CANDIDATE_CHUNKS),
+                    SearchMode::Hybrid,
+                )?,
                 index.absent_words(&specific),
                 index.chunk_count(),
             )
@@ -485,9 +490,12 @@ impl Appliance {
         if let Err(reason) = answer::check_retrieval(best_similarity, &absent, chunk_count > 0) {
             return Ok(ungrounded(reason, timings));
         }
+        // The retrieved set: the model sees the best `top_k`; a quoted answer may come
+        // from any of them.
         let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
-        let excerpts = self.store.chunks(scope, &row_ids)?;
-        let messages = answer::build_prompt(&tenant.name, question, &excerpts);
+        let retrieved = self.store.chunks(scope, &row_ids)?;
+        let excerpts = &retrieved[..top_k.min(retrieved.len())];
+        let messages = answer::build_prompt(&tenant.name, question, excerpts);
 
         let generator = self.generator()?;
         let generate_started = Instant::now();
@@ -498,7 +506,7 @@ impl Appliance {
         // The output check runs sentence by sentence while the model generates: only a
         // sentence the excerpts support is passed on (streamed), so a stream never shows
         // what the final answer withholds.
-        let mut checked = SentenceGate::new(&excerpts);
+        let mut checked = SentenceGate::new(excerpts);
         let mut first_checked_ms = None;
         // The prompt asks for one sentence; once one has passed the check, stop: what a
         // small model adds after its first sentence is mostly embroidery, and decoding it
@@ -525,16 +533,16 @@ impl Appliance {
 
         let text = checked.kept.join(" ");
         let (text, cited) = if !text.is_empty() {
-            let cited = answer::choose_citations(&text, &excerpts);
+            let cited = answer::choose_citations(&text, excerpts);
             (text, cited)
         } else if answer::model_declined(&answer::clean_answer(&generation.text)) {
             return Ok(ungrounded(Ungrounded::ModelDeclined, timings));
         } else {
             // Nothing the model said can be traced back: quote the excerpt sentence that
             // best matches the question instead, or refuse.
-            match self.best_sentence(question, &excerpts)? {
+            match self.best_sentence(question, &retrieved)? {
                 Some((index, sentence)) => {
-                    let quote = answer::quoted_answer(&excerpts[index].filename, &sentence);
+                    let quote = answer::quoted_answer(&retrieved[index].filename, &sentence);
                     first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
                     on_token(&quote);
                     (quote, vec![index])
@@ -545,7 +553,7 @@ impl Appliance {
         timings.first_token_ms = first_checked_ms;
         let citations = cited
             .into_iter()
-            .map(|index| excerpts[index].clone())
+            .map(|index| retrieved[index].clone())
             .collect();
         timings.total_ms = started.elapsed().as_millis() as u64;
         Ok(Answer {
@@ -571,17 +579,22 @@ impl Appliance {
             return Ok(None);
         }
         let embedder = self.embedder()?;
-        let query_vector = embedder.embed_one(&answer::without_specific_words(question))?;
+        let generic_question = answer::without_specific_words(question);
+        let query_vector = embedder.embed_one(&generic_question)?;
         let texts: Vec<&str> = candidates.iter().map(|(_, s)| s.as_str()).collect();
         let vectors = embedder.embed(&texts)?;
         let best = candidates
             .into_iter()
             .zip(vectors)
-            .map(|(candidate, vector)| (crate::embed::dot(&vector, &query_vector), candidate))
+            .map(|(candidate, vector)| {
+                let similarity = crate::embed::dot(&vector, &query_vector);
+                let score = answer::quote_score(similarity, &generic_question, &candidate.1);
+                (score, similarity, candidate)
+            })
             .max_by(|a, b| a.0.total_cmp(&b.0));
         Ok(best
-            .filter(|(similarity, _)| *similarity >= answer::MIN_SIMILARITY)
-            .map(|(_, candidate)| candidate))
+            .filter(|(_, similarity, _)| *similarity >= answer::MIN_SIMILARITY)
+            .map(|(_, _, candidate)| candidate))
     }
 }
 
