@@ -224,7 +224,13 @@ pub fn build_prompt(
         user.push_str(&format!(
             "[{}] from \"{}\":\n\"\"\"\n{}\n\"\"\"\n\n",
             number + 1,
-            excerpt.filename.replace('"', "'"),
+            // A long file name costs prefill time and tells the model little.
+            excerpt
+                .filename
+                .replace('"', "'")
+                .chars()
+                .take(48)
+                .collect::<String>(),
             text.trim()
         ));
     }
@@ -441,9 +447,84 @@ pub fn candidate_sentences(excerpts: &[ChunkRecord]) -> Vec<(usize, String)> {
     candidates
 }
 
-/// Chunks retrieved for an answer beyond those shown to the model: a quoted answer may
-/// come from any of them.
+/// Chunks retrieved for an answer: the model sees their best sentences, and a quoted
+/// answer may come from any of them.
 pub const QUOTE_CANDIDATE_CHUNKS: usize = 6;
+
+/// Sentences shown to the model per excerpt slot (`top_k` slots).
+const SENTENCES_PER_EXCERPT: usize = 2;
+/// Words of excerpt text in a prompt (about 300 tokens), whatever `top_k`.
+const PROMPT_WORD_BUDGET: usize = 220;
+
+/// One sentence of a retrieved chunk, scored as an answer to the question.
+#[derive(Clone, Debug)]
+pub struct RankedSentence {
+    pub score: f32,
+    pub similarity: f32,
+    /// Index into the retrieved chunks.
+    pub chunk: usize,
+    pub text: String,
+}
+
+/// The prompt's excerpts: the best `top_k * 2` sentences, grouped by their chunk (best
+/// chunk first, sentences in document order). Each excerpt keeps its chunk's id, file name
+/// and span; its text is the chosen sentences. Returns the excerpts and, for each, the
+/// index of its chunk in `retrieved`.
+pub fn excerpts_from_sentences(
+    retrieved: &[ChunkRecord],
+    ranked: &[RankedSentence],
+    top_k: usize,
+) -> (Vec<ChunkRecord>, Vec<usize>) {
+    // The best sentences, within a word budget: prefill time grows with the prompt.
+    let mut words = 0;
+    let mut taken = 0;
+    for sentence in ranked.iter().take(top_k * SENTENCES_PER_EXCERPT) {
+        let count = sentence.text.split_whitespace().count();
+        if taken > 0 && words + count > PROMPT_WORD_BUDGET {
+            break;
+        }
+        words += count;
+        taken += 1;
+    }
+    let chosen = &ranked[..taken];
+    let mut chunks: Vec<usize> = Vec::new();
+    for sentence in chosen {
+        if !chunks.contains(&sentence.chunk) {
+            chunks.push(sentence.chunk);
+        }
+    }
+    if chunks.is_empty() {
+        // No usable sentence (a table, a list): show the best chunks whole.
+        let whole: Vec<usize> = (0..retrieved.len().min(top_k)).collect();
+        return (
+            whole
+                .iter()
+                .map(|&index| retrieved[index].clone())
+                .collect(),
+            whole,
+        );
+    }
+    let excerpts = chunks
+        .iter()
+        .map(|&chunk| {
+            let source = &retrieved[chunk];
+            let mut sentences: Vec<&RankedSentence> =
+                chosen.iter().filter(|s| s.chunk == chunk).collect();
+            // Candidate sentences are whitespace-normalised: locate them by their first words.
+            let flat_source = source.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            sentences.sort_by_key(|s| flat_source.find(s.text.as_str()).unwrap_or(usize::MAX));
+            ChunkRecord {
+                text: sentences
+                    .iter()
+                    .map(|s| s.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                ..source.clone()
+            }
+        })
+        .collect();
+    (excerpts, chunks)
+}
 
 /// A title or heading in capitals ("VISP WEB SITE BUILDING AND HOSTING AGREEMENT") names
 /// the subject but answers nothing.
@@ -640,6 +721,34 @@ mod tests {
             .map(|(_, s)| quote_score(0.5, question, s))
             .collect();
         assert!(scores[1] > scores[0], "{candidates:?} {scores:?}");
+    }
+
+    #[test]
+    fn prompt_excerpts_are_the_best_sentences_grouped_by_chunk() {
+        let retrieved = [
+            excerpt("A one two three four five. B one two three four five."),
+            excerpt("C one two three four five."),
+        ];
+        let ranked = |chunk, text: &str, score| RankedSentence {
+            score,
+            similarity: score,
+            chunk,
+            text: text.into(),
+        };
+        let sentences = [
+            ranked(1, "C one two three four five.", 0.9),
+            ranked(0, "B one two three four five.", 0.8),
+            ranked(0, "A one two three four five.", 0.7),
+        ];
+        let (excerpts, chunks) = excerpts_from_sentences(&retrieved, &sentences, 1);
+        assert_eq!(chunks, vec![1, 0]);
+        assert_eq!(excerpts[0].text, "C one two three four five.");
+        assert_eq!(excerpts[1].text, "B one two three four five.");
+        let (excerpts, _) = excerpts_from_sentences(&retrieved, &sentences, 2);
+        assert_eq!(
+            excerpts[1].text, "A one two three four five. B one two three four five.",
+            "document order"
+        );
     }
 
     #[test]

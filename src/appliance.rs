@@ -490,11 +490,15 @@ impl Appliance {
         if let Err(reason) = answer::check_retrieval(best_similarity, &absent, chunk_count > 0) {
             return Ok(ungrounded(reason, timings));
         }
-        // The retrieved set: the model sees the best `top_k`; a quoted answer may come
-        // from any of them.
+        // The retrieved set. The model is shown the sentences of it that best match the
+        // question (grouped by chunk), not whole chunks: a short prompt keeps a small
+        // model focused and its prefill fast. A quoted answer is the best of them.
         let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
         let retrieved = self.store.chunks(scope, &row_ids)?;
-        let excerpts = &retrieved[..top_k.min(retrieved.len())];
+        let ranked = self.rank_sentences(question, &retrieved)?;
+        let (excerpts, excerpt_chunks) =
+            answer::excerpts_from_sentences(&retrieved, &ranked, top_k);
+        let excerpts = excerpts.as_slice();
         let messages = answer::build_prompt(&tenant.name, question, excerpts);
 
         let generator = self.generator()?;
@@ -508,16 +512,19 @@ impl Appliance {
         // what the final answer withholds.
         let mut checked = SentenceGate::new(excerpts);
         let mut first_checked_ms = None;
-        // The prompt asks for one sentence; once one has passed the check, stop: what a
-        // small model adds after its first sentence is mostly embroidery, and decoding it
-        // is most of the answer's latency.
+        // The prompt asks for one sentence; once the model has completed one, stop: what a
+        // small model adds after its first sentence is mostly embroidery, decoding it is
+        // most of the answer's latency, and an unsupported first sentence is answered by a
+        // quote instead.
         let generation = generator.generate(&messages, &options, &mut |piece| {
             let passed = checked.push(piece);
-            if passed.is_empty() {
-                return true;
+            if !passed.is_empty() {
+                first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+                if !on_token(&passed) {
+                    return false;
+                }
             }
-            first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
-            on_token(&passed) && checked.kept.is_empty()
+            checked.kept.is_empty() && checked.dropped == 0
         })?;
         let last = checked.finish();
         if !last.is_empty() {
@@ -533,19 +540,25 @@ impl Appliance {
 
         let text = checked.kept.join(" ");
         let (text, cited) = if !text.is_empty() {
-            let cited = answer::choose_citations(&text, excerpts);
+            let cited = answer::choose_citations(&text, excerpts)
+                .into_iter()
+                .map(|index| excerpt_chunks[index])
+                .collect();
             (text, cited)
         } else if answer::model_declined(&answer::clean_answer(&generation.text)) {
             return Ok(ungrounded(Ungrounded::ModelDeclined, timings));
         } else {
-            // Nothing the model said can be traced back: quote the excerpt sentence that
-            // best matches the question instead, or refuse.
-            match self.best_sentence(question, &retrieved)? {
-                Some((index, sentence)) => {
-                    let quote = answer::quoted_answer(&retrieved[index].filename, &sentence);
+            // Nothing the model said can be traced back: quote the sentence that best
+            // answers the question instead, or refuse.
+            match ranked
+                .first()
+                .filter(|best| best.similarity >= answer::MIN_SIMILARITY)
+            {
+                Some(best) => {
+                    let quote = answer::quoted_answer(&retrieved[best.chunk].filename, &best.text);
                     first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
                     on_token(&quote);
-                    (quote, vec![index])
+                    (quote, vec![best.chunk])
                 }
                 None => return Ok(ungrounded(Ungrounded::Unsupported, timings)),
             }
@@ -566,35 +579,38 @@ impl Appliance {
 }
 
 impl Appliance {
-    /// The excerpt sentence most similar to the question, if similar enough. The names in
-    /// the question are left out of the comparison: they match every sentence of their own
+    /// The sentences of the retrieved chunks, best answer first. The names in the
+    /// question are left out of the comparison: they match every sentence of their own
     /// contract (the preamble most of all) and say nothing about which one answers.
-    fn best_sentence(
+    fn rank_sentences(
         &self,
         question: &str,
-        excerpts: &[ChunkRecord],
-    ) -> Result<Option<(usize, String)>, ApplianceError> {
-        let candidates = answer::candidate_sentences(excerpts);
+        retrieved: &[ChunkRecord],
+    ) -> Result<Vec<answer::RankedSentence>, ApplianceError> {
+        let candidates = answer::candidate_sentences(retrieved);
         if candidates.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let embedder = self.embedder()?;
         let generic_question = answer::without_specific_words(question);
         let query_vector = embedder.embed_one(&generic_question)?;
         let texts: Vec<&str> = candidates.iter().map(|(_, s)| s.as_str()).collect();
         let vectors = embedder.embed(&texts)?;
-        let best = candidates
+        let mut ranked: Vec<answer::RankedSentence> = candidates
             .into_iter()
             .zip(vectors)
-            .map(|(candidate, vector)| {
+            .map(|((chunk, text), vector)| {
                 let similarity = crate::embed::dot(&vector, &query_vector);
-                let score = answer::quote_score(similarity, &generic_question, &candidate.1);
-                (score, similarity, candidate)
+                answer::RankedSentence {
+                    score: answer::quote_score(similarity, &generic_question, &text),
+                    similarity,
+                    chunk,
+                    text,
+                }
             })
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        Ok(best
-            .filter(|(_, similarity, _)| *similarity >= answer::MIN_SIMILARITY)
-            .map(|(_, _, candidate)| candidate))
+            .collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(ranked)
     }
 }
 

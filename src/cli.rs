@@ -91,35 +91,78 @@ enum Command {
     Token(TokenArgs),
 }
 
-#[derive(clap::Args, Debug)]
+/// `serve` options. Each comes from the flag, else its environment variable, else the
+/// `--config` file (TOML, same names with underscores), else the default.
+#[derive(clap::Args, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ServeArgs {
-    /// Address to listen on
-    #[arg(long, env = "BULKHEAD_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
+    /// TOML file with any of the options below (flags and environment take precedence)
+    #[arg(long, env = "BULKHEAD_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "BULKHEAD_LISTEN")]
+    listen: Option<String>,
     /// PEM certificate chain; enables TLS 1.3 (with --tls-key)
-    #[arg(long, env = "BULKHEAD_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "BULKHEAD_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert
-    #[arg(long, env = "BULKHEAD_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "BULKHEAD_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// JWKS file of an identity provider whose tokens are accepted (with --jwks-issuer)
-    #[arg(long, env = "BULKHEAD_JWKS", requires = "jwks_issuer")]
+    #[arg(long, env = "BULKHEAD_JWKS")]
     jwks: Option<PathBuf>,
     /// The `iss` of the identity provider's tokens
-    #[arg(long, env = "BULKHEAD_JWKS_ISSUER", requires = "jwks")]
+    #[arg(long, env = "BULKHEAD_JWKS_ISSUER")]
     jwks_issuer: Option<String>,
-    /// Inference requests (search, ask) running at once
-    #[arg(long, env = "BULKHEAD_INFERENCE_WORKERS", default_value_t = 2)]
-    inference_workers: usize,
-    /// Inference requests allowed to wait; beyond that, 503 overloaded
-    #[arg(long, env = "BULKHEAD_INFERENCE_QUEUE", default_value_t = 8)]
-    inference_queue: usize,
-    /// Requests per minute per tenant (0: unlimited)
-    #[arg(long, env = "BULKHEAD_RATE_LIMIT", default_value_t = 600)]
-    rate_limit: u32,
-    /// Longest time for one search or ask, in seconds
-    #[arg(long, env = "BULKHEAD_REQUEST_TIMEOUT", default_value_t = 120)]
-    request_timeout: u64,
+    /// Inference requests (search, ask) running at once [default: 2]
+    #[arg(long, env = "BULKHEAD_INFERENCE_WORKERS")]
+    inference_workers: Option<usize>,
+    /// Inference requests allowed to wait; beyond that, 503 overloaded [default: 8]
+    #[arg(long, env = "BULKHEAD_INFERENCE_QUEUE")]
+    inference_queue: Option<usize>,
+    /// Requests per minute per tenant, 0 for unlimited [default: 600]
+    #[arg(long, env = "BULKHEAD_RATE_LIMIT")]
+    rate_limit: Option<u32>,
+    /// Longest time for one search or ask, in seconds [default: 120]
+    #[arg(long, env = "BULKHEAD_REQUEST_TIMEOUT")]
+    request_timeout: Option<u64>,
+}
+
+impl ServeArgs {
+    /// Fills what flags and environment left unset from the config file.
+    fn with_file(mut self) -> Result<ServeArgs, UserFailure> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|error| {
+            UserFailure(format!(
+                "cannot read config file {}: {error}",
+                path.display()
+            ))
+        })?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|error| {
+            UserFailure(format!(
+                "config file {} is invalid: {error}",
+                path.display()
+            ))
+        })?;
+        macro_rules! fill {
+            ($($field:ident),*) => { $( if self.$field.is_none() { self.$field = file.$field; } )* };
+        }
+        fill!(
+            listen,
+            tls_cert,
+            tls_key,
+            jwks,
+            jwks_issuer,
+            inference_workers,
+            inference_queue,
+            rate_limit,
+            request_timeout
+        );
+        Ok(self)
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -390,8 +433,19 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
 
 fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> {
     use crate::auth::tokens::{Signer, Verifier};
-    let appliance = std::sync::Arc::new(Appliance::open(config.clone())?);
+    let args = args.with_file()?;
     let failure = |error: &dyn std::fmt::Display| UserFailure(error.to_string());
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err(UserFailure(
+            "TLS needs both --tls-cert and --tls-key".into(),
+        ));
+    }
+    if args.jwks.is_some() != args.jwks_issuer.is_some() {
+        return Err(UserFailure(
+            "an identity provider needs both --jwks and --jwks-issuer".into(),
+        ));
+    }
+    let appliance = std::sync::Arc::new(Appliance::open(config.clone())?);
     let signer = Signer::load(&config.data_dir).map_err(|error| failure(&error))?;
     let mut verifier = Verifier::new(&signer);
     if let (Some(jwks), Some(issuer)) = (&args.jwks, &args.jwks_issuer) {
@@ -403,12 +457,25 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> {
             jwks.display()
         );
     }
+    let defaults = crate::api::Limits::default();
     let limits = crate::api::Limits {
-        inference_workers: args.inference_workers.max(1),
-        inference_queue: args.inference_queue,
-        tenant_requests_per_minute: args.rate_limit,
-        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+        inference_workers: args
+            .inference_workers
+            .unwrap_or(defaults.inference_workers)
+            .max(1),
+        inference_queue: args.inference_queue.unwrap_or(defaults.inference_queue),
+        tenant_requests_per_minute: args
+            .rate_limit
+            .unwrap_or(defaults.tenant_requests_per_minute),
+        request_timeout: args
+            .request_timeout
+            .map(|seconds| std::time::Duration::from_secs(seconds.max(1)))
+            .unwrap_or(defaults.request_timeout),
     };
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let state = crate::api::AppState::new(appliance, signer, verifier, limits);
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(certificate), Some(private_key)) => Some(crate::server::TlsFiles {
@@ -422,7 +489,7 @@ fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> {
         .build()
         .map_err(|error| failure(&error))?;
     runtime.block_on(async move {
-        let server = crate::server::Server::bind(&args.listen, tls.as_ref(), state)
+        let server = crate::server::Server::bind(&listen, tls.as_ref(), state)
             .await
             .map_err(|error| failure(&error))?;
         let address = server.local_addr().map_err(|error| failure(&error))?;

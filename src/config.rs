@@ -41,7 +41,7 @@ impl Config {
             extract_limits: ExtractLimits::default(),
             max_open_tenants: 64,
             answer_top_k: 3,
-            max_answer_tokens: 64,
+            max_answer_tokens: 48,
         }
     }
 

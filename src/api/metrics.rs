@@ -92,7 +92,9 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let request_id = crate::ids::DocumentId::generate().as_str()[2..14].to_owned();
-    let response = next.run(request).await;
+    // Every log line of the request carries its id.
+    let span = tracing::info_span!("request", request_id = %request_id, %method, %route);
+    let response = tracing::Instrument::instrument(next.run(request), span).await;
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     state.metrics.record(&method, &route, status, seconds);

@@ -452,4 +452,98 @@ mod tests {
         assert!(validate_grant("u", Some(&tenant), &[Role::Reader], MAX_TTL_SECONDS + 1).is_err());
         assert!(validate_grant("u", Some(&tenant), &[Role::Editor, Role::Auditor], 60).is_ok());
     }
+
+    #[test]
+    fn identity_provider_keys_from_a_jwks_file_are_bound_to_their_issuer_and_algorithm() {
+        let (signer, mut verifier, tenant) = setup();
+        let issuer = "https://idp.example.com";
+        // An EdDSA key and an ES256 key, as a company's identity provider would publish.
+        let ed_seed = SecretKey::generate();
+        let ed_key = SigningKey::from_bytes(ed_seed.expose());
+        let ec_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let ec_public = ec_key.public_key_raw();
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": b64(&ed_key.verifying_key().to_bytes()), "kid": "idp-ed", "alg": "EdDSA"},
+            {"kty": "EC", "crv": "P-256", "x": b64(&ec_public[1..33]), "y": b64(&ec_public[33..65]), "kid": "idp-ec", "alg": "ES256"},
+        ]});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        assert_eq!(verifier.trust_jwks_file(&path, issuer).unwrap(), 2);
+
+        let now = unix_now();
+        let claims = |iss: &str| Claims {
+            sub: "sso-user".into(),
+            tenant_id: Some(tenant.to_string()),
+            roles: vec!["reader".into()],
+            iss: iss.into(),
+            aud: AUDIENCE.into(),
+            exp: now + 60,
+            iat: now,
+            nbf: None,
+            jti: "j1".into(),
+        };
+        let sign = |kid: &str, algorithm: Algorithm, key: &EncodingKey, claims: &Claims| {
+            let header = Header {
+                kid: Some(kid.into()),
+                ..Header::new(algorithm)
+            };
+            jsonwebtoken::encode(&header, claims, key).unwrap()
+        };
+        let ed_encoding = EncodingKey::from_ed_der(ed_key.to_pkcs8_der().unwrap().as_bytes());
+        let ec_encoding = EncodingKey::from_ec_der(&ec_key.serialize_der());
+        let principal = verifier
+            .verify(&sign(
+                "idp-ed",
+                Algorithm::EdDSA,
+                &ed_encoding,
+                &claims(issuer),
+            ))
+            .unwrap();
+        assert_eq!(principal.subject, "sso-user");
+        assert!(
+            verifier
+                .verify(&sign(
+                    "idp-ec",
+                    Algorithm::ES256,
+                    &ec_encoding,
+                    &claims(issuer)
+                ))
+                .is_ok()
+        );
+        // The IdP's key cannot vouch for the appliance's issuer, nor with another algorithm.
+        assert!(
+            verifier
+                .verify(&sign(
+                    "idp-ec",
+                    Algorithm::ES256,
+                    &ec_encoding,
+                    &claims(ISSUER)
+                ))
+                .is_err()
+        );
+        assert!(
+            verifier
+                .verify(&sign(
+                    "idp-ed",
+                    Algorithm::ES256,
+                    &ec_encoding,
+                    &claims(issuer)
+                ))
+                .is_err()
+        );
+        // The appliance's own tokens still verify.
+        assert!(
+            verifier
+                .verify(
+                    &signer
+                        .mint("a", Some(&tenant), &[Role::Reader], 60)
+                        .unwrap()
+                )
+                .is_ok()
+        );
+        // A JWKS key without a kid is refused.
+        std::fs::write(&path, r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#).unwrap();
+        assert!(verifier.trust_jwks_file(&path, issuer).is_err());
+    }
 }
