@@ -66,6 +66,10 @@ pub struct AppState {
     pub indexer: Arc<Notify>,
     admission: Arc<Semaphore>,
     workers: Arc<Semaphore>,
+    // Searches are short (one embedding, two index lookups): their own lane, so they
+    // do not queue behind answers that take seconds.
+    search_admission: Arc<Semaphore>,
+    search_workers: Arc<Semaphore>,
     rate: Arc<Mutex<HashMap<String, Bucket>>>,
 }
 
@@ -84,6 +88,10 @@ impl AppState {
                 limits.inference_workers + limits.inference_queue,
             )),
             workers: Arc::new(Semaphore::new(limits.inference_workers.max(1))),
+            search_admission: Arc::new(Semaphore::new(
+                4 * (limits.inference_workers + limits.inference_queue).max(1),
+            )),
+            search_workers: Arc::new(Semaphore::new(limits.inference_workers.max(1))),
             limits,
             metrics: Arc::new(metrics::Metrics::default()),
             indexer: Arc::new(Notify::new()),
@@ -97,16 +105,33 @@ impl AppState {
         &self,
         work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        self.run_in_lane(&self.admission, &self.workers, work).await
+    }
+
+    /// Like [`AppState::run_inference`], in the search lane.
+    pub async fn run_search<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.run_in_lane(&self.search_admission, &self.search_workers, work)
+            .await
+    }
+
+    async fn run_in_lane<T: Send + 'static>(
+        &self,
+        admission: &Arc<Semaphore>,
+        workers: &Arc<Semaphore>,
+        work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let admitted: OwnedSemaphorePermit =
-            self.admission.clone().try_acquire_owned().map_err(|_| {
+            admission.clone().try_acquire_owned().map_err(|_| {
                 self.metrics.overloaded();
                 ApiError::Overloaded {
                     retry_after_seconds: 1,
                 }
             })?;
         let run = async {
-            let _worker = self
-                .workers
+            let _worker = workers
                 .clone()
                 .acquire_owned()
                 .await

@@ -60,7 +60,7 @@ pub async fn search(
     let appliance = state.appliance.clone();
     let scope = tenant.scope.clone();
     let results = state
-        .run_inference(move || Ok(appliance.search(&scope, &body.query, top_k, mode)?))
+        .run_search(move || Ok(appliance.search(&scope, &body.query, top_k, mode)?))
         .await?;
     state.audit(AuditEvent {
         tenant_id: Some(tenant.scope.tenant_id().to_string()),
