@@ -50,6 +50,14 @@ pub struct IndexOutcome {
     pub result: Result<usize, String>,
 }
 
+/// A signed tenant deletion certificate: the JSON and the same JSON as a compact JWS
+/// (EdDSA) that verifies with the appliance's published key.
+#[derive(Clone, Debug)]
+pub struct DeletionCertificate {
+    pub certificate: serde_json::Value,
+    pub jws: String,
+}
+
 /// One search result.
 #[derive(Clone, Debug)]
 pub struct SearchResult {
@@ -178,6 +186,51 @@ impl Appliance {
 
     pub fn list_tenants(&self) -> Result<Vec<TenantRecord>, ApplianceError> {
         Ok(self.store.list_tenants()?)
+    }
+
+    /// Deletes a tenant (crypto-shredding) and returns the signed deletion certificate.
+    /// `actor` is the pseudonym of who asked, for the audit log.
+    pub fn delete_tenant(
+        &self,
+        tenant_id: &TenantId,
+        actor: &str,
+        signer: &crate::auth::tokens::Signer,
+    ) -> Result<DeletionCertificate, ApplianceError> {
+        let requested_at = crate::auth::tokens::unix_now();
+        // Nothing may still be indexing this tenant while its files go.
+        let _running = lock(&self.indexing);
+        lock(&self.open_tenants).remove(tenant_id);
+        let deletion = self.store.delete_tenant(tenant_id)?;
+        self.store.append_audit(&crate::audit::AuditEvent {
+            tenant_id: Some(tenant_id.to_string()),
+            actor: actor.to_owned(),
+            action: "tenant.delete",
+            resource: tenant_id.to_string(),
+            outcome: crate::audit::Outcome::Ok,
+        })?;
+        let head = crate::audit::verify_chain(&self.store.audit_chain()?).head;
+        let certificate = serde_json::json!({
+            "type": "bulkhead.tenant_deletion",
+            "tenant_id": tenant_id.to_string(),
+            "requested_at": crate::wire::timestamp(requested_at as i64),
+            "completed_at": crate::wire::timestamp(crate::auth::tokens::unix_now() as i64),
+            "deleted": {
+                "documents": deletion.documents,
+                "chunks": deletion.chunks,
+                "bytes": deletion.bytes,
+                "vector_index": true,
+                "text_index": true,
+                "blobs": true,
+            },
+            "destroyed_key_ids": [deletion.key_id],
+            "audit_chain_head": head,
+            "issuer": crate::auth::tokens::ISSUER,
+            "kid": signer.kid(),
+        });
+        let jws = signer
+            .sign(&certificate)
+            .map_err(|error| ApplianceError::InvalidRequest(error.to_string()))?;
+        Ok(DeletionCertificate { certificate, jws })
     }
 
     /// A scope for the local operator, after checking the tenant exists.

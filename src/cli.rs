@@ -85,6 +85,16 @@ enum Command {
     },
     /// The whole story on the bundled sample contracts, in a temporary data directory
     Demo,
+    /// Check the audit log's hash chain; exit code 1 when it is broken
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Verify a deletion certificate
+    Certificate {
+        #[command(subcommand)]
+        command: CertificateCommand,
+    },
     /// Serve the HTTP API (plain HTTP on loopback by default; TLS 1.3 only with a certificate)
     Serve(ServeArgs),
     /// Print a token signed with the appliance's key
@@ -206,7 +216,27 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
 }
 
 #[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Recompute the chain: prints {ok, entries, head} and where it breaks
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
+enum CertificateCommand {
+    /// Check a certificate file printed by `tenant delete` against the appliance's key
+    Verify {
+        file: PathBuf,
+        /// Verify against this JWKS file (e.g. a saved /.well-known/jwks.json) instead of
+        /// the data directory's key
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum TenantCommand {
+    /// Delete a tenant for good and print the signed deletion certificate (JSON)
+    Delete { tenant: String },
     /// Create a tenant and print its id
     Create {
         name: String,
@@ -275,6 +305,18 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
                     } else {
                         println!("{}", tenant.tenant_id);
                     }
+                }
+                TenantCommand::Delete { tenant } => {
+                    let tenant_id = TenantId::try_from(tenant.as_str()).map_err(|error| {
+                        UserFailure(format!("{error}: `bulkhead tenant list` shows the tenants"))
+                    })?;
+                    let signer =
+                        crate::auth::tokens::Signer::load(appliance.config().data_dir.as_path())
+                            .map_err(|error| UserFailure(error.to_string()))?;
+                    let deleted = appliance.delete_tenant(&tenant_id, "operator", &signer)?;
+                    print_json(
+                        &serde_json::json!({"certificate": deleted.certificate, "jws": deleted.jws}),
+                    );
                 }
                 TenantCommand::List { json } => {
                     let tenants = appliance.list_tenants()?;
@@ -394,6 +436,24 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
         }
         Command::Demo => crate::demo::run(&config, cli.data_dir.is_some()),
         Command::Serve(args) => serve(config, args),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let store = Store::open(&config.data_dir)?;
+            let report = crate::audit::verify_chain(&store.audit_chain()?);
+            print_json(&report);
+            if report.ok {
+                Ok(())
+            } else {
+                Err(UserFailure(format!(
+                    "the audit chain is broken: {}",
+                    report.problem.unwrap_or_default()
+                )))
+            }
+        }
+        Command::Certificate {
+            command: CertificateCommand::Verify { file, jwks },
+        } => verify_certificate(&config, &file, jwks.as_deref()),
         Command::Token(args) => {
             Appliance::open(config.clone())?;
             let signer = crate::auth::tokens::Signer::load(&config.data_dir)
@@ -429,6 +489,51 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
             Ok(())
         }
     }
+}
+
+fn verify_certificate(
+    config: &Config,
+    file: &Path,
+    jwks: Option<&Path>,
+) -> Result<(), UserFailure> {
+    let read_json = |path: &Path| -> Result<serde_json::Value, UserFailure> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| UserFailure(format!("cannot read {}: {error}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|error| UserFailure(format!("{} is not JSON: {error}", path.display())))
+    };
+    let document = read_json(file)?;
+    let jws = document["jws"].as_str().ok_or_else(|| {
+        UserFailure("the file has no `jws`: use the JSON `tenant delete` printed".into())
+    })?;
+    let keys: Vec<serde_json::Value> = match jwks {
+        Some(path) => read_json(path)?["keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        None => vec![
+            crate::auth::tokens::Signer::load(&config.data_dir)
+                .map_err(|error| UserFailure(error.to_string()))?
+                .jwk(),
+        ],
+    };
+    let payload = keys
+        .iter()
+        .find_map(|key| crate::auth::tokens::verify_signed_document(jws, key).ok())
+        .ok_or_else(|| {
+            UserFailure("certificate signature is invalid for the appliance's key".into())
+        })?;
+    if payload != document["certificate"] {
+        return Err(UserFailure(
+            "the certificate JSON differs from what was signed".into(),
+        ));
+    }
+    println!(
+        "certificate valid: tenant {} deleted at {}",
+        payload["tenant_id"].as_str().unwrap_or("?"),
+        payload["completed_at"].as_str().unwrap_or("?")
+    );
+    Ok(())
 }
 
 fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> {

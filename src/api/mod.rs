@@ -7,6 +7,7 @@
 //! work runs on blocking threads behind a bounded pool (503 `overloaded` when full).
 //! One `router()` per resource: `tenants`, `documents`, `query`, `ops`.
 
+mod audit;
 mod documents;
 pub mod error;
 pub mod metrics;
@@ -218,6 +219,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tenants::router())
         .merge(documents::router())
         .merge(query::router())
+        .merge(audit::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

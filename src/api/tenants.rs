@@ -17,6 +17,7 @@ use crate::wire;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
+        .route("/v1/tenants/{t}", axum::routing::delete(delete_tenant))
         .route("/v1/tenants/{t}/tokens", post(mint_token))
 }
 
@@ -147,4 +148,25 @@ pub async fn mint_token(
         outcome: Outcome::Ok,
     });
     Ok((StatusCode::CREATED, Json(wire::Token { token })))
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{t}", params(("t" = String, Path, description = "tenant id")),
+    responses((status = 200, description = "the deletion certificate and the same certificate as a compact JWS (EdDSA)")),
+    security(("bearer" = [])))]
+pub async fn delete_tenant(
+    State(state): State<AppState>,
+    Path(requested): Path<String>,
+    Platform(principal): Platform,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let tenant_id = TenantId::try_from(requested.as_str())
+        .map_err(|_| ApiError::NotFound("no tenant with this id".into()))?;
+    let appliance = state.appliance.clone();
+    let signer = state.signer.clone();
+    let actor = state.appliance.store().pseudonym(None, &principal.subject);
+    let deleted = state
+        .blocking(move || Ok(appliance.delete_tenant(&tenant_id, &actor, &signer)?))
+        .await?;
+    Ok(Json(
+        serde_json::json!({"certificate": deleted.certificate, "jws": deleted.jws}),
+    ))
 }

@@ -983,6 +983,61 @@ impl Store {
         Ok(row_ids)
     }
 
+    /// Deletes a tenant for good: its rows, its files, and its wrapped data key — without
+    /// the key, any copy of its ciphertext (a backup, a stray page) is noise. The audit log
+    /// keeps its entries, whose pseudonyms can no longer be resolved. Then the WAL is
+    /// checkpointed and truncated so no page with the old key survives in it
+    /// (`secure_delete` zeroes freed pages in the database file).
+    pub fn delete_tenant(&self, tenant_id: &TenantId) -> Result<TenantDeletion, StoreError> {
+        self.find_tenant(tenant_id)?;
+        let tenant = tenant_id.as_str();
+        let deletion = {
+            let mut connection = self.connection();
+            let transaction = connection.transaction()?;
+            let (documents, bytes): (i64, i64) = transaction.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = ?1",
+                params![tenant],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            let chunks: i64 = transaction.query_row(
+                "SELECT COUNT(*) FROM chunks WHERE tenant_id = ?1",
+                params![tenant],
+                |row| row.get(0),
+            )?;
+            let key_id: String = transaction.query_row(
+                "SELECT key_id FROM tenants WHERE tenant_id = ?1",
+                params![tenant],
+                |row| row.get(0),
+            )?;
+            for table in ["chunks", "document_texts", "jobs", "documents", "tenants"] {
+                transaction.execute(
+                    &format!("DELETE FROM {table} WHERE tenant_id = ?1"),
+                    params![tenant],
+                )?;
+            }
+            transaction.commit()?;
+            TenantDeletion {
+                documents: documents as u64,
+                chunks: chunks as u64,
+                bytes: bytes as u64,
+                key_id,
+            }
+        };
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(tenant_id);
+        let dir = self.root.join("tenants").join(tenant);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => files::sync_dir(&self.root.join("tenants"))?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        self.connection()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(deletion)
+    }
+
     /// Tenants with queued indexing jobs. Maintenance access (the background indexer):
     /// returns ids only, no content.
     pub fn tenants_with_jobs(&self) -> Result<Vec<TenantId>, StoreError> {
@@ -998,19 +1053,82 @@ impl Store {
     }
 
     /// Appends an audit event (see [`crate::audit`]).
+    ///
+    /// The entry is chained to the last one inside an immediate transaction, so appends
+    /// from several processes on one data directory still form a single chain.
     pub fn append_audit(&self, event: &crate::audit::AuditEvent) -> Result<(), StoreError> {
-        self.connection().execute(
-            "INSERT INTO audit_events (at, tenant_id, actor, action, resource, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        let mut connection = self.connection();
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: Option<(i64, Vec<u8>)> = transaction
+            .query_row(
+                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        // AUTOINCREMENT never reuses a number, even after the last row is deleted.
+        let next_seq: i64 = transaction.query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0) + 1",
+            [],
+            |row| row.get(0),
+        )?;
+        let prev_hash = last
+            .map(|(_, hash)| hash)
+            .unwrap_or_else(|| crate::audit::GENESIS.to_vec());
+        let at = now();
+        let hash = crate::audit::entry_hash(
+            &prev_hash,
+            next_seq,
+            at,
+            event.tenant_id.as_deref(),
+            &event.actor,
+            event.action,
+            &event.resource,
+            event.outcome.as_str(),
+        );
+        transaction.execute(
+            "INSERT INTO audit_events (seq, at, tenant_id, actor, action, resource, outcome, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
-                now(),
+                next_seq,
+                at,
                 event.tenant_id,
                 event.actor,
                 event.action,
                 event.resource,
-                event.outcome.as_str()
+                event.outcome.as_str(),
+                prev_hash,
+                hash.to_vec()
             ],
         )?;
+        transaction.commit()?;
         Ok(())
+    }
+
+    /// The whole audit chain in `seq` order (maintenance access for verification: no
+    /// content, only pseudonyms, ids and actions).
+    pub fn audit_chain(&self) -> Result<Vec<crate::audit::ChainEntry>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection.prepare(
+            "SELECT seq, at, tenant_id, actor, action, resource, outcome, prev_hash, hash FROM audit_events ORDER BY seq",
+        )?;
+        let entries = statement
+            .query_map([], |row| {
+                Ok(crate::audit::ChainEntry {
+                    seq: row.get(0)?,
+                    at: row.get(1)?,
+                    tenant_id: row.get(2)?,
+                    actor: row.get(3)?,
+                    action: row.get(4)?,
+                    resource: row.get(5)?,
+                    outcome: row.get(6)?,
+                    prev_hash: row.get(7)?,
+                    hash: row.get(8)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(entries)
     }
 
     /// A keyed pseudonym for a user of this tenant (or of the platform when `None`).
@@ -1092,6 +1210,16 @@ impl Store {
             .join("index")
             .join(format!("{}.bin", kind.label()))
     }
+}
+
+/// What a tenant deletion removed.
+#[derive(Clone, Debug)]
+pub struct TenantDeletion {
+    pub documents: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    /// The id of the destroyed data key.
+    pub key_id: String,
 }
 
 /// One stored audit event.

@@ -2,6 +2,7 @@
 //! and real SQLite files in temporary data directories. One binary, modules per concern.
 
 mod bad_input;
+mod compliance;
 mod crash;
 mod isolation;
 mod plaintext;

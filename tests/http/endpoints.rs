@@ -448,3 +448,77 @@ fn oversized_upload(server: &Server, tenant: &str, token: &str) -> (u16, Value) 
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_deletion_certificate_verifies_with_the_published_key_and_tokens_die() {
+    let server = Server::start(&[]);
+    let http = client();
+    let tenant = create_tenant(&server, "Leaving Ltd").await;
+    let reader = server.token(&tenant, "r", &["reader"]);
+    let auditor = server.token(&tenant, "aud", &["auditor"]);
+    assert_eq!(
+        send(
+            http.get(server.url(&format!("/v1/tenants/{tenant}/documents")))
+                .bearer_auth(&reader)
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, events) = send(
+        http.get(server.url(&format!("/v1/tenants/{tenant}/audit")))
+            .bearer_auth(&auditor),
+    )
+    .await;
+    assert_eq!(status, 200, "{events}");
+    assert!(
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "tenant.create")
+    );
+    let (status, body) = send(
+        http.get(server.url(&format!("/v1/tenants/{tenant}/audit")))
+            .bearer_auth(&reader),
+    )
+    .await;
+    assert_error(status, &body, 403, "forbidden");
+
+    let platform = server.platform_token();
+    let (status, deleted) = send(
+        http.delete(server.url(&format!("/v1/tenants/{tenant}")))
+            .bearer_auth(&platform),
+    )
+    .await;
+    assert_eq!(status, 200, "{deleted}");
+    let jwks = send(http.get(server.url("/.well-known/jwks.json"))).await.1;
+    let payload = bulkhead::auth::tokens::verify_signed_document(
+        deleted["jws"].as_str().unwrap(),
+        &jwks["keys"][0],
+    )
+    .unwrap();
+    assert_eq!(payload, deleted["certificate"]);
+    assert_eq!(payload["tenant_id"], tenant.as_str());
+
+    let (status, body) = send(
+        http.get(server.url(&format!("/v1/tenants/{tenant}/documents")))
+            .bearer_auth(&reader),
+    )
+    .await;
+    assert_error(status, &body, 401, "unauthenticated");
+    let (status, report) = send(
+        http.get(server.url("/v1/audit/verify"))
+            .bearer_auth(&platform),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["entries"].as_u64().unwrap() >= 2);
+    let (status, body) = send(
+        http.get(server.url("/v1/audit/verify"))
+            .bearer_auth(&reader),
+    )
+    .await;
+    assert!(status == 401 || status == 403, "{body}");
+}

@@ -1,0 +1,98 @@
+//! The audit log over HTTP: a tenant's events (auditor, admin) and the chain check
+//! (platform admin).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::{ApiError, AppState, Platform, ReadAudit, Tenant};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants/{t}/audit", get(events))
+        .route("/v1/audit/verify", get(verify))
+}
+
+#[derive(Deserialize)]
+pub struct EventParams {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn parse_time(text: &str) -> Result<i64, ApiError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|at| at.unix_timestamp())
+        .map_err(|_| ApiError::InvalidRequest(format!("`{text}` is not an RFC 3339 time")))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{t}/audit",
+    params(("t" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "{events, next_cursor}")), security(("bearer" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    tenant: Tenant<ReadAudit>,
+    Query(params): Query<EventParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let from = params
+        .from
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MIN);
+    let to = params
+        .to
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MAX);
+    let after: i64 = match params.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(cursor) => cursor
+            .parse()
+            .map_err(|_| ApiError::InvalidRequest("malformed cursor".into()))?,
+    };
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let store_state = state.clone();
+    let tenant_id = tenant.scope.tenant_id().clone();
+    let rows = state
+        .blocking(move || Ok(store_state.appliance.store().audit_events(&tenant_id)?))
+        .await?;
+    let selected: Vec<_> = rows
+        .iter()
+        .filter(|row| row.seq > after && row.at >= from && row.at <= to)
+        .take(limit + 1)
+        .collect();
+    let more = selected.len() > limit;
+    let page = &selected[..selected.len().min(limit)];
+    Ok(Json(serde_json::json!({
+        "events": page.iter().map(|row| serde_json::json!({
+            "seq": row.seq,
+            "at": crate::wire::timestamp(row.at),
+            "user": row.actor,
+            "action": row.action,
+            "resource": row.resource,
+            "outcome": row.outcome,
+        })).collect::<Vec<_>>(),
+        "next_cursor": if more { page.last().map(|row| row.seq.to_string()) } else { None },
+    })))
+}
+
+#[utoipa::path(get, path = "/v1/audit/verify", responses((status = 200, description = "{ok, entries, head}")), security(("bearer" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    _platform: Platform,
+) -> Result<Json<crate::audit::VerifyReport>, ApiError> {
+    let store_state = state.clone();
+    let report = state
+        .blocking(move || {
+            Ok(crate::audit::verify_chain(
+                &store_state.appliance.store().audit_chain()?,
+            ))
+        })
+        .await?;
+    Ok(Json(report))
+}

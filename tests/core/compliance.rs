@@ -1,0 +1,212 @@
+//! Compliance: the audit chain finds any edit, removal or reordering made directly in the
+//! database; tenant deletion shreds the tenant's key and files and yields a certificate
+//! that verifies with the appliance's key and fails after one changed byte.
+
+use bulkhead::audit::{AuditEvent, Outcome};
+use bulkhead::index::SearchMode;
+use bulkhead::store::Store;
+
+use crate::support::{
+    all_files, cli, fresh_appliance, ingest, new_tenant, sample_contract, stderr, stdout,
+};
+
+fn event(tenant: &str, action: &'static str) -> AuditEvent {
+    AuditEvent {
+        tenant_id: Some(tenant.to_owned()),
+        actor: "u_test".into(),
+        action,
+        resource: "r".into(),
+        outcome: Outcome::Ok,
+    }
+}
+
+#[test]
+fn audit_chain_names_the_first_tampered_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::init(dir.path()).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for action in [
+        "ask",
+        "search",
+        "document.upload",
+        "ask",
+        "document.delete",
+        "ask",
+    ] {
+        store
+            .append_audit(&event("t_0123456789abcdef0123", action))
+            .unwrap();
+    }
+    assert!(bulkhead::audit::verify_chain(&store.audit_chain().unwrap()).ok);
+    assert!(cli(dir.path(), &["audit", "verify"]).status.success());
+    drop(store);
+
+    // The triggers refuse changes through SQL...
+    let database = dir.path().join("system.db");
+    let connection = rusqlite::Connection::open(&database).unwrap();
+    assert!(
+        connection
+            .execute(
+                "UPDATE audit_events SET outcome = 'denied' WHERE seq = 3",
+                []
+            )
+            .is_err()
+    );
+    assert!(
+        connection
+            .execute("DELETE FROM audit_events WHERE seq = 3", [])
+            .is_err()
+    );
+    // ...but someone with the file can drop them (each open of the store puts them back,
+    // so the tampering drops them every time): the chain still tells.
+    let tamper = |sql: &str| {
+        connection
+            .execute_batch(&format!(
+                "DROP TRIGGER IF EXISTS audit_events_no_update; DROP TRIGGER IF EXISTS audit_events_no_delete; {sql}"
+            ))
+            .unwrap();
+    };
+    let check = |expected: i64| {
+        let output = cli(dir.path(), &["audit", "verify"]);
+        assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(report["ok"], false);
+        assert_eq!(report["first_bad_seq"], expected, "{report}");
+        assert!(stderr(&output).contains("broken"));
+    };
+    tamper("UPDATE audit_events SET outcome = 'denied' WHERE seq = 3;");
+    check(3);
+    tamper("UPDATE audit_events SET outcome = 'ok' WHERE seq = 3;");
+    assert!(
+        cli(dir.path(), &["audit", "verify"]).status.success(),
+        "restored"
+    );
+    tamper("DELETE FROM audit_events WHERE seq = 4;");
+    check(5);
+    tamper(
+        "UPDATE audit_events SET seq = 40 WHERE seq = 2; UPDATE audit_events SET seq = 2 WHERE seq = 5; \
+         UPDATE audit_events SET seq = 5 WHERE seq = 40;",
+    );
+    check(2);
+}
+
+#[test]
+fn tenant_deletion_shreds_the_key_and_files_and_certifies_it() {
+    let (dir, appliance) = fresh_appliance();
+    let doomed = new_tenant(&appliance, "Doomed Corp");
+    let survivor = new_tenant(&appliance, "Survivor Inc");
+    let (name, text) = sample_contract("SoupmanInc");
+    let doomed_text = format!("DOOMEDMARKER77 {text}");
+    ingest(
+        &appliance,
+        &doomed,
+        &[("doomed-FILEMARK.txt", &doomed_text)],
+    );
+    ingest(&appliance, &survivor, &[(&name, &text)]);
+    let doomed_id = doomed.tenant_id().to_string();
+    let wrapped_key: Vec<u8> = rusqlite::Connection::open(dir.path().join("system.db"))
+        .unwrap()
+        .query_row(
+            "SELECT wrapped_key FROM tenants WHERE tenant_id = ?1",
+            [&doomed_id],
+            |row| row.get(0),
+        )
+        .unwrap();
+    drop(appliance);
+
+    let output = cli(dir.path(), &["tenant", "delete", &doomed_id]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let certificate = &printed["certificate"];
+    assert_eq!(certificate["tenant_id"], doomed_id.as_str());
+    assert_eq!(certificate["deleted"]["documents"], 1);
+    assert!(certificate["deleted"]["chunks"].as_u64().unwrap() > 3);
+    assert_eq!(certificate["deleted"]["bytes"], doomed_text.len());
+    assert_eq!(
+        certificate["destroyed_key_ids"].as_array().unwrap().len(),
+        1
+    );
+
+    // The certificate verifies, and fails after one changed byte.
+    let file = dir.path().join("certificate.json");
+    std::fs::write(&file, printed.to_string()).unwrap();
+    assert!(
+        cli(
+            dir.path(),
+            &["certificate", "verify", file.to_str().unwrap()]
+        )
+        .status
+        .success()
+    );
+    let mut forged = printed.clone();
+    forged["certificate"]["deleted"]["chunks"] = serde_json::json!(0);
+    std::fs::write(&file, forged.to_string()).unwrap();
+    assert_eq!(
+        cli(
+            dir.path(),
+            &["certificate", "verify", file.to_str().unwrap()]
+        )
+        .status
+        .code(),
+        Some(1)
+    );
+    let mut jws = printed["jws"].as_str().unwrap().to_owned();
+    let middle = jws.len() / 2;
+    let flipped = if &jws[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    jws.replace_range(middle..=middle, flipped);
+    let mut tampered = printed.clone();
+    tampered["jws"] = serde_json::json!(jws);
+    std::fs::write(&file, tampered.to_string()).unwrap();
+    assert_eq!(
+        cli(
+            dir.path(),
+            &["certificate", "verify", file.to_str().unwrap()]
+        )
+        .status
+        .code(),
+        Some(1)
+    );
+
+    // Nothing of the tenant remains on disk: no directory, no wrapped key, no content.
+    assert!(!dir.path().join("tenants").join(&doomed_id).exists());
+    for path in all_files(dir.path()) {
+        let bytes = std::fs::read(&path).unwrap();
+        for needle in [
+            wrapped_key.as_slice(),
+            b"DOOMEDMARKER77",
+            b"doomed-FILEMARK",
+            b"Doomed Corp",
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "tenant data left in {}",
+                path.display()
+            );
+        }
+    }
+    // The chain still verifies and the other tenant is untouched.
+    assert!(cli(dir.path(), &["audit", "verify"]).status.success());
+    let appliance =
+        bulkhead::appliance::Appliance::open(crate::support::config_for(dir.path())).unwrap();
+    assert!(
+        appliance
+            .list_tenants()
+            .unwrap()
+            .iter()
+            .all(|t| t.tenant_id.as_str() != doomed_id)
+    );
+    let results = appliance
+        .search(&survivor, "franchise guarantee", 3, SearchMode::Hybrid)
+        .unwrap();
+    assert!(!results.is_empty());
+    assert_eq!(
+        cli(dir.path(), &["ask", "--tenant", &doomed_id, "anything"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
