@@ -90,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Compliance reports
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Verify a deletion certificate
     Certificate {
         #[command(subcommand)]
@@ -219,6 +224,26 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
 enum AuditCommand {
     /// Recompute the chain: prints {ok, entries, head} and where it breaks
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// Who accessed what, denied attempts, deletions and downloads for a period
+    AccessReview {
+        #[arg(long)]
+        tenant: String,
+        /// A calendar quarter, e.g. 2026Q4
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        quarter: Option<String>,
+        /// Start (RFC 3339), inclusive
+        #[arg(long)]
+        from: Option<String>,
+        /// End (RFC 3339), exclusive
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv", "html"])]
+        format: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -454,6 +479,47 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
         Command::Certificate {
             command: CertificateCommand::Verify { file, jwks },
         } => verify_certificate(&config, &file, jwks.as_deref()),
+        Command::Report {
+            command:
+                ReportCommand::AccessReview {
+                    tenant,
+                    quarter,
+                    from,
+                    to,
+                    format,
+                },
+        } => {
+            let appliance = Appliance::open(config)?;
+            let scope = scope(&appliance, &tenant)?;
+            let parse = |text: &str| {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .map(|at| at.unix_timestamp())
+                    .map_err(|_| {
+                        UserFailure(format!(
+                            "`{text}` is not an RFC 3339 time (e.g. 2026-10-01T00:00:00Z)"
+                        ))
+                    })
+            };
+            let (start, end) = match quarter {
+                Some(quarter) => crate::report::quarter_bounds(&quarter)
+                    .ok_or_else(|| UserFailure("--quarter must look like 2026Q4".into()))?,
+                None => (
+                    from.as_deref().map(parse).transpose()?.unwrap_or(0),
+                    to.as_deref().map(parse).transpose()?.unwrap_or(i64::MAX),
+                ),
+            };
+            let rows = appliance.store().audit_events(scope.tenant_id())?;
+            let tenant_id = scope.tenant_id().to_string();
+            match format.as_str() {
+                "csv" => print!("{}", crate::report::to_csv(&rows, start, end)),
+                "html" => println!(
+                    "{}",
+                    crate::report::to_html(&crate::report::build(&tenant_id, &rows, start, end))
+                ),
+                _ => print_json(&crate::report::build(&tenant_id, &rows, start, end)),
+            }
+            Ok(())
+        }
         Command::Token(args) => {
             Appliance::open(config.clone())?;
             let signer = crate::auth::tokens::Signer::load(&config.data_dir)

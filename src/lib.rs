@@ -7,7 +7,7 @@
 //! - `cli`, `demo` — the command line (glue: parse, call `appliance`, print).
 //! - `server`, `api` — `bulkhead serve`: listener, TLS 1.3, graceful shutdown, the
 //!   background indexer; the HTTP routes of API.md with token-checked tenant scopes.
-//! - `audit` — the append-only audit log.
+//! - `audit`, `report` — the hash-chained audit log; access reviews from it.
 //! - `wire` — the JSON shapes of API.md; the only place that derives `Serialize`.
 //! - `appliance` — the core every front end calls: tenants, uploads, the indexing queue,
 //!   search and grounded answers.
@@ -35,6 +35,7 @@ pub mod index;
 pub mod ingest;
 pub mod llm;
 pub mod logging;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod wire;

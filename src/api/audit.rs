@@ -7,12 +7,17 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{ApiError, AppState, Platform, ReadAudit, Tenant};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::{AdministerTenant, ApiError, AppState, Platform, ReadAudit, Tenant};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants/{t}/audit", get(events))
         .route("/v1/audit/verify", get(verify))
+        .route("/v1/tenants/{t}/reports/access-review", get(access_review))
+        .route("/v1/tenants/{t}/usage", get(usage))
 }
 
 #[derive(Deserialize)]
@@ -95,4 +100,92 @@ pub async fn verify(
         })
         .await?;
     Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+pub struct PeriodParams {
+    from: Option<String>,
+    to: Option<String>,
+    quarter: Option<String>,
+    format: Option<String>,
+}
+
+fn period(params: &PeriodParams) -> Result<(i64, i64), ApiError> {
+    if let Some(quarter) = &params.quarter {
+        return crate::report::quarter_bounds(quarter)
+            .ok_or_else(|| ApiError::InvalidRequest("quarter must look like 2026Q4".into()));
+    }
+    let from = params
+        .from
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(0);
+    let to = params
+        .to
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MAX);
+    if from >= to {
+        return Err(ApiError::InvalidRequest(
+            "`from` must be before `to`".into(),
+        ));
+    }
+    Ok((from, to))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{t}/reports/access-review",
+    params(("t" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("quarter" = Option<String>, Query), ("format" = Option<String>, Query, description = "json (default), csv or html")),
+    responses((status = 200, description = "the access review")), security(("bearer" = [])))]
+pub async fn access_review(
+    State(state): State<AppState>,
+    tenant: Tenant<ReadAudit>,
+    Query(params): Query<PeriodParams>,
+) -> Result<Response, ApiError> {
+    let (from, to) = period(&params)?;
+    let store_state = state.clone();
+    let tenant_id = tenant.scope.tenant_id().clone();
+    let rows = state
+        .blocking(move || Ok(store_state.appliance.store().audit_events(&tenant_id)?))
+        .await?;
+    let tenant_id = tenant.scope.tenant_id().to_string();
+    Ok(match params.format.as_deref().unwrap_or("json") {
+        "json" => Json(crate::report::build(&tenant_id, &rows, from, to)).into_response(),
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::report::to_csv(&rows, from, to),
+        )
+            .into_response(),
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            crate::report::to_html(&crate::report::build(&tenant_id, &rows, from, to)),
+        )
+            .into_response(),
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "format must be json, csv or html".into(),
+            ));
+        }
+    })
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{t}/usage",
+    params(("t" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("quarter" = Option<String>, Query)),
+    responses((status = 200, description = "documents, chunks, bytes stored, queries, tokens in/out")), security(("bearer" = [])))]
+pub async fn usage(
+    State(state): State<AppState>,
+    tenant: Tenant<AdministerTenant>,
+    Query(params): Query<PeriodParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (from, to) = period(&params)?;
+    let store_state = state.clone();
+    let scope = tenant.scope.clone();
+    let usage = state
+        .blocking(move || Ok(store_state.appliance.store().usage(&scope, from, to)?))
+        .await?;
+    let mut body = serde_json::to_value(&usage).map_err(|_| ApiError::Internal)?;
+    body["from"] = serde_json::json!(crate::wire::timestamp(from));
+    body["to"] = serde_json::json!(crate::wire::timestamp(to.min(253_402_300_799)));
+    Ok(Json(body))
 }

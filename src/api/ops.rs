@@ -49,6 +49,8 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::tenants::delete_tenant,
         super::audit::events,
         super::audit::verify,
+        super::audit::access_review,
+        super::audit::usage,
         super::documents::upload,
         super::documents::list,
         super::documents::get_one,

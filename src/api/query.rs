@@ -62,6 +62,7 @@ pub async fn search(
     let results = state
         .run_search(move || Ok(appliance.search(&scope, &body.query, top_k, mode)?))
         .await?;
+    meter(&state, &tenant.scope, "search", 0, 0);
     state.audit(AuditEvent {
         tenant_id: Some(tenant.scope.tenant_id().to_string()),
         actor: state
@@ -115,8 +116,18 @@ pub async fn ask(
         .pseudonym(Some(tenant.scope.tenant_id()), &tenant.principal.subject);
     let audit = {
         let state = state.clone();
+        let scope = tenant.scope.clone();
         let tenant_id = tenant.scope.tenant_id().to_string();
-        move |outcome| {
+        move |outcome, answer: Option<&crate::appliance::Answer>| {
+            if let Some(answer) = answer {
+                meter(
+                    &state,
+                    &scope,
+                    "ask",
+                    answer.timings.prompt_tokens,
+                    answer.timings.answer_tokens,
+                );
+            }
             state.audit(AuditEvent {
                 tenant_id: Some(tenant_id.clone()),
                 actor: actor.clone(),
@@ -134,11 +145,14 @@ pub async fn ask(
                 Ok(appliance.ask(&scope, &body.question, body.top_k, &mut |_| true)?)
             })
             .await;
-        audit(if answer.is_ok() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        });
+        audit(
+            if answer.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+            answer.as_ref().ok(),
+        );
         return Ok(Json(wire::AskResponse::from(&answer?)).into_response());
     }
 
@@ -162,11 +176,14 @@ pub async fn ask(
                 )
             })
             .await;
-        audit(if result.is_ok() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        });
+        audit(
+            if result.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+            result.as_ref().ok(),
+        );
         let events: Vec<Event> = match result {
             Ok(answer) => {
                 let response = wire::AskResponse::from(&answer);
@@ -192,4 +209,21 @@ pub async fn ask(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// Records a query for the tenant's usage (metering failures are logged, not fatal).
+fn meter(
+    state: &AppState,
+    scope: &crate::auth::TenantScope,
+    kind: &str,
+    tokens_in: usize,
+    tokens_out: usize,
+) {
+    if let Err(error) = state
+        .appliance
+        .store()
+        .record_usage(scope, kind, tokens_in, tokens_out)
+    {
+        tracing::error!(%error, "usage not recorded");
+    }
 }

@@ -224,6 +224,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     enqueued_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant_id, job_id);
+-- Metering: one row per query (counts and token numbers only, never content).
+CREATE TABLE IF NOT EXISTS usage_events (
+    tenant_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    tokens_in INTEGER NOT NULL,
+    tokens_out INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage_events(tenant_id, at);
 ";
 
 fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
@@ -1009,7 +1018,14 @@ impl Store {
                 params![tenant],
                 |row| row.get(0),
             )?;
-            for table in ["chunks", "document_texts", "jobs", "documents", "tenants"] {
+            for table in [
+                "chunks",
+                "document_texts",
+                "jobs",
+                "documents",
+                "usage_events",
+                "tenants",
+            ] {
                 transaction.execute(
                     &format!("DELETE FROM {table} WHERE tenant_id = ?1"),
                     params![tenant],
@@ -1036,6 +1052,51 @@ impl Store {
         self.connection()
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(deletion)
+    }
+
+    /// Records one query for metering.
+    pub fn record_usage(
+        &self,
+        scope: &TenantScope,
+        kind: &str,
+        tokens_in: usize,
+        tokens_out: usize,
+    ) -> Result<(), StoreError> {
+        self.connection().execute(
+            "INSERT INTO usage_events (tenant_id, at, kind, tokens_in, tokens_out) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![scope.tenant_id().as_str(), now(), kind, tokens_in as i64, tokens_out as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The tenant's usage: what it stores now, and its queries and tokens in [from, to).
+    pub fn usage(&self, scope: &TenantScope, from: i64, to: i64) -> Result<Usage, StoreError> {
+        let connection = self.connection();
+        let tenant = scope.tenant_id().as_str();
+        let (documents, bytes): (i64, i64) = connection.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = ?1",
+            params![tenant],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let chunks: i64 = connection.query_row(
+            "SELECT COUNT(*) FROM chunks WHERE tenant_id = ?1",
+            params![tenant],
+            |row| row.get(0),
+        )?;
+        let (queries, tokens_in, tokens_out): (i64, i64, i64) = connection.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0)
+             FROM usage_events WHERE tenant_id = ?1 AND at >= ?2 AND at < ?3",
+            params![tenant, from, to],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+        Ok(Usage {
+            documents: documents as u64,
+            chunks: chunks as u64,
+            bytes_stored: bytes as u64,
+            queries: queries as u64,
+            tokens_in: tokens_in as u64,
+            tokens_out: tokens_out as u64,
+        })
     }
 
     /// Tenants with queued indexing jobs. Maintenance access (the background indexer):
@@ -1210,6 +1271,17 @@ impl Store {
             .join("index")
             .join(format!("{}.bin", kind.label()))
     }
+}
+
+/// A tenant's usage for a period (stored totals are current).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Usage {
+    pub documents: u64,
+    pub chunks: u64,
+    pub bytes_stored: u64,
+    pub queries: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
 }
 
 /// What a tenant deletion removed.

@@ -202,6 +202,63 @@ async fn the_whole_api_works_end_to_end() {
     );
     assert_eq!(done["citations"], events[events.len() - 2].1);
 
+    // Usage and the access review, as the tenant's admin and auditor.
+    let admin_token = server.token(&tenant, "adm", &["admin"]);
+    let (status, usage) = send(
+        http.get(server.url(&format!("/v1/tenants/{tenant}/usage")))
+            .bearer_auth(&admin_token),
+    )
+    .await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["documents"], 2);
+    assert!(usage["queries"].as_u64().unwrap() >= 3, "{usage}");
+    assert!(usage["tokens_in"].as_u64().unwrap() > 100, "{usage}");
+    let auditor = server.token(&tenant, "aud", &["auditor"]);
+    let response = http
+        .get(server.url(&format!(
+            "/v1/tenants/{tenant}/reports/access-review?format=html"
+        )))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("document.upload"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains(" src="),
+        "no external assets"
+    );
+    let csv = http
+        .get(server.url(&format!(
+            "/v1/tenants/{tenant}/reports/access-review?format=csv"
+        )))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("seq,at,user,action,resource,outcome\n"));
+    assert!(csv.contains(",ask,"), "{csv}");
+    assert!(
+        !csv.contains("carol") && !csv.contains("bob"),
+        "users are pseudonyms"
+    );
+    let review = send(
+        http.get(server.url(&format!(
+            "/v1/tenants/{tenant}/reports/access-review?quarter=2026Q4"
+        )))
+        .bearer_auth(&auditor),
+    )
+    .await
+    .1;
+    assert_eq!(review["tenant_id"], tenant.as_str());
+
     // Delete: gone from search at once.
     let response = http
         .delete(server.url(&format!("/v1/tenants/{tenant}/documents/{lifeway_id}")))
