@@ -359,6 +359,9 @@ impl Appliance {
         let mut index = write(&index);
         let row_ids = self.store.delete_document(scope, document_id)?;
         index.remove(&row_ids)?;
+        if index.compact_if_needed(&self.store, scope)? {
+            tracing::info!(tenant = %scope.tenant_id(), "vector index compacted");
+        }
         index.persist(&self.store, scope)?;
         Ok(())
     }

@@ -42,18 +42,12 @@ pub async fn events(
     tenant: Tenant<ReadAudit>,
     Query(params): Query<EventParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let from = params
-        .from
-        .as_deref()
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(i64::MIN);
-    let to = params
-        .to
-        .as_deref()
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(i64::MAX);
+    let (from, to) = period(&PeriodParams {
+        from: params.from.clone(),
+        to: params.to.clone(),
+        quarter: None,
+        format: None,
+    })?;
     let after: i64 = match params.cursor.as_deref() {
         None | Some("") => 0,
         Some(cursor) => cursor
@@ -68,7 +62,7 @@ pub async fn events(
         .await?;
     let selected: Vec<_> = rows
         .iter()
-        .filter(|row| row.seq > after && row.at >= from && row.at <= to)
+        .filter(|row| row.seq > after && row.at >= from && row.at < to)
         .take(limit + 1)
         .collect();
     let more = selected.len() > limit;

@@ -33,11 +33,23 @@ fn document_id(text: &str) -> Result<DocumentId, ApiError> {
     DocumentId::try_from(text).map_err(|_| ApiError::NotFound("no document with this id".into()))
 }
 
-fn actor(state: &AppState, tenant: &Tenant<impl super::Permission>) -> String {
-    state
-        .appliance
-        .store()
-        .pseudonym(Some(tenant.scope.tenant_id()), &tenant.principal.subject)
+/// Audits a successful action on one document, by the caller's pseudonym.
+fn audit_document(
+    state: &AppState,
+    tenant: &Tenant<impl super::Permission>,
+    action: &'static str,
+    document_id: &DocumentId,
+) {
+    state.audit(AuditEvent {
+        tenant_id: Some(tenant.scope.tenant_id().to_string()),
+        actor: state
+            .appliance
+            .store()
+            .pseudonym(Some(tenant.scope.tenant_id()), &tenant.principal.subject),
+        action,
+        resource: document_id.to_string(),
+        outcome: Outcome::Ok,
+    });
 }
 
 #[derive(Deserialize)]
@@ -148,13 +160,7 @@ pub async fn upload(
     let document_id = state
         .blocking(move || Ok(appliance.upload(&scope, &filename, metadata.as_ref(), &bytes)?))
         .await?;
-    state.audit(AuditEvent {
-        tenant_id: Some(tenant.scope.tenant_id().to_string()),
-        actor: actor(&state, &tenant),
-        action: "document.upload",
-        resource: document_id.to_string(),
-        outcome: Outcome::Ok,
-    });
+    audit_document(&state, &tenant, "document.upload", &document_id);
     if !params.wait {
         state.indexer.notify_one();
         return Ok((
@@ -282,13 +288,7 @@ pub async fn content(
             ))
         })
         .await?;
-    state.audit(AuditEvent {
-        tenant_id: Some(tenant.scope.tenant_id().to_string()),
-        actor: actor(&state, &tenant),
-        action: "document.download",
-        resource: document_id.to_string(),
-        outcome: Outcome::Ok,
-    });
+    audit_document(&state, &tenant, "document.download", &document_id);
     let content_type = record
         .content_type
         .unwrap_or_else(|| "application/octet-stream".into());
@@ -318,12 +318,6 @@ pub async fn delete(
     state
         .blocking(move || Ok(appliance.delete_document(&scope, &id)?))
         .await?;
-    state.audit(AuditEvent {
-        tenant_id: Some(tenant.scope.tenant_id().to_string()),
-        actor: actor(&state, &tenant),
-        action: "document.delete",
-        resource: document_id.to_string(),
-        outcome: Outcome::Ok,
-    });
+    audit_document(&state, &tenant, "document.delete", &document_id);
     Ok(StatusCode::NO_CONTENT)
 }

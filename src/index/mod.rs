@@ -144,6 +144,28 @@ impl TenantIndex {
         Ok(())
     }
 
+    /// Rebuilds the vector graph without its tombstones once they pass a fifth of it
+    /// (searches filter tombstones, so they cost time and memory, not correctness).
+    pub fn compact_if_needed(
+        &mut self,
+        store: &Store,
+        scope: &TenantScope,
+    ) -> Result<bool, IndexError> {
+        let tombstones = self.vector.tombstones();
+        if tombstones < 64 || tombstones * 5 < self.vector.len() + tombstones {
+            return Ok(false);
+        }
+        let vectors = store.chunk_vectors(scope)?;
+        let mut rebuilt = VectorIndex::new(vectors.len());
+        let items: Vec<(u64, &[f32])> = vectors
+            .iter()
+            .map(|item| (item.row_id, item.embedding.as_slice()))
+            .collect();
+        rebuilt.insert(&items);
+        self.vector = rebuilt;
+        Ok(true)
+    }
+
     /// Writes both snapshots, sealed, replacing the old files atomically.
     pub fn persist(&self, store: &Store, scope: &TenantScope) -> Result<(), IndexError> {
         store.write_index_file(scope, ObjectKind::TextIndex, &self.text.snapshot()?)?;

@@ -81,6 +81,11 @@ impl VectorIndex {
         self.live.len()
     }
 
+    /// Points still in the graph whose chunks were deleted.
+    pub fn tombstones(&self) -> usize {
+        self.graph.get_nb_point().saturating_sub(self.live.len())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.live.is_empty()
     }

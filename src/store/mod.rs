@@ -1003,16 +1003,7 @@ impl Store {
         let deletion = {
             let mut connection = self.connection();
             let transaction = connection.transaction()?;
-            let (documents, bytes): (i64, i64) = transaction.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = ?1",
-                params![tenant],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )?;
-            let chunks: i64 = transaction.query_row(
-                "SELECT COUNT(*) FROM chunks WHERE tenant_id = ?1",
-                params![tenant],
-                |row| row.get(0),
-            )?;
+            let (documents, bytes, chunks) = stored_totals(&transaction, tenant)?;
             let key_id: String = transaction.query_row(
                 "SELECT key_id FROM tenants WHERE tenant_id = ?1",
                 params![tenant],
@@ -1073,16 +1064,7 @@ impl Store {
     pub fn usage(&self, scope: &TenantScope, from: i64, to: i64) -> Result<Usage, StoreError> {
         let connection = self.connection();
         let tenant = scope.tenant_id().as_str();
-        let (documents, bytes): (i64, i64) = connection.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = ?1",
-            params![tenant],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
-        let chunks: i64 = connection.query_row(
-            "SELECT COUNT(*) FROM chunks WHERE tenant_id = ?1",
-            params![tenant],
-            |row| row.get(0),
-        )?;
+        let (documents, bytes, chunks) = stored_totals(&connection, tenant)?;
         let (queries, tokens_in, tokens_out): (i64, i64, i64) = connection.query_row(
             "SELECT COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0)
              FROM usage_events WHERE tenant_id = ?1 AND at >= ?2 AND at < ?3",
@@ -1303,6 +1285,24 @@ pub struct AuditRow {
     pub action: String,
     pub resource: String,
     pub outcome: String,
+}
+
+/// A tenant's stored documents, original bytes and chunks.
+fn stored_totals(
+    connection: &Connection,
+    tenant: &str,
+) -> Result<(i64, i64, i64), rusqlite::Error> {
+    let (documents, bytes): (i64, i64) = connection.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = ?1",
+        params![tenant],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let chunks: i64 = connection.query_row(
+        "SELECT COUNT(*) FROM chunks WHERE tenant_id = ?1",
+        params![tenant],
+        |row| row.get(0),
+    )?;
+    Ok((documents, bytes, chunks))
 }
 
 /// One queued document to index.

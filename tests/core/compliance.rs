@@ -210,3 +210,70 @@ fn tenant_deletion_shreds_the_key_and_files_and_certifies_it() {
         Some(1)
     );
 }
+
+#[test]
+fn deleted_documents_never_come_back_and_tombstones_are_compacted() {
+    let (_dir, appliance) = fresh_appliance();
+    let tenant = new_tenant(&appliance, "Deleter");
+    let contracts: Vec<(String, String)> = [
+        "ADUROBIOTECH",
+        "LifewayFoods",
+        "DRAGONSYSTEMS",
+        "SoupmanInc",
+    ]
+    .iter()
+    .map(|prefix| sample_contract(prefix))
+    .collect();
+    let documents: Vec<(&str, &str)> = contracts
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    ingest(&appliance, &tenant, &documents);
+    let listed = appliance.list_documents(&tenant).unwrap();
+    // Delete three of four: far past the compaction threshold.
+    for document in listed
+        .iter()
+        .filter(|d| !d.filename.starts_with("SoupmanInc"))
+    {
+        appliance
+            .delete_document(&tenant, &document.document_id)
+            .unwrap();
+    }
+    let deleted: Vec<String> = listed
+        .iter()
+        .filter(|d| !d.filename.starts_with("SoupmanInc"))
+        .map(|d| d.document_id.to_string())
+        .collect();
+    let check = |appliance: &bulkhead::appliance::Appliance| {
+        for query in [
+            "Illinois endorsement",
+            "consulting agreement term",
+            "Dragon outsourcing notice",
+        ] {
+            for mode in [SearchMode::Hybrid, SearchMode::Vector, SearchMode::Keyword] {
+                for result in appliance.search(&tenant, query, 20, mode).unwrap() {
+                    assert!(
+                        !deleted.contains(&result.chunk.chunk_id.document_id().to_string()),
+                        "{query}"
+                    );
+                }
+            }
+        }
+        let answer = appliance
+            .ask(
+                &tenant,
+                "Which state's laws govern the Lifeway endorsement agreement?",
+                None,
+                &mut |_| true,
+            )
+            .unwrap();
+        assert!(!answer.grounded, "{}", answer.text);
+    };
+    check(&appliance);
+    // And after a restart (snapshots reloaded).
+    let config = appliance.config().clone();
+    drop(appliance);
+    let appliance = bulkhead::appliance::Appliance::open(config).unwrap();
+    check(&appliance);
+    assert_eq!(appliance.list_documents(&tenant).unwrap().len(), 1);
+}
