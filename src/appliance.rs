@@ -40,6 +40,8 @@ pub enum ApplianceError {
     InvalidRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    Portability(#[from] crate::portability::PortabilityError),
 }
 
 /// The outcome of indexing one queued document.
@@ -345,6 +347,34 @@ impl Appliance {
         document_id: &DocumentId,
     ) -> Result<Vec<u8>, ApplianceError> {
         Ok(self.store.document_original(scope, document_id)?)
+    }
+
+    /// Streams the tenant's portable export to `out` (see [`crate::portability`]).
+    pub fn export_tenant(
+        &self,
+        scope: &TenantScope,
+        out: impl std::io::Write,
+        recipient: Option<&str>,
+    ) -> Result<crate::portability::PortabilitySummary, ApplianceError> {
+        Ok(crate::portability::export(
+            &self.store,
+            scope,
+            out,
+            recipient,
+        )?)
+    }
+
+    /// Loads an export into this tenant; its indexes pick the documents up at once.
+    pub fn import_tenant(
+        &self,
+        scope: &TenantScope,
+        input: impl std::io::Read,
+        identity: Option<&str>,
+    ) -> Result<crate::portability::PortabilitySummary, ApplianceError> {
+        let summary = crate::portability::import(&self.store, scope, input, identity)?;
+        // The next use reopens the index, which reconciles it with the imported chunks.
+        self.evict(scope);
+        Ok(summary)
     }
 
     /// Deletes a document; it is gone from search and answers when this returns.

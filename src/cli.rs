@@ -90,6 +90,25 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Write the tenant's portable archive (originals, text, chunks, embeddings, metadata)
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Encrypt to this age X25519 recipient (`age1...`)
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    /// Load an export into a tenant of this appliance
+    Import {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        /// File holding the age identity (`AGE-SECRET-KEY-...`) for an encrypted export
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
     /// Compliance reports
     Report {
         #[command(subcommand)]
@@ -479,6 +498,76 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
         Command::Certificate {
             command: CertificateCommand::Verify { file, jwks },
         } => verify_certificate(&config, &file, jwks.as_deref()),
+        Command::Export {
+            tenant,
+            out,
+            recipient,
+        } => {
+            let appliance = Appliance::open(config)?;
+            let scope = scope(&appliance, &tenant)?;
+            let file = std::fs::File::create(&out).map_err(|error| {
+                UserFailure(format!("cannot create {}: {error}", out.display()))
+            })?;
+            let summary = appliance.export_tenant(
+                &scope,
+                std::io::BufWriter::new(file),
+                recipient.as_deref(),
+            )?;
+            appliance.store().append_audit(&crate::audit::AuditEvent {
+                tenant_id: Some(scope.tenant_id().to_string()),
+                actor: "operator".into(),
+                action: "export",
+                resource: format!("{} documents", summary.documents),
+                outcome: crate::audit::Outcome::Ok,
+            })?;
+            eprintln!(
+                "exported {} documents ({} chunks) to {}",
+                summary.documents,
+                summary.chunks,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Import {
+            tenant,
+            file,
+            identity,
+        } => {
+            let appliance = Appliance::open(config)?;
+            let scope = scope(&appliance, &tenant)?;
+            let identity = identity
+                .map(|path| {
+                    std::fs::read_to_string(&path).map_err(|error| {
+                        UserFailure(format!("cannot read {}: {error}", path.display()))
+                    })
+                })
+                .transpose()?;
+            let identity = identity.as_deref().map(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("AGE-SECRET-KEY-"))
+                    .unwrap_or(text)
+                    .to_owned()
+            });
+            let input = std::fs::File::open(&file)
+                .map_err(|error| UserFailure(format!("cannot open {}: {error}", file.display())))?;
+            let summary = appliance.import_tenant(
+                &scope,
+                std::io::BufReader::new(input),
+                identity.as_deref(),
+            )?;
+            appliance.store().append_audit(&crate::audit::AuditEvent {
+                tenant_id: Some(scope.tenant_id().to_string()),
+                actor: "operator".into(),
+                action: "import",
+                resource: format!("{} documents", summary.documents),
+                outcome: crate::audit::Outcome::Ok,
+            })?;
+            println!(
+                "imported {} documents ({} chunks)",
+                summary.documents, summary.chunks
+            );
+            Ok(())
+        }
         Command::Report {
             command:
                 ReportCommand::AccessReview {

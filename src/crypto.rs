@@ -144,7 +144,7 @@ impl SecretKey {
     }
 
     pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.0.as_ref()))
+        Zeroizing::new(hex::encode(&self.0[..]))
     }
 
     /// Reads a key file written by [`SecretKey::write_new_file`], refusing one that other

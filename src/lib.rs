@@ -8,6 +8,7 @@
 //! - `server`, `api` — `bulkhead serve`: listener, TLS 1.3, graceful shutdown, the
 //!   background indexer; the HTTP routes of API.md with token-checked tenant scopes.
 //! - `audit`, `report` — the hash-chained audit log; access reviews from it.
+//! - `portability` — tenant export (tar, optionally age-encrypted) and import.
 //! - `wire` — the JSON shapes of API.md; the only place that derives `Serialize`.
 //! - `appliance` — the core every front end calls: tenants, uploads, the indexing queue,
 //!   search and grounded answers.
@@ -35,6 +36,7 @@ pub mod index;
 pub mod ingest;
 pub mod llm;
 pub mod logging;
+pub mod portability;
 pub mod report;
 pub mod server;
 pub mod store;

@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/audit/verify", get(verify))
         .route("/v1/tenants/{t}/reports/access-review", get(access_review))
         .route("/v1/tenants/{t}/usage", get(usage))
+        .route("/v1/tenants/{t}/export", axum::routing::post(export))
 }
 
 #[derive(Deserialize)]
@@ -182,4 +183,105 @@ pub async fn usage(
     body["from"] = serde_json::json!(crate::wire::timestamp(from));
     body["to"] = serde_json::json!(crate::wire::timestamp(to.min(253_402_300_799)));
     Ok(Json(body))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// An age X25519 recipient (`age1...`) to encrypt the archive to.
+    #[serde(default)]
+    recipient: Option<String>,
+}
+
+/// Sends what a blocking writer writes as the chunks of a streamed body.
+struct ChannelWriter(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(data)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{t}/export", request_body = ExportRequest,
+    params(("t" = String, Path)),
+    responses((status = 200, description = "a streamed tar archive (age-encrypted with a recipient)")), security(("bearer" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    tenant: Tenant<AdministerTenant>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    // The body is optional: empty means a plain (unencrypted) export.
+    let request: ExportRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ExportRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::InvalidRequest(format!("malformed JSON body: {error}")))?
+    };
+    if let Some(recipient) = &request.recipient {
+        use std::str::FromStr;
+        age::x25519::Recipient::from_str(recipient.trim()).map_err(|_| {
+            ApiError::InvalidRequest("recipient must be an age X25519 recipient (age1...)".into())
+        })?;
+    }
+    let encrypted = request.recipient.is_some();
+    let (sender, receiver) = tokio::sync::mpsc::channel(8);
+    let appliance = state.appliance.clone();
+    let scope = tenant.scope.clone();
+    let audit_state = state.clone();
+    let actor = state
+        .appliance
+        .store()
+        .pseudonym(Some(tenant.scope.tenant_id()), &tenant.principal.subject);
+    tokio::task::spawn_blocking(move || {
+        // Bounded memory: one document at a time, 8 chunks in flight to the client.
+        let writer = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(sender));
+        let result = appliance.export_tenant(&scope, writer, request.recipient.as_deref());
+        if let Err(error) = &result {
+            tracing::error!(%error, "export failed");
+        }
+        audit_state.audit(crate::audit::AuditEvent {
+            tenant_id: Some(scope.tenant_id().to_string()),
+            actor,
+            action: "export",
+            resource: result
+                .as_ref()
+                .map(|s| format!("{} documents", s.documents))
+                .unwrap_or_default(),
+            outcome: if result.is_ok() {
+                crate::audit::Outcome::Ok
+            } else {
+                crate::audit::Outcome::Failed
+            },
+        });
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    let content_type = if encrypted {
+        "application/octet-stream"
+    } else {
+        "application/x-tar"
+    };
+    let filename = if encrypted {
+        "export.tar.age"
+    } else {
+        "export.tar"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }

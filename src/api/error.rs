@@ -169,6 +169,16 @@ impl From<ApplianceError> for ApiError {
                 | EmbedError::Inference(_)),
             ) => internal(&error),
             ApplianceError::Index(error) => internal(&error),
+            ApplianceError::Portability(
+                error @ (crate::portability::PortabilityError::Recipient(_)
+                | crate::portability::PortabilityError::Decrypt(_)
+                | crate::portability::PortabilityError::Malformed(_)
+                | crate::portability::PortabilityError::Integrity(_)),
+            ) => ApiError::InvalidRequest(error.to_string()),
+            ApplianceError::Portability(
+                error @ (crate::portability::PortabilityError::Store(_)
+                | crate::portability::PortabilityError::Io(_)),
+            ) => internal(&error),
         }
     }
 }

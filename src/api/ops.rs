@@ -51,6 +51,7 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::audit::verify,
         super::audit::access_review,
         super::audit::usage,
+        super::audit::export,
         super::documents::upload,
         super::documents::list,
         super::documents::get_one,

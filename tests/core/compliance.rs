@@ -277,3 +277,94 @@ fn deleted_documents_never_come_back_and_tombstones_are_compacted() {
     check(&appliance);
     assert_eq!(appliance.list_documents(&tenant).unwrap().len(), 1);
 }
+
+#[test]
+fn export_then_import_answers_the_same_and_holds_nothing_of_other_tenants() {
+    let (dir, appliance) = fresh_appliance();
+    let alpha = new_tenant(&appliance, "Exporter");
+    let beta = new_tenant(&appliance, "Bystander");
+    let (aduro, aduro_text) = sample_contract("ADUROBIOTECH");
+    let (lifeway, lifeway_text) = sample_contract("LifewayFoods");
+    ingest(
+        &appliance,
+        &alpha,
+        &[(&aduro, &aduro_text), (&lifeway, &lifeway_text)],
+    );
+    let beta_text = format!("BYSTANDERMARKER42 {}", sample_contract("SoupmanInc").1);
+    ingest(&appliance, &beta, &[("bystander.txt", &beta_text)]);
+    let question = "Which state's laws govern the Lifeway endorsement agreement?";
+    let before = appliance
+        .ask(&alpha, question, None, &mut |_| true)
+        .unwrap();
+    assert!(before.grounded);
+
+    // Plain export: a tar with a manifest; nothing of the other tenant.
+    let mut archive = Vec::new();
+    let summary = appliance.export_tenant(&alpha, &mut archive, None).unwrap();
+    assert_eq!(summary.documents, 2);
+    assert!(!archive.windows(17).any(|w| w == b"BYSTANDERMARKER42"));
+    assert!(archive.windows(13).any(|w| w == b"manifest.json"));
+
+    // Encrypted export: no plaintext at all; opens only with the matching identity.
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let mut sealed = Vec::new();
+    appliance
+        .export_tenant(&alpha, &mut sealed, Some(&recipient))
+        .unwrap();
+    assert!(!sealed.windows(13).any(|w| w == b"manifest.json"));
+    assert!(
+        !sealed
+            .windows(20)
+            .any(|w| w == &lifeway_text.as_bytes()[200..220])
+    );
+
+    // Import into another appliance: same answer, same citations.
+    let (_other_dir, other) = fresh_appliance();
+    let target = new_tenant(&other, "Importer");
+    let secret = {
+        use age::secrecy::ExposeSecret;
+        identity.to_string().expose_secret().to_owned()
+    };
+    let wrong = age::x25519::Identity::generate();
+    let wrong_secret = {
+        use age::secrecy::ExposeSecret;
+        wrong.to_string().expose_secret().to_owned()
+    };
+    assert!(
+        other
+            .import_tenant(&target, sealed.as_slice(), Some(&wrong_secret))
+            .is_err()
+    );
+    let imported = other
+        .import_tenant(&target, sealed.as_slice(), Some(&secret))
+        .unwrap();
+    assert_eq!(imported.documents, 2);
+    assert_eq!(imported.chunks, summary.chunks);
+    let after = other.ask(&target, question, None, &mut |_| true).unwrap();
+    assert_eq!(after.text, before.text);
+    let spans = |answer: &bulkhead::appliance::Answer| -> Vec<(String, usize, usize, String)> {
+        answer
+            .citations
+            .iter()
+            .map(|c| (c.filename.clone(), c.start, c.end, c.text.clone()))
+            .collect()
+    };
+    assert_eq!(spans(&after), spans(&before));
+
+    // A tampered archive is refused before anything is stored.
+    let mut tampered = archive.clone();
+    let position = tampered
+        .windows(16)
+        .position(|w| w == &lifeway_text.as_bytes()[300..316])
+        .unwrap();
+    tampered[position] ^= 0x20;
+    let victim = new_tenant(&other, "Victim");
+    assert!(
+        other
+            .import_tenant(&victim, tampered.as_slice(), None)
+            .is_err()
+    );
+    assert!(other.list_documents(&victim).unwrap().is_empty());
+    drop(dir);
+}

@@ -579,3 +579,38 @@ async fn tenant_deletion_certificate_verifies_with_the_published_key_and_tokens_
     .await;
     assert!(status == 401 || status == 403, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_stream_an_export() {
+    let server = Server::start(&[]);
+    let http = client();
+    let tenant = create_tenant(&server, "Portable").await;
+    let editor = server.token(&tenant, "e", &["editor"]);
+    let admin = server.token(&tenant, "a", &["admin"]);
+    let (name, bytes) = sample("SoupmanInc");
+    upload(&server, &tenant, &editor, &name, bytes, true).await;
+    let (status, body) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/export")))
+            .bearer_auth(&editor),
+    )
+    .await;
+    assert_error(status, &body, 403, "forbidden");
+    let response = http
+        .post(server.url(&format!("/v1/tenants/{tenant}/export")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-tar");
+    let archive = response.bytes().await.unwrap();
+    assert!(archive.windows(13).any(|w| w == b"manifest.json"));
+    assert!(archive.windows(12).any(|w| w == b"chunks.jsonl"));
+    let (status, body) = send(
+        http.post(server.url(&format!("/v1/tenants/{tenant}/export")))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"recipient": "not-a-key"})),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_request");
+}

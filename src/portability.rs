@@ -1,0 +1,329 @@
+//! Portable tenant exports: every document's original, extracted text, chunks with
+//! offsets, embeddings and metadata, with a manifest of SHA-256 per file — one tar stream,
+//! optionally encrypted to an age X25519 recipient the customer provides. Memory stays
+//! bounded by one document whatever the tenant's size. `import` loads such an archive into
+//! a tenant of another appliance without re-embedding, so it answers the same way.
+//!
+//! Archive layout:
+//! ```text
+//! documents/<n>/original      the uploaded bytes
+//! documents/<n>/document.json file name, content type, status, metadata, sizes
+//! documents/<n>/text.txt      the extracted text (character offsets refer to it)
+//! documents/<n>/chunks.jsonl  {"seq","start","end","text","embedding"} per line
+//! manifest.json               format, tenant, model, and {path, bytes, sha256} per file (last)
+//! ```
+
+use std::io::{BufRead, Read, Write};
+use std::str::FromStr;
+
+use sha2::Digest;
+
+use crate::auth::TenantScope;
+use crate::store::{DocumentStatus, NewChunk, Store, StoreError};
+
+pub const FORMAT: &str = "bulkhead-export/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortabilityError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("archive i/o failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid age recipient (expected `age1...`): {0}")]
+    Recipient(String),
+    #[error(
+        "cannot decrypt the archive: {0}: pass the age identity (AGE-SECRET-KEY-...) matching its recipient"
+    )]
+    Decrypt(String),
+    #[error("not a Bulkhead export: {0}")]
+    Malformed(String),
+    #[error("the archive fails its manifest check: {0}")]
+    Integrity(String),
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PortabilitySummary {
+    pub documents: usize,
+    pub chunks: usize,
+    pub bytes: u64,
+}
+
+struct ManifestEntry {
+    path: String,
+    bytes: usize,
+    sha256: String,
+}
+
+fn append<W: Write>(
+    builder: &mut tar::Builder<W>,
+    manifest: &mut Vec<ManifestEntry>,
+    path: &str,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o600);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder.append_data(&mut header, path, data)?;
+    manifest.push(ManifestEntry {
+        path: path.to_owned(),
+        bytes: data.len(),
+        sha256: hex::encode(sha2::Sha256::digest(data)),
+    });
+    Ok(())
+}
+
+/// Writes the tenant's export to `out`, encrypted to `recipient` when given.
+pub fn export(
+    store: &Store,
+    scope: &TenantScope,
+    out: impl Write,
+    recipient: Option<&str>,
+) -> Result<PortabilitySummary, PortabilityError> {
+    match recipient {
+        None => write_archive(store, scope, out),
+        Some(recipient) => {
+            let recipient = age::x25519::Recipient::from_str(recipient.trim())
+                .map_err(|error| PortabilityError::Recipient(error.to_string()))?;
+            let encryptor =
+                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                    .map_err(|error| PortabilityError::Recipient(error.to_string()))?;
+            let mut writer = encryptor.wrap_output(out)?;
+            let summary = write_archive(store, scope, &mut writer)?;
+            writer.finish()?;
+            Ok(summary)
+        }
+    }
+}
+
+fn write_archive(
+    store: &Store,
+    scope: &TenantScope,
+    out: impl Write,
+) -> Result<PortabilitySummary, PortabilityError> {
+    let mut builder = tar::Builder::new(out);
+    let mut manifest = Vec::new();
+    let mut summary = PortabilitySummary::default();
+    for (index, record) in store.list_documents(scope)?.iter().enumerate() {
+        if record.status != DocumentStatus::Indexed {
+            continue;
+        }
+        // One document in memory at a time.
+        let exported = store.export_document(scope, &record.document_id)?;
+        let prefix = format!("documents/{index:06}");
+        append(
+            &mut builder,
+            &mut manifest,
+            &format!("{prefix}/original"),
+            &exported.original,
+        )?;
+        let description = serde_json::json!({
+            "document_id": record.document_id.to_string(),
+            "filename": record.filename,
+            "content_type": record.content_type,
+            "bytes": record.bytes,
+            "created_at": crate::wire::timestamp(record.created_at),
+            "metadata": exported.metadata,
+            "chunks": exported.chunks.len(),
+        });
+        append(
+            &mut builder,
+            &mut manifest,
+            &format!("{prefix}/document.json"),
+            description.to_string().as_bytes(),
+        )?;
+        append(
+            &mut builder,
+            &mut manifest,
+            &format!("{prefix}/text.txt"),
+            exported.text.unwrap_or_default().as_bytes(),
+        )?;
+        let mut lines = Vec::new();
+        for (seq, chunk) in exported.chunks.iter().enumerate() {
+            serde_json::to_writer(
+                &mut lines,
+                &serde_json::json!({"seq": seq, "start": chunk.start, "end": chunk.end, "text": chunk.text, "embedding": chunk.embedding}),
+            )
+            .map_err(|error| PortabilityError::Malformed(error.to_string()))?;
+            lines.push(b'\n');
+        }
+        append(
+            &mut builder,
+            &mut manifest,
+            &format!("{prefix}/chunks.jsonl"),
+            &lines,
+        )?;
+        summary.documents += 1;
+        summary.chunks += exported.chunks.len();
+        summary.bytes += record.bytes;
+    }
+    let manifest_json = serde_json::json!({
+        "format": FORMAT,
+        "tenant_id": scope.tenant_id().to_string(),
+        "exported_at": crate::wire::timestamp(crate::auth::tokens::unix_now() as i64),
+        "embedding_model": "all-MiniLM-L6-v2",
+        "documents": summary.documents,
+        "files": manifest.iter().map(|entry| serde_json::json!({"path": entry.path, "bytes": entry.bytes, "sha256": entry.sha256})).collect::<Vec<_>>(),
+    });
+    let mut ignored = Vec::new();
+    append(
+        &mut builder,
+        &mut ignored,
+        "manifest.json",
+        manifest_json.to_string().as_bytes(),
+    )?;
+    builder.into_inner()?.flush()?;
+    Ok(summary)
+}
+
+/// Loads an export into the tenant of `scope`. Every file is checked against the manifest
+/// before anything is stored; documents get new ids in the new tenant.
+pub fn import(
+    store: &Store,
+    scope: &TenantScope,
+    input: impl Read,
+    identity: Option<&str>,
+) -> Result<PortabilitySummary, PortabilityError> {
+    match identity {
+        None => read_archive(store, scope, input),
+        Some(identity) => {
+            let identity = age::x25519::Identity::from_str(identity.trim())
+                .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
+            let decryptor = age::Decryptor::new(input)
+                .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
+            let reader = decryptor
+                .decrypt(std::iter::once(&identity as &dyn age::Identity))
+                .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
+            read_archive(store, scope, reader)
+        }
+    }
+}
+
+struct PendingDocument {
+    original: Vec<u8>,
+    description: serde_json::Value,
+    text: String,
+    chunks: Vec<NewChunk>,
+}
+
+fn read_archive(
+    store: &Store,
+    scope: &TenantScope,
+    input: impl Read,
+) -> Result<PortabilitySummary, PortabilityError> {
+    let mut archive = tar::Archive::new(input);
+    let mut hashes: Vec<(String, String)> = Vec::new();
+    let mut documents: std::collections::BTreeMap<String, PendingDocument> =
+        std::collections::BTreeMap::new();
+    let mut manifest: Option<serde_json::Value> = None;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        if path == "manifest.json" {
+            manifest = Some(
+                serde_json::from_slice(&data)
+                    .map_err(|error| PortabilityError::Malformed(error.to_string()))?,
+            );
+            continue;
+        }
+        hashes.push((path.clone(), hex::encode(sha2::Sha256::digest(&data))));
+        let (prefix, file) = path
+            .rsplit_once('/')
+            .ok_or_else(|| PortabilityError::Malformed(format!("unexpected entry {path}")))?;
+        let document = documents
+            .entry(prefix.to_owned())
+            .or_insert_with(|| PendingDocument {
+                original: Vec::new(),
+                description: serde_json::Value::Null,
+                text: String::new(),
+                chunks: Vec::new(),
+            });
+        match file {
+            "original" => document.original = data,
+            "document.json" => {
+                document.description = serde_json::from_slice(&data)
+                    .map_err(|error| PortabilityError::Malformed(error.to_string()))?
+            }
+            "text.txt" => {
+                document.text = String::from_utf8(data)
+                    .map_err(|_| PortabilityError::Malformed("text is not UTF-8".into()))?
+            }
+            "chunks.jsonl" => {
+                for line in data.lines() {
+                    let line = line?;
+                    let chunk: serde_json::Value = serde_json::from_str(&line)
+                        .map_err(|error| PortabilityError::Malformed(error.to_string()))?;
+                    document.chunks.push(NewChunk {
+                        start: chunk["start"].as_u64().unwrap_or(0) as usize,
+                        end: chunk["end"].as_u64().unwrap_or(0) as usize,
+                        text: chunk["text"].as_str().unwrap_or_default().to_owned(),
+                        embedding: chunk["embedding"]
+                            .as_array()
+                            .map(|values| {
+                                values
+                                    .iter()
+                                    .filter_map(|v| v.as_f64())
+                                    .map(|v| v as f32)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+            _ => {
+                return Err(PortabilityError::Malformed(format!(
+                    "unexpected entry {path}"
+                )));
+            }
+        }
+    }
+    let manifest =
+        manifest.ok_or_else(|| PortabilityError::Malformed("no manifest.json".into()))?;
+    if manifest["format"] != FORMAT {
+        return Err(PortabilityError::Malformed(format!(
+            "format is {}, expected {FORMAT}",
+            manifest["format"]
+        )));
+    }
+    let listed = manifest["files"].as_array().cloned().unwrap_or_default();
+    if listed.len() != hashes.len() {
+        return Err(PortabilityError::Integrity(
+            "the manifest lists a different set of files".into(),
+        ));
+    }
+    for (path, sha256) in &hashes {
+        let expected = listed.iter().find(|file| file["path"] == path.as_str());
+        if expected.and_then(|file| file["sha256"].as_str()) != Some(sha256.as_str()) {
+            return Err(PortabilityError::Integrity(format!(
+                "{path} does not match its SHA-256"
+            )));
+        }
+    }
+    let mut summary = PortabilitySummary::default();
+    for document in documents.values() {
+        let description = &document.description;
+        let filename = description["filename"].as_str().unwrap_or("unnamed");
+        let content_type = description["content_type"].as_str().unwrap_or("text/plain");
+        let metadata = description
+            .get("metadata")
+            .filter(|value| value.is_object());
+        store.import_document(
+            scope,
+            &crate::store::DocumentImport {
+                filename,
+                metadata,
+                original: &document.original,
+                content_type,
+                text: &document.text,
+                chunks: &document.chunks,
+            },
+        )?;
+        summary.documents += 1;
+        summary.chunks += document.chunks.len();
+        summary.bytes += document.original.len() as u64;
+    }
+    Ok(summary)
+}
