@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS audit_events (
     hash BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit_events(tenant_id, seq);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    head BLOB NOT NULL,
+    at INTEGER NOT NULL,
+    jws TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
@@ -71,6 +77,72 @@ pub fn pseudonym(key: &[u8], subject: &str) -> String {
     hasher.update(key);
     hasher.update(subject.as_bytes());
     format!("u_{}", hex::encode(&hasher.finalize()[..12]))
+}
+
+/// A signed checkpoint is written every this many entries.
+pub const CHECKPOINT_EVERY: i64 = 100;
+
+/// Appends an event and, every [`CHECKPOINT_EVERY`] entries, a checkpoint of the chain
+/// head signed with the appliance key: rewriting the whole chain after a checkpoint would
+/// need that key.
+pub fn append_and_checkpoint(
+    store: &crate::store::Store,
+    signer: &crate::auth::tokens::Signer,
+    event: &AuditEvent,
+) -> Result<(), crate::store::StoreError> {
+    let (seq, hash) = store.append_audit(event)?;
+    if seq % CHECKPOINT_EVERY == 0 {
+        let head = hex::encode(hash);
+        match signer.sign(
+            &serde_json::json!({"type": "bulkhead.audit_checkpoint", "seq": seq, "head": head}),
+        ) {
+            Ok(jws) => store.append_checkpoint(seq, &hash, &jws)?,
+            Err(error) => tracing::error!(%error, "audit checkpoint not signed"),
+        }
+    }
+    Ok(())
+}
+
+/// Checks signed checkpoints against the chain: each must verify with the appliance key
+/// and name the hash the chain has at its position.
+pub fn verify_checkpoints(
+    entries: &[ChainEntry],
+    checkpoints: &[(i64, Vec<u8>, String)],
+    jwk: &serde_json::Value,
+) -> Result<usize, String> {
+    for (seq, head, jws) in checkpoints {
+        let payload = crate::auth::tokens::verify_signed_document(jws, jwk)
+            .map_err(|_| format!("checkpoint at entry {seq} is not signed by this appliance"))?;
+        let signed_head = payload["head"].as_str().unwrap_or_default();
+        if payload["seq"] != *seq || signed_head != hex::encode(head) {
+            return Err(format!("checkpoint at entry {seq} was altered"));
+        }
+        match entries.iter().find(|entry| entry.seq == *seq) {
+            Some(entry) if hex::encode(&entry.hash) == signed_head => {}
+            _ => {
+                return Err(format!(
+                    "the chain at entry {seq} differs from its signed checkpoint"
+                ));
+            }
+        }
+    }
+    Ok(checkpoints.len())
+}
+
+/// Verifies the stored chain and its signed checkpoints (`jwk`: the appliance's key).
+pub fn verify_store(
+    store: &crate::store::Store,
+    jwk: &serde_json::Value,
+) -> Result<VerifyReport, crate::store::StoreError> {
+    let entries = store.audit_chain()?;
+    let mut report = verify_chain(&entries);
+    if report.ok
+        && let Err(problem) = verify_checkpoints(&entries, &store.audit_checkpoints()?, jwk)
+    {
+        report.ok = false;
+        report.problem = Some(problem);
+    }
+    Ok(report)
 }
 
 /// The hash before the first entry.

@@ -484,7 +484,9 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
             command: AuditCommand::Verify,
         } => {
             let store = Store::open(&config.data_dir)?;
-            let report = crate::audit::verify_chain(&store.audit_chain()?);
+            let signer = crate::auth::tokens::Signer::load(&config.data_dir)
+                .map_err(|error| UserFailure(error.to_string()))?;
+            let report = crate::audit::verify_store(&store, &signer.jwk())?;
             print_json(&report);
             if report.ok {
                 Ok(())

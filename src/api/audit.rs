@@ -89,9 +89,10 @@ pub async fn verify(
     let store_state = state.clone();
     let report = state
         .blocking(move || {
-            Ok(crate::audit::verify_chain(
-                &store_state.appliance.store().audit_chain()?,
-            ))
+            Ok(crate::audit::verify_store(
+                store_state.appliance.store(),
+                &store_state.signer.jwk(),
+            )?)
         })
         .await?;
     Ok(Json(report))

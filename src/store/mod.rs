@@ -1209,7 +1209,11 @@ impl Store {
     ///
     /// The entry is chained to the last one inside an immediate transaction, so appends
     /// from several processes on one data directory still form a single chain.
-    pub fn append_audit(&self, event: &crate::audit::AuditEvent) -> Result<(), StoreError> {
+    /// Returns the new entry's sequence number and hash.
+    pub fn append_audit(
+        &self,
+        event: &crate::audit::AuditEvent,
+    ) -> Result<(i64, [u8; 32]), StoreError> {
         let mut connection = self.connection();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1256,7 +1260,27 @@ impl Store {
             ],
         )?;
         transaction.commit()?;
+        Ok((next_seq, hash))
+    }
+
+    /// Stores a signed checkpoint of the chain head at `seq`.
+    pub fn append_checkpoint(&self, seq: i64, head: &[u8], jws: &str) -> Result<(), StoreError> {
+        self.connection().execute(
+            "INSERT OR REPLACE INTO audit_checkpoints (seq, head, at, jws) VALUES (?1, ?2, ?3, ?4)",
+            params![seq, head, now(), jws],
+        )?;
         Ok(())
+    }
+
+    /// Every checkpoint: (seq, head, jws).
+    pub fn audit_checkpoints(&self) -> Result<Vec<(i64, Vec<u8>, String)>, StoreError> {
+        let connection = self.connection();
+        let mut statement =
+            connection.prepare("SELECT seq, head, jws FROM audit_checkpoints ORDER BY seq")?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// The whole audit chain in `seq` order (maintenance access for verification: no

@@ -368,3 +368,74 @@ fn export_then_import_answers_the_same_and_holds_nothing_of_other_tenants() {
     assert!(other.list_documents(&victim).unwrap().is_empty());
     drop(dir);
 }
+
+#[test]
+fn signed_checkpoints_pin_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::init(dir.path()).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let signer = bulkhead::auth::tokens::Signer::load(dir.path()).unwrap();
+    for _ in 0..bulkhead::audit::CHECKPOINT_EVERY + 5 {
+        bulkhead::audit::append_and_checkpoint(
+            &store,
+            &signer,
+            &event("t_0123456789abcdef0123", "ask"),
+        )
+        .unwrap();
+    }
+    assert_eq!(store.audit_checkpoints().unwrap().len(), 1);
+    assert!(
+        bulkhead::audit::verify_store(&store, &signer.jwk())
+            .unwrap()
+            .ok
+    );
+    drop(store);
+    // Rewriting the whole chain consistently (here: recomputing every hash after an edit)
+    // still contradicts the signed checkpoint.
+    let connection = rusqlite::Connection::open(dir.path().join("system.db")).unwrap();
+    connection
+        .execute_batch("DROP TRIGGER IF EXISTS audit_events_no_update; DROP TRIGGER IF EXISTS audit_events_no_delete;")
+        .unwrap();
+    connection
+        .execute(
+            "UPDATE audit_events SET outcome = 'denied' WHERE seq = 7",
+            [],
+        )
+        .unwrap();
+    let mut entries = Store::open(dir.path()).unwrap().audit_chain().unwrap();
+    let mut prev = bulkhead::audit::GENESIS.to_vec();
+    for entry in &mut entries {
+        entry.prev_hash = prev.clone();
+        entry.hash = bulkhead::audit::entry_hash(
+            &entry.prev_hash,
+            entry.seq,
+            entry.at,
+            entry.tenant_id.as_deref(),
+            &entry.actor,
+            &entry.action,
+            &entry.resource,
+            &entry.outcome,
+        )
+        .to_vec();
+        prev = entry.hash.clone();
+    }
+    connection
+        .execute_batch("DROP TRIGGER IF EXISTS audit_events_no_update; DROP TRIGGER IF EXISTS audit_events_no_delete;")
+        .unwrap();
+    for entry in &entries {
+        connection
+            .execute(
+                "UPDATE audit_events SET prev_hash = ?1, hash = ?2 WHERE seq = ?3",
+                rusqlite::params![entry.prev_hash, entry.hash, entry.seq],
+            )
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(
+        bulkhead::audit::verify_chain(&store.audit_chain().unwrap()).ok,
+        "the chain alone is consistent"
+    );
+    let report = bulkhead::audit::verify_store(&store, &signer.jwk()).unwrap();
+    assert!(!report.ok);
+    assert!(report.problem.unwrap().contains("signed checkpoint"));
+}

@@ -257,6 +257,28 @@ async fn the_whole_api_works_end_to_end() {
     )
     .await
     .1;
+    // The audit log names actions and ids, never questions or file names.
+    let events = send(
+        http.get(server.url(&format!("/v1/tenants/{tenant}/audit?limit=1000")))
+            .bearer_auth(&auditor),
+    )
+    .await
+    .1;
+    let log = events.to_string();
+    assert!(
+        log.contains("\"ask\"") && log.contains("document.upload"),
+        "{log}"
+    );
+    for secret in [
+        "Lifeway endorsement",
+        "governing law Illinois",
+        "ADUROBIOTECH",
+        "LifewayFoods",
+        "carol",
+        "bob",
+    ] {
+        assert!(!log.contains(secret), "audit log holds {secret}");
+    }
     assert_eq!(review["tenant_id"], tenant.as_str());
 
     // Delete: gone from search at once.
