@@ -13,6 +13,23 @@ use crate::ids::TenantId;
 use tokens::{Principal, Role};
 
 /// Proof that the caller may act on one tenant's data.
+///
+/// Code outside this module cannot mint one — neither with a struct literal:
+///
+/// ```compile_fail,E0451
+/// use bulkhead::{auth::TenantScope, ids::TenantId};
+/// let scope = TenantScope { tenant_id: TenantId::generate() };
+/// ```
+///
+/// nor by any other constructor than the two in this module, which need a verified token
+/// or an explicit operator reason:
+///
+/// ```
+/// use bulkhead::auth::{operator_scope, OperatorReason};
+/// use bulkhead::ids::TenantId;
+/// let scope = operator_scope(TenantId::generate(), OperatorReason::CommandLine);
+/// assert!(scope.tenant_id().as_str().starts_with("t_"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantScope {
     tenant_id: TenantId,
