@@ -112,6 +112,7 @@ impl Appliance {
     /// on first use.
     pub fn open(config: Config) -> Result<Appliance, ApplianceError> {
         let store = Store::open(&config.data_dir)?;
+        crate::index::vector::remove_stale_staging();
         Ok(Appliance {
             config,
             store,

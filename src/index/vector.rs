@@ -122,6 +122,27 @@ impl RamStaging {
     }
 }
 
+/// Removes staging directories that a crashed process left in `/dev/shm` (older than ten
+/// minutes, so a concurrent process's live staging is never touched). They hold plaintext
+/// vectors in RAM until removed.
+pub fn remove_stale_staging() {
+    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_ours = entry.file_name().to_string_lossy().starts_with("bulkhead-");
+        let stale = entry
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(600));
+        if is_ours && stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl Drop for RamStaging {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
