@@ -31,6 +31,8 @@ pub enum CryptoError {
         "integrity check failed for {kind} {object_id}: the data was modified, moved from another tenant or object, or the key is wrong"
     )]
     Integrity {
+        /// The tenant the data was expected to belong to (`None`: appliance-wide).
+        tenant: Option<String>,
         kind: &'static str,
         object_id: String,
     },
@@ -216,6 +218,7 @@ impl SecretKey {
     /// Decrypts what [`SecretKey::seal`] produced under the same associated data.
     pub fn open(&self, aad: Aad<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let integrity = || CryptoError::Integrity {
+            tenant: aad.tenant.map(ToString::to_string),
             kind: aad.kind.label(),
             object_id: aad.object_id.to_owned(),
         };
@@ -241,6 +244,7 @@ impl SecretKey {
     pub fn open_string(&self, aad: Aad<'_>, sealed: &[u8]) -> Result<String, CryptoError> {
         let bytes = self.open(aad, sealed)?;
         String::from_utf8(bytes).map_err(|_| CryptoError::Integrity {
+            tenant: aad.tenant.map(ToString::to_string),
             kind: aad.kind.label(),
             object_id: aad.object_id.to_owned(),
         })

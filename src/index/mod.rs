@@ -70,7 +70,7 @@ impl TenantIndex {
         let live: HashSet<u64> = store.chunk_row_ids(scope)?.into_iter().collect();
         let mut changed = false;
 
-        let mut text = match store.read_index_file(scope, ObjectKind::TextIndex)? {
+        let mut text = match cached_snapshot(store, scope, ObjectKind::TextIndex)? {
             Some(snapshot) => TextIndex::restore(&snapshot).unwrap_or_else(|error| {
                 tracing::warn!(tenant = %scope.tenant_id(), %error, "text index snapshot unreadable; rebuilding");
                 changed = true;
@@ -92,8 +92,7 @@ impl TenantIndex {
             changed = true;
         }
 
-        let restored = store
-            .read_index_file(scope, ObjectKind::VectorIndex)?
+        let restored = cached_snapshot(store, scope, ObjectKind::VectorIndex)?
             .and_then(|snapshot| VectorIndex::restore(&snapshot));
         let mut vector = match restored {
             Some(vector) => vector,
@@ -219,6 +218,24 @@ impl TenantIndex {
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row_id.cmp(&b.row_id)));
         hits.truncate(k);
         Ok(hits)
+    }
+}
+
+/// A sealed snapshot, or `None` when there is none or it fails its integrity check (a file
+/// swapped from another tenant, tampered with): the store has audited that, and the index
+/// is rebuilt from durable state instead of trusting the file.
+fn cached_snapshot(
+    store: &Store,
+    scope: &TenantScope,
+    kind: ObjectKind,
+) -> Result<Option<Vec<u8>>, IndexError> {
+    match store.read_index_file(scope, kind) {
+        Ok(snapshot) => Ok(snapshot),
+        Err(StoreError::Crypto(_)) => {
+            tracing::warn!(tenant = %scope.tenant_id(), kind = kind.label(), "index snapshot rejected; rebuilding");
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -425,14 +425,14 @@ impl Store {
             .map(|(id, name_sealed, tier, created_at)| {
                 let tenant_id = TenantId::try_from(id.as_str())
                     .map_err(|_| StoreError::TenantNotFound(id.clone()))?;
-                let name = self.master_key.open_string(
+                let name = self.audited(self.master_key.open_string(
                     Aad {
                         tenant: Some(&tenant_id),
                         kind: ObjectKind::TenantName,
                         object_id: tenant_id.as_str(),
                     },
                     &name_sealed,
-                )?;
+                ))?;
                 Ok(TenantRecord {
                     tenant_id,
                     name,
@@ -471,14 +471,14 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))?;
-        let hex = zeroize::Zeroizing::new(self.master_key.open_string(
+        let hex = zeroize::Zeroizing::new(self.audited(self.master_key.open_string(
             Aad {
                 tenant: Some(tenant_id),
                 kind: ObjectKind::DataKey,
                 object_id: &key_id,
             },
             &wrapped,
-        )?);
+        ))?);
         let key = SecretKey::from_hex(&hex)?;
         self.data_keys
             .lock()
@@ -800,10 +800,13 @@ impl Store {
                         kind,
                         object_id: document_id.as_str(),
                     };
-                    let filename =
-                        key.open_string(aad(ObjectKind::DocumentFilename), &filename_sealed)?;
+                    let filename = self.audited(
+                        key.open_string(aad(ObjectKind::DocumentFilename), &filename_sealed),
+                    )?;
                     let error = error_sealed
-                        .map(|sealed| key.open_string(aad(ObjectKind::DocumentError), &sealed))
+                        .map(|sealed| {
+                            self.audited(key.open_string(aad(ObjectKind::DocumentError), &sealed))
+                        })
                         .transpose()?;
                     Ok(DocumentRecord {
                         document_id,
@@ -839,14 +842,14 @@ impl Store {
         rows.into_iter()
             .map(|(row_id, document, seq, sealed)| {
                 let chunk_id = format!("{document}:{seq}");
-                let bytes = key.open(
+                let bytes = self.audited(key.open(
                     Aad {
                         tenant: Some(scope.tenant_id()),
                         kind: ObjectKind::ChunkEmbedding,
                         object_id: &chunk_id,
                     },
                     &sealed,
-                )?;
+                ))?;
                 Ok(ChunkVector {
                     row_id: row_id as u64,
                     embedding: crypto::bytes_to_f32s(&bytes),
@@ -915,22 +918,22 @@ impl Store {
                 .map_err(|_| StoreError::DocumentNotFound(document.clone()))?;
             let chunk_id = ChunkId::new(document_id.clone(), seq as u32);
             let chunk_label = chunk_id.to_string();
-            let text = key.open_string(
+            let text = self.audited(key.open_string(
                 Aad {
                     tenant: Some(scope.tenant_id()),
                     kind: ObjectKind::ChunkText,
                     object_id: &chunk_label,
                 },
                 &text_sealed,
-            )?;
-            let filename = key.open_string(
+            ))?;
+            let filename = self.audited(key.open_string(
                 Aad {
                     tenant: Some(scope.tenant_id()),
                     kind: ObjectKind::DocumentFilename,
                     object_id: document_id.as_str(),
                 },
                 &filename_sealed,
-            )?;
+            ))?;
             by_id.insert(
                 row_id as u64,
                 ChunkRecord {
@@ -1067,11 +1070,15 @@ impl Store {
             object_id: document_id.as_str(),
         };
         let metadata = metadata_sealed
-            .map(|sealed| key.open_string(document_aad(ObjectKind::DocumentMetadata), &sealed))
+            .map(|sealed| {
+                self.audited(key.open_string(document_aad(ObjectKind::DocumentMetadata), &sealed))
+            })
             .transpose()?
             .and_then(|text| serde_json::from_str(&text).ok());
         let text = text_sealed
-            .map(|sealed| key.open_string(document_aad(ObjectKind::DocumentText), &sealed))
+            .map(|sealed| {
+                self.audited(key.open_string(document_aad(ObjectKind::DocumentText), &sealed))
+            })
             .transpose()?;
         type Row = (i64, i64, i64, Vec<u8>, Vec<u8>);
         let rows: Vec<Row> = {
@@ -1106,9 +1113,12 @@ impl Store {
             chunks.push(NewChunk {
                 start: start as usize,
                 end: end as usize,
-                text: key.open_string(chunk_aad(ObjectKind::ChunkText), &text_sealed)?,
+                text: self
+                    .audited(key.open_string(chunk_aad(ObjectKind::ChunkText), &text_sealed))?,
                 embedding: crypto::bytes_to_f32s(
-                    &key.open(chunk_aad(ObjectKind::ChunkEmbedding), &embedding_sealed)?,
+                    &self.audited(
+                        key.open(chunk_aad(ObjectKind::ChunkEmbedding), &embedding_sealed),
+                    )?,
                 ),
             });
         }
@@ -1340,6 +1350,36 @@ impl Store {
         Ok(rows)
     }
 
+    /// Passes a decryption result on; an integrity failure (tampering, a file or row moved
+    /// between tenants or objects) is also logged and audited in the owning tenant's log —
+    /// with ids only — before it becomes an error. It is never garbage returned to a user.
+    fn audited<T>(&self, result: Result<T, CryptoError>) -> Result<T, StoreError> {
+        if let Err(CryptoError::Integrity {
+            tenant,
+            kind,
+            object_id,
+        }) = &result
+        {
+            tracing::error!(
+                tenant = tenant.as_deref().unwrap_or("-"),
+                kind,
+                object_id,
+                "integrity check failed"
+            );
+            let event = crate::audit::AuditEvent {
+                tenant_id: tenant.clone(),
+                actor: "appliance".into(),
+                action: "integrity.failure",
+                resource: format!("{kind} {object_id}"),
+                outcome: crate::audit::Outcome::Failed,
+            };
+            if let Err(error) = self.append_audit(&event) {
+                tracing::error!(%error, "audit append failed");
+            }
+        }
+        Ok(result?)
+    }
+
     /// Seals an index snapshot for this tenant and replaces its file atomically.
     pub fn write_index_file(
         &self,
@@ -1372,14 +1412,14 @@ impl Store {
             Err(error) => return Err(error.into()),
         };
         let key = self.data_key(scope)?;
-        Ok(Some(key.open(
+        Ok(Some(self.audited(key.open(
             Aad {
                 tenant: Some(scope.tenant_id()),
                 kind,
                 object_id: kind.label(),
             },
             &sealed,
-        )?))
+        ))?))
     }
 
     fn index_path(&self, scope: &TenantScope, kind: ObjectKind) -> PathBuf {

@@ -165,3 +165,50 @@ fn unrelated_question_is_refused_without_calling_the_model() {
     assert_eq!(tokens, 0, "the model must not run");
     assert_eq!(answer.timings.answer_tokens, 0);
 }
+
+#[test]
+fn index_files_swapped_between_tenants_are_rejected_audited_and_rebuilt() {
+    let (dir, appliance) = fresh_appliance();
+    let alpha = new_tenant(&appliance, "Alpha Swap");
+    let beta = new_tenant(&appliance, "Beta Swap");
+    let alpha_text = settlement("Alpha Swap", ALPHA_MARKER, "USD 1");
+    let beta_text = settlement("Beta Swap", BETA_MARKER, "USD 2");
+    ingest(&appliance, &alpha, &[("alpha.txt", &alpha_text)]);
+    ingest(&appliance, &beta, &[("beta.txt", &beta_text)]);
+    let config = appliance.config().clone();
+    drop(appliance);
+    // An operator error or an attack: Beta's sealed index files copied over Alpha's.
+    let index_dir = |tenant: &bulkhead::auth::TenantScope| {
+        dir.path()
+            .join("tenants")
+            .join(tenant.tenant_id().as_str())
+            .join("index")
+    };
+    for file in ["text-index.bin", "vector-index.bin"] {
+        std::fs::copy(index_dir(&beta).join(file), index_dir(&alpha).join(file)).unwrap();
+    }
+    let appliance = bulkhead::appliance::Appliance::open(config).unwrap();
+    for mode in [SearchMode::Hybrid, SearchMode::Vector, SearchMode::Keyword] {
+        let results = appliance
+            .search(&alpha, "settlement amount reference code", 10, mode)
+            .unwrap();
+        assert!(!results.is_empty(), "rebuilt from the store");
+        for result in &results {
+            assert!(
+                result.chunk.text.contains(ALPHA_MARKER)
+                    || !result.chunk.text.contains(BETA_MARKER)
+            );
+            assert_eq!(result.chunk.filename, "alpha.txt");
+        }
+    }
+    let log = appliance.store().audit_events(alpha.tenant_id()).unwrap();
+    let failures: Vec<_> = log
+        .iter()
+        .filter(|event| event.action == "integrity.failure")
+        .collect();
+    assert_eq!(failures.len(), 2, "both swapped files: {log:?}");
+    assert!(
+        failures.iter().all(|event| event.outcome == "failed"
+            && !event.resource.contains(beta.tenant_id().as_str()))
+    );
+}
