@@ -236,10 +236,7 @@ pub async fn export(
     let appliance = state.appliance.clone();
     let scope = tenant.scope.clone();
     let audit_state = state.clone();
-    let actor = state
-        .appliance
-        .store()
-        .pseudonym(Some(tenant.scope.tenant_id()), &tenant.principal.subject);
+    let actor = tenant.actor(&state);
     tokio::task::spawn_blocking(move || {
         // Bounded memory: one document at a time, 8 chunks in flight to the client.
         let writer = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(sender));

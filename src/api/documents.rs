@@ -10,7 +10,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::{ApiError, AppState, ReadDocuments, Tenant, WriteDocuments};
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::Outcome;
 use crate::ids::DocumentId;
 use crate::store::DocumentStatus;
 use crate::wire;
@@ -40,16 +40,7 @@ fn audit_document(
     action: &'static str,
     document_id: &DocumentId,
 ) {
-    state.audit(AuditEvent {
-        tenant_id: Some(tenant.scope.tenant_id().to_string()),
-        actor: state
-            .appliance
-            .store()
-            .pseudonym(Some(tenant.scope.tenant_id()), &tenant.principal.subject),
-        action,
-        resource: document_id.to_string(),
-        outcome: Outcome::Ok,
-    });
+    tenant.audit(state, action, document_id.to_string(), Outcome::Ok);
 }
 
 #[derive(Deserialize)]

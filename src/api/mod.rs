@@ -354,6 +354,33 @@ impl<P: Permission> FromRequestParts<AppState> for Tenant<P> {
     }
 }
 
+impl<P: Permission> Tenant<P> {
+    /// The caller as the audit log names them: a pseudonym keyed with the tenant's key.
+    pub fn actor(&self, state: &AppState) -> String {
+        state
+            .appliance
+            .store()
+            .pseudonym(Some(self.scope.tenant_id()), &self.principal.subject)
+    }
+
+    /// Audits an action of this caller on this tenant.
+    pub fn audit(
+        &self,
+        state: &AppState,
+        action: &'static str,
+        resource: String,
+        outcome: Outcome,
+    ) {
+        state.audit(AuditEvent {
+            tenant_id: Some(self.scope.tenant_id().to_string()),
+            actor: self.actor(state),
+            action,
+            resource,
+            outcome,
+        });
+    }
+}
+
 /// A cross-tenant attempt: in full in the caller's log; in the target's log (when the
 /// target exists) without the caller's identity.
 fn audit_mismatch(state: &AppState, principal: &Principal, requested: &str, path: &str) {

@@ -63,16 +63,12 @@ pub async fn search(
         .run_search(move || Ok(appliance.search(&scope, &body.query, top_k, mode)?))
         .await?;
     meter(&state, &tenant.scope, "search", 0, 0);
-    state.audit(AuditEvent {
-        tenant_id: Some(tenant.scope.tenant_id().to_string()),
-        actor: state
-            .appliance
-            .store()
-            .pseudonym(Some(tenant.scope.tenant_id()), &tenant.principal.subject),
-        action: "search",
-        resource: format!("{} results", results.len()),
-        outcome: Outcome::Ok,
-    });
+    tenant.audit(
+        &state,
+        "search",
+        format!("{} results", results.len()),
+        Outcome::Ok,
+    );
     Ok(Json(wire::SearchResponse {
         results: results.iter().map(wire::SearchHit::from).collect(),
     }))
@@ -110,10 +106,7 @@ pub async fn ask(
             .get(header::ACCEPT)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|accept| accept.contains("text/event-stream"));
-    let actor = state
-        .appliance
-        .store()
-        .pseudonym(Some(tenant.scope.tenant_id()), &tenant.principal.subject);
+    let actor = tenant.actor(&state);
     let audit = {
         let state = state.clone();
         let scope = tenant.scope.clone();
