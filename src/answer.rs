@@ -614,6 +614,7 @@ mod tests {
 
     fn excerpt(text: &str) -> ChunkRecord {
         ChunkRecord {
+            tenant_id: crate::ids::TenantId::generate(),
             row_id: 1,
             chunk_id: ChunkId::new(DocumentId::generate(), 0),
             filename: "a.txt".into(),

@@ -17,8 +17,11 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::ids::TenantId;
 
-/// Layout of a sealed object: a format byte, the 96-bit nonce, then ciphertext and tag.
-const FORMAT_V1: u8 = 1;
+/// Layout of a sealed object: a format byte, the owner (one length byte and the tenant
+/// id, empty for appliance-wide objects), the 96-bit nonce, then ciphertext and tag.
+/// The owner is in the clear so that the application scope can refuse another tenant's
+/// object before decrypting it ([`owner`]); the associated data authenticates it.
+const FORMAT_V2: u8 = 2;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 pub const KEY_LEN: usize = 32;
@@ -95,6 +98,10 @@ pub struct Aad<'a> {
 
 impl Aad<'_> {
     fn encode(&self) -> Vec<u8> {
+        if !crate::isolation::enabled(crate::isolation::Layer::Crypto) {
+            // Ablation test builds only: no binding at all.
+            return b"bulkhead/v1".to_vec();
+        }
         // Length-prefixed fields, so that no two different triples encode alike.
         let tenant = self.tenant.map(TenantId::as_str).unwrap_or("");
         let mut out = Vec::with_capacity(16 + tenant.len() + self.object_id.len());
@@ -208,8 +215,11 @@ impl SecretKey {
                 },
             )
             .expect("AES-GCM encryption cannot fail for in-memory buffers under 64 GiB");
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        out.push(FORMAT_V1);
+        let owner = aad.tenant.map(TenantId::as_str).unwrap_or("");
+        let mut out = Vec::with_capacity(2 + owner.len() + NONCE_LEN + ciphertext.len());
+        out.push(FORMAT_V2);
+        out.push(owner.len() as u8);
+        out.extend_from_slice(owner.as_bytes());
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&ciphertext);
         out
@@ -222,18 +232,19 @@ impl SecretKey {
             kind: aad.kind.label(),
             object_id: aad.object_id.to_owned(),
         };
-        if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != FORMAT_V1 {
+        let Some((_, body)) = split_owner(sealed) else {
+            return Err(integrity());
+        };
+        if body.len() < NONCE_LEN + TAG_LEN {
             return Err(integrity());
         }
-        let nonce_bytes: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN]
-            .try_into()
-            .map_err(|_| integrity())?;
+        let nonce_bytes: [u8; NONCE_LEN] = body[..NONCE_LEN].try_into().map_err(|_| integrity())?;
         let aad_bytes = aad.encode();
         self.cipher()
             .decrypt(
                 &Nonce::from(nonce_bytes),
                 Payload {
-                    msg: &sealed[1 + NONCE_LEN..],
+                    msg: &body[NONCE_LEN..],
                     aad: &aad_bytes,
                 },
             )
@@ -249,6 +260,22 @@ impl SecretKey {
             object_id: aad.object_id.to_owned(),
         })
     }
+}
+
+/// The tenant a sealed object says it belongs to (`Some("")`: appliance-wide), or `None`
+/// when it is not a sealed object at all. Unauthenticated until the object is opened.
+pub fn owner(sealed: &[u8]) -> Option<&str> {
+    split_owner(sealed).map(|(owner, _)| owner)
+}
+
+fn split_owner(sealed: &[u8]) -> Option<(&str, &[u8])> {
+    let (&format, rest) = sealed.split_first()?;
+    let (&length, rest) = rest.split_first()?;
+    if format != FORMAT_V2 || rest.len() < length as usize {
+        return None;
+    }
+    let (owner, body) = rest.split_at(length as usize);
+    Some((std::str::from_utf8(owner).ok()?, body))
 }
 
 /// Encodes embedding vectors for sealing (little-endian f32).
@@ -311,6 +338,7 @@ mod tests {
                 .open(aad(&tenant_a, ObjectKind::ChunkText, "d_1:0"), &sealed)
                 .is_err()
         );
+        assert_eq!(owner(&sealed), Some(tenant_a.as_str()));
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(

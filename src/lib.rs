@@ -18,6 +18,7 @@
 //! - `ingest` — format sniffing, text extraction, chunking.
 //! - `embed`, `llm` — local models on candle.
 //! - `store` — SQLite, encrypted blobs and index files, the job queue.
+//! - `isolation` — the six isolation layers, and their test-only ablation switches.
 //! - `crypto` — keys and authenticated encryption bound to tenant, kind and object.
 //! - `ids`, `config`, `logging` — leaf utilities.
 
@@ -34,6 +35,7 @@ pub mod embed;
 pub mod ids;
 pub mod index;
 pub mod ingest;
+pub mod isolation;
 pub mod llm;
 pub mod logging;
 pub mod portability;

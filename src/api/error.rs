@@ -129,6 +129,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotInitialised(_)
             | StoreError::WrongMasterKey
             | StoreError::Crypto(_)
+            | StoreError::NotThisTenant { .. }
             | StoreError::Database(_)
             | StoreError::Io(_) => internal(&error),
         }

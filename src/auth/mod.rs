@@ -53,6 +53,8 @@ pub enum OperatorReason {
     Demo,
     /// Writing an audit entry (pseudonymising a user with the tenant's key).
     Audit,
+    /// Deleting a tenant (counting what is removed, for the certificate).
+    Deletion,
     /// The HTTP gateway, after verifying a token for this tenant (tenant-level actions
     /// such as minting tokens).
     Gateway,

@@ -231,7 +231,7 @@ fn cached_snapshot(
 ) -> Result<Option<Vec<u8>>, IndexError> {
     match store.read_index_file(scope, kind) {
         Ok(snapshot) => Ok(snapshot),
-        Err(StoreError::Crypto(_)) => {
+        Err(StoreError::Crypto(_) | StoreError::NotThisTenant { .. }) => {
             tracing::warn!(tenant = %scope.tenant_id(), kind = kind.label(), "index snapshot rejected; rebuilding");
             Ok(None)
         }

@@ -16,16 +16,19 @@
 //! [`TenantScope`]'s tenant. This module knows nothing about parsing, models or HTTP.
 
 pub mod files;
+mod rows;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::auth::TenantScope;
 use crate::crypto::{self, Aad, CryptoError, ObjectKind, SecretKey};
 use crate::ids::{ChunkId, DocumentId, TenantId};
+use crate::isolation::{Layer, enabled};
+use rows::{TenantConnection, TenantDb, sql};
 
 pub const MASTER_KEY_FILE: &str = "master.key";
 pub const SIGNING_KEY_FILE: &str = "signing.key";
@@ -50,6 +53,12 @@ pub enum StoreError {
     DocumentNotFound(String),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// The application scope refused an object that says it belongs to another tenant.
+    #[error("isolation violation: {kind} {object_id} is not this tenant's")]
+    NotThisTenant {
+        kind: &'static str,
+        object_id: String,
+    },
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("file error: {0}")]
@@ -144,6 +153,9 @@ pub struct ChunkVector {
 /// A stored chunk's text, for the text index and for citations.
 #[derive(Clone, Debug)]
 pub struct ChunkRecord {
+    /// The tenant the row says it belongs to (checked again by the prompt and output
+    /// layers).
+    pub tenant_id: TenantId,
     pub row_id: u64,
     pub chunk_id: ChunkId,
     pub filename: String,
@@ -159,6 +171,9 @@ pub struct Store {
     // A std mutex: every critical section is a short synchronous SQLite call, never held
     // across an `.await`, and callers run on blocking threads.
     connection: Mutex<Connection>,
+    // Tenant data is read and written only through this one, bound to a scope's tenant
+    // (row security, see `rows`).
+    tenant_connection: TenantConnection,
     // Unwrapped data keys, so each request does not pay an unwrap. std mutex, as above.
     data_keys: Mutex<HashMap<TenantId, SecretKey>>,
 }
@@ -237,6 +252,8 @@ CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage_events(tenant_id, at);
 
 fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
     let connection = Connection::open(path)?;
+    // The system connection has no tenant: the tenant views are empty on it.
+    rows::register_current_tenant(&connection, Arc::new(Mutex::new(None)))?;
     // WAL with synchronous=FULL: a committed transaction survives power loss.
     // temp_store=MEMORY: sorts and temporary tables never spill to a file on disk.
     connection.execute_batch(
@@ -275,6 +292,7 @@ impl Store {
         let connection = open_connection(&root.join(DATABASE_FILE))?;
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::audit::SCHEMA)?;
+        rows::schema(&connection)?;
         let check: Option<Vec<u8>> = connection
             .query_row(
                 "SELECT value FROM appliance WHERE key = 'key_check'",
@@ -319,6 +337,7 @@ impl Store {
         let connection = open_connection(&database)?;
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::audit::SCHEMA)?;
+        rows::schema(&connection)?;
         let sealed: Vec<u8> = connection
             .query_row(
                 "SELECT value FROM appliance WHERE key = 'key_check'",
@@ -328,10 +347,12 @@ impl Store {
             .optional()?
             .ok_or_else(|| StoreError::NotInitialised(root.to_path_buf()))?;
         verify_key_check(&master_key, &sealed)?;
+        let tenant_connection = TenantConnection::new(open_connection(&database)?)?;
         Ok(Store {
             root: root.to_path_buf(),
             master_key,
             connection: Mutex::new(connection),
+            tenant_connection,
             data_keys: Mutex::new(HashMap::new()),
         })
     }
@@ -346,6 +367,72 @@ impl Store {
         self.connection
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The tenant connection, bound to this scope's tenant while the handle lives.
+    fn tenant(&self, scope: &TenantScope) -> TenantDb<'_> {
+        self.tenant_connection.bind(scope)
+    }
+
+    /// Application scope: whether a row read for `scope` is the scope's tenant's.
+    fn row_is_ours(scope: &TenantScope, tenant_column: &str) -> bool {
+        !enabled(Layer::Scope) || tenant_column == scope.tenant_id().as_str()
+    }
+
+    /// Opens a sealed object of the scope's tenant: refused unless it says it is the
+    /// scope's (application scope), then authenticated and decrypted (crypto).
+    fn open_sealed(
+        &self,
+        scope: &TenantScope,
+        key: &SecretKey,
+        kind: ObjectKind,
+        object_id: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        if enabled(Layer::Scope) && crypto::owner(sealed) != Some(scope.tenant_id().as_str()) {
+            tracing::error!(tenant = %scope.tenant_id(), kind = kind.label(), object_id, "object of another tenant refused");
+            let event = crate::audit::AuditEvent {
+                tenant_id: Some(scope.tenant_id().to_string()),
+                actor: "appliance".into(),
+                action: "isolation.violation",
+                resource: format!("{} {object_id}", kind.label()),
+                outcome: crate::audit::Outcome::Denied,
+            };
+            if let Err(error) = self.append_audit(&event) {
+                tracing::error!(%error, "audit append failed");
+            }
+            return Err(StoreError::NotThisTenant {
+                kind: kind.label(),
+                object_id: object_id.to_owned(),
+            });
+        }
+        self.audited(key.open(
+            Aad {
+                tenant: Some(scope.tenant_id()),
+                kind,
+                object_id,
+            },
+            sealed,
+        ))
+    }
+
+    /// Like [`Store::open_sealed`], for text.
+    fn open_text(
+        &self,
+        scope: &TenantScope,
+        key: &SecretKey,
+        kind: ObjectKind,
+        object_id: &str,
+        sealed: &[u8],
+    ) -> Result<String, StoreError> {
+        let bytes = self.open_sealed(scope, key, kind, object_id, sealed)?;
+        String::from_utf8(bytes).map_err(|_| {
+            StoreError::Crypto(CryptoError::Integrity {
+                tenant: Some(scope.tenant_id().to_string()),
+                kind: kind.label(),
+                object_id: object_id.to_owned(),
+            })
+        })
     }
 
     /// The directory of one tenant's files.
@@ -453,6 +540,10 @@ impl Store {
 
     /// The tenant's data key, unwrapped with the master key (cached).
     pub fn data_key(&self, scope: &TenantScope) -> Result<SecretKey, StoreError> {
+        if !enabled(Layer::Crypto) {
+            // Ablation test builds only: one key for every tenant.
+            return Ok(self.master_key.clone());
+        }
         let tenant_id = scope.tenant_id();
         if let Some(key) = self
             .data_keys
@@ -517,11 +608,11 @@ impl Store {
             )
         });
         let created_at = now();
-        let mut connection = self.connection();
+        let mut connection = self.tenant(scope);
         let transaction = connection.transaction()?;
         transaction.execute(
-            "INSERT INTO documents (document_id, tenant_id, filename_sealed, metadata_sealed, bytes, status, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+            &sql("INSERT INTO t_documents (document_id, tenant_id, filename_sealed, metadata_sealed, bytes, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)"),
             params![
                 document_id.as_str(),
                 scope.tenant_id().as_str(),
@@ -532,7 +623,7 @@ impl Store {
             ],
         )?;
         transaction.execute(
-            "INSERT INTO jobs (tenant_id, document_id, enqueued_at) VALUES (?1, ?2, ?3)",
+            &sql("INSERT INTO t_jobs (tenant_id, document_id, enqueued_at) VALUES (?1, ?2, ?3)"),
             params![scope.tenant_id().as_str(), document_id.as_str(), created_at],
         )?;
         transaction.commit()?;
@@ -547,14 +638,14 @@ impl Store {
     ) -> Result<Vec<u8>, StoreError> {
         self.require_document(scope, document_id)?;
         let sealed = std::fs::read(self.blob_path(scope, document_id))?;
-        Ok(self.data_key(scope)?.open(
-            Aad {
-                tenant: Some(scope.tenant_id()),
-                kind: ObjectKind::DocumentBlob,
-                object_id: document_id.as_str(),
-            },
+        let key = self.data_key(scope)?;
+        self.open_sealed(
+            scope,
+            &key,
+            ObjectKind::DocumentBlob,
+            document_id.as_str(),
             &sealed,
-        )?)
+        )
     }
 
     fn require_document(
@@ -562,15 +653,16 @@ impl Store {
         scope: &TenantScope,
         document_id: &DocumentId,
     ) -> Result<(), StoreError> {
-        let found: Option<i64> = self
-            .connection()
+        let found: Option<String> = self
+            .tenant(scope)
             .query_row(
-                "SELECT 1 FROM documents WHERE document_id = ?1 AND tenant_id = ?2",
+                &sql("SELECT tenant_id FROM t_documents WHERE document_id = ?1 AND tenant_id = ?2"),
                 params![document_id.as_str(), scope.tenant_id().as_str()],
                 |row| row.get(0),
             )
             .optional()?;
         found
+            .filter(|tenant| Self::row_is_ours(scope, tenant))
             .map(|_| ())
             .ok_or_else(|| StoreError::DocumentNotFound(document_id.to_string()))
     }
@@ -579,25 +671,28 @@ impl Store {
     /// (committed before work starts), so a document that crashes the indexer is retried
     /// a bounded number of times.
     pub fn claim_jobs(&self, scope: &TenantScope) -> Result<Vec<IndexJob>, StoreError> {
-        let mut connection = self.connection();
+        let mut connection = self.tenant(scope);
         let transaction = connection.transaction()?;
-        let jobs: Vec<(i64, String, i64)> = {
-            let mut statement = transaction.prepare(
-                "SELECT job_id, document_id, attempts FROM jobs WHERE tenant_id = ?1 ORDER BY job_id",
-            )?;
+        let jobs: Vec<(String, i64, String, i64)> = {
+            let mut statement = transaction.prepare(&sql(
+                "SELECT tenant_id, job_id, document_id, attempts FROM t_jobs WHERE tenant_id = ?1 ORDER BY job_id",
+            ))?;
             statement
                 .query_map(params![scope.tenant_id().as_str()], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })?
                 .collect::<Result<_, _>>()?
         };
         transaction.execute(
-            "UPDATE jobs SET attempts = attempts + 1 WHERE tenant_id = ?1",
+            &sql("UPDATE t_jobs SET attempts = attempts + 1 WHERE tenant_id = ?1"),
             params![scope.tenant_id().as_str()],
         )?;
         transaction.commit()?;
         let mut claimed = Vec::new();
-        for (job_id, document, attempts) in jobs {
+        for (tenant, job_id, document, attempts) in jobs {
+            if !Self::row_is_ours(scope, &tenant) {
+                continue;
+            }
             let Ok(document_id) = DocumentId::try_from(document.as_str()) else {
                 continue;
             };
@@ -650,23 +745,26 @@ impl Store {
                 )
             })
             .collect();
-        let mut connection = self.connection();
+        let mut connection = self.tenant(scope);
         let transaction = connection.transaction()?;
+        // A retried job may have committed something before; if it had, replace it whole.
+        for table in ["t_document_texts", "t_chunks"] {
+            transaction.execute(
+                &sql(&format!(
+                    "DELETE FROM {table} WHERE document_id = ?1 AND tenant_id = ?2"
+                )),
+                params![document_id.as_str(), scope.tenant_id().as_str()],
+            )?;
+        }
         transaction.execute(
-            "INSERT OR REPLACE INTO document_texts (document_id, tenant_id, text_sealed) VALUES (?1, ?2, ?3)",
+            &sql("INSERT INTO t_document_texts (document_id, tenant_id, text_sealed) VALUES (?1, ?2, ?3)"),
             params![document_id.as_str(), scope.tenant_id().as_str(), text_sealed],
         )?;
-        // A retried job may have committed nothing before; if it had, replace it whole.
-        transaction.execute(
-            "DELETE FROM chunks WHERE document_id = ?1 AND tenant_id = ?2",
-            params![document_id.as_str(), scope.tenant_id().as_str()],
-        )?;
-        let mut row_ids = Vec::with_capacity(chunks.len());
         {
-            let mut insert = transaction.prepare(
-                "INSERT INTO chunks (tenant_id, document_id, seq, start_char, end_char, text_sealed, embedding_sealed)
+            let mut insert = transaction.prepare(&sql(
+                "INSERT INTO t_chunks (tenant_id, document_id, seq, start_char, end_char, text_sealed, embedding_sealed)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
+            ))?;
             for (seq, (chunk, (text_sealed, embedding_sealed))) in
                 chunks.iter().zip(sealed_chunks).enumerate()
             {
@@ -679,12 +777,24 @@ impl Store {
                     text_sealed,
                     embedding_sealed
                 ])?;
-                row_ids.push(transaction.last_insert_rowid() as u64);
             }
         }
+        // Inserts through a view's trigger leave no last_insert_rowid: read them back.
+        let row_ids: Vec<u64> = {
+            let mut statement = transaction.prepare(&sql(
+                "SELECT row_id FROM t_chunks WHERE document_id = ?1 AND tenant_id = ?2 ORDER BY seq",
+            ))?;
+            statement
+                .query_map(
+                    params![document_id.as_str(), scope.tenant_id().as_str()],
+                    |row| row.get::<_, i64>(0),
+                )?
+                .map(|id| id.map(|id| id as u64))
+                .collect::<Result<_, _>>()?
+        };
         transaction.execute(
-            "UPDATE documents SET status = 'indexed', content_type = ?1, chunk_count = ?2, indexed_at = ?3, error_sealed = NULL
-             WHERE document_id = ?4 AND tenant_id = ?5",
+            &sql("UPDATE t_documents SET status = 'indexed', content_type = ?1, chunk_count = ?2, indexed_at = ?3, error_sealed = NULL
+             WHERE document_id = ?4 AND tenant_id = ?5"),
             params![
                 content_type,
                 chunks.len() as i64,
@@ -693,7 +803,10 @@ impl Store {
                 scope.tenant_id().as_str()
             ],
         )?;
-        transaction.execute("DELETE FROM jobs WHERE job_id = ?1", params![job.job_id])?;
+        transaction.execute(
+            &sql("DELETE FROM t_jobs WHERE job_id = ?1 AND tenant_id = ?2"),
+            params![job.job_id, scope.tenant_id().as_str()],
+        )?;
         transaction.commit()?;
         Ok(row_ids)
     }
@@ -714,13 +827,16 @@ impl Store {
             },
             reason.as_bytes(),
         );
-        let mut connection = self.connection();
+        let mut connection = self.tenant(scope);
         let transaction = connection.transaction()?;
         transaction.execute(
-            "UPDATE documents SET status = 'failed', error_sealed = ?1 WHERE document_id = ?2 AND tenant_id = ?3",
+            &sql("UPDATE t_documents SET status = 'failed', error_sealed = ?1 WHERE document_id = ?2 AND tenant_id = ?3"),
             params![error_sealed, job.document_id.as_str(), scope.tenant_id().as_str()],
         )?;
-        transaction.execute("DELETE FROM jobs WHERE job_id = ?1", params![job.job_id])?;
+        transaction.execute(
+            &sql("DELETE FROM t_jobs WHERE job_id = ?1 AND tenant_id = ?2"),
+            params![job.job_id, scope.tenant_id().as_str()],
+        )?;
         transaction.commit()?;
         Ok(())
     }
@@ -745,7 +861,29 @@ impl Store {
         scope: &TenantScope,
         only: Option<&DocumentId>,
     ) -> Result<Vec<DocumentRecord>, StoreError> {
+        self.documents_from_sql(
+            scope,
+            &sql(&format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM t_documents
+                 WHERE tenant_id = ?1 AND (?2 IS NULL OR document_id = ?2)
+                 ORDER BY created_at, document_id"
+            )),
+            params![scope.tenant_id().as_str(), only.map(DocumentId::as_str)],
+        )
+    }
+
+    /// Runs a document query on the scope's tenant connection and decodes its rows, which
+    /// must have the [`DOCUMENT_COLUMNS`]. A row of another tenant is dropped (application
+    /// scope) and every sealed field is authenticated (crypto): a query that forgot its
+    /// tenant filter still returns nothing of anyone else's.
+    pub fn documents_from_sql(
+        &self,
+        scope: &TenantScope,
+        statement: &str,
+        parameters: impl rusqlite::Params,
+    ) -> Result<Vec<DocumentRecord>, StoreError> {
         type Row = (
+            String,
             String,
             Vec<u8>,
             Option<String>,
@@ -756,34 +894,30 @@ impl Store {
             i64,
         );
         let rows: Vec<Row> = {
-            let connection = self.connection();
-            let mut statement = connection.prepare(
-                "SELECT document_id, filename_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at
-                 FROM documents WHERE tenant_id = ?1 AND (?2 IS NULL OR document_id = ?2)
-                 ORDER BY created_at, document_id",
-            )?;
+            let connection = self.tenant(scope);
+            let mut statement = connection.prepare(statement)?;
             statement
-                .query_map(
-                    params![scope.tenant_id().as_str(), only.map(DocumentId::as_str)],
-                    |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                            row.get(5)?,
-                            row.get(6)?,
-                            row.get(7)?,
-                        ))
-                    },
-                )?
+                .query_map(parameters, |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                        row.get(8)?,
+                    ))
+                })?
                 .collect::<Result<_, _>>()?
         };
         let key = self.data_key(scope)?;
         rows.into_iter()
+            .filter(|row| Self::row_is_ours(scope, &row.0))
             .map(
                 |(
+                    _,
                     id,
                     filename_sealed,
                     content_type,
@@ -795,18 +929,12 @@ impl Store {
                 )| {
                     let document_id = DocumentId::try_from(id.as_str())
                         .map_err(|_| StoreError::DocumentNotFound(id.clone()))?;
-                    let aad = |kind| Aad {
-                        tenant: Some(scope.tenant_id()),
-                        kind,
-                        object_id: document_id.as_str(),
+                    let open = |kind, sealed: &[u8]| {
+                        self.open_text(scope, &key, kind, document_id.as_str(), sealed)
                     };
-                    let filename = self.audited(
-                        key.open_string(aad(ObjectKind::DocumentFilename), &filename_sealed),
-                    )?;
+                    let filename = open(ObjectKind::DocumentFilename, &filename_sealed)?;
                     let error = error_sealed
-                        .map(|sealed| {
-                            self.audited(key.open_string(aad(ObjectKind::DocumentError), &sealed))
-                        })
+                        .map(|sealed| open(ObjectKind::DocumentError, &sealed))
                         .transpose()?;
                     Ok(DocumentRecord {
                         document_id,
@@ -823,33 +951,45 @@ impl Store {
             .collect()
     }
 
+    /// Test-only (ablation builds): runs a statement on the scope's tenant connection, as
+    /// a store query with a bug in it would. The isolation suite's raw-SQL probes.
+    #[cfg(feature = "ablation")]
+    pub fn execute_as_tenant(
+        &self,
+        scope: &TenantScope,
+        statement: &str,
+    ) -> Result<usize, StoreError> {
+        Ok(self.tenant(scope).execute(statement, [])?)
+    }
+
     // ---- chunks --------------------------------------------------------------------
 
     /// Every live chunk's vector (row id order), for building the vector index.
     pub fn chunk_vectors(&self, scope: &TenantScope) -> Result<Vec<ChunkVector>, StoreError> {
-        let rows: Vec<(i64, String, i64, Vec<u8>)> = {
-            let connection = self.connection();
-            let mut statement = connection.prepare(
-                "SELECT row_id, document_id, seq, embedding_sealed FROM chunks WHERE tenant_id = ?1 ORDER BY row_id",
-            )?;
+        let rows: Vec<(String, i64, String, i64, Vec<u8>)> = {
+            let connection = self.tenant(scope);
+            let mut statement = connection.prepare(&sql(
+                "SELECT tenant_id, row_id, document_id, seq, embedding_sealed FROM t_chunks WHERE tenant_id = ?1 ORDER BY row_id",
+            ))?;
             statement
                 .query_map(params![scope.tenant_id().as_str()], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
                 })?
                 .collect::<Result<_, _>>()?
         };
         let key = self.data_key(scope)?;
         rows.into_iter()
-            .map(|(row_id, document, seq, sealed)| {
+            .filter(|row| Self::row_is_ours(scope, &row.0))
+            .map(|(_, row_id, document, seq, sealed)| {
                 let chunk_id = format!("{document}:{seq}");
-                let bytes = self.audited(key.open(
-                    Aad {
-                        tenant: Some(scope.tenant_id()),
-                        kind: ObjectKind::ChunkEmbedding,
-                        object_id: &chunk_id,
-                    },
-                    &sealed,
-                ))?;
+                let bytes =
+                    self.open_sealed(scope, &key, ObjectKind::ChunkEmbedding, &chunk_id, &sealed)?;
                 Ok(ChunkVector {
                     row_id: row_id as u64,
                     embedding: crypto::bytes_to_f32s(&bytes),
@@ -860,16 +1000,20 @@ impl Store {
 
     /// Every live chunk's row id, ascending: what the indexes must contain.
     pub fn chunk_row_ids(&self, scope: &TenantScope) -> Result<Vec<u64>, StoreError> {
-        let connection = self.connection();
-        let mut statement =
-            connection.prepare("SELECT row_id FROM chunks WHERE tenant_id = ?1 ORDER BY row_id")?;
-        let ids = statement
+        let connection = self.tenant(scope);
+        let mut statement = connection.prepare(&sql(
+            "SELECT tenant_id, row_id FROM t_chunks WHERE tenant_id = ?1 ORDER BY row_id",
+        ))?;
+        let rows: Vec<(String, i64)> = statement
             .query_map(params![scope.tenant_id().as_str()], |row| {
-                row.get::<_, i64>(0)
+                Ok((row.get(0)?, row.get(1)?))
             })?
-            .map(|id| id.map(|id| id as u64))
             .collect::<Result<_, _>>()?;
-        Ok(ids)
+        Ok(rows
+            .into_iter()
+            .filter(|(tenant, _)| Self::row_is_ours(scope, tenant))
+            .map(|(_, id)| id as u64)
+            .collect())
     }
 
     /// Chunks by row id, decrypted, with their document's file name. Row ids that are not
@@ -888,15 +1032,15 @@ impl Store {
             .collect::<Vec<_>>()
             .join(",");
         // Row ids are integers formatted by us, so inlining them is injection-free.
-        let sql = format!(
-            "SELECT c.row_id, c.document_id, c.seq, c.start_char, c.end_char, c.text_sealed, d.filename_sealed
-             FROM chunks c JOIN documents d ON d.document_id = c.document_id AND d.tenant_id = c.tenant_id
+        let statement = format!(
+            "SELECT c.tenant_id, c.row_id, c.document_id, c.seq, c.start_char, c.end_char, c.text_sealed, d.filename_sealed
+             FROM t_chunks c JOIN t_documents d ON d.document_id = c.document_id AND d.tenant_id = c.tenant_id
              WHERE c.tenant_id = ?1 AND c.row_id IN ({list})"
         );
-        type Row = (i64, String, i64, i64, i64, Vec<u8>, Vec<u8>);
+        type Row = (String, i64, String, i64, i64, i64, Vec<u8>, Vec<u8>);
         let rows: Vec<Row> = {
-            let connection = self.connection();
-            let mut statement = connection.prepare(&sql)?;
+            let connection = self.tenant(scope);
+            let mut statement = connection.prepare(&sql(&statement))?;
             statement
                 .query_map(params![scope.tenant_id().as_str()], |row| {
                     Ok((
@@ -907,36 +1051,43 @@ impl Store {
                         row.get(4)?,
                         row.get(5)?,
                         row.get(6)?,
+                        row.get(7)?,
                     ))
                 })?
                 .collect::<Result<_, _>>()?
         };
         let key = self.data_key(scope)?;
         let mut by_id: HashMap<u64, ChunkRecord> = HashMap::with_capacity(rows.len());
-        for (row_id, document, seq, start, end, text_sealed, filename_sealed) in rows {
-            let document_id = DocumentId::try_from(document.as_str())
-                .map_err(|_| StoreError::DocumentNotFound(document.clone()))?;
+        for (tenant, row_id, document, seq, start, end, text_sealed, filename_sealed) in rows {
+            if !Self::row_is_ours(scope, &tenant) {
+                continue;
+            }
+            let (Ok(tenant_id), Ok(document_id)) = (
+                TenantId::try_from(tenant.as_str()),
+                DocumentId::try_from(document.as_str()),
+            ) else {
+                continue;
+            };
             let chunk_id = ChunkId::new(document_id.clone(), seq as u32);
             let chunk_label = chunk_id.to_string();
-            let text = self.audited(key.open_string(
-                Aad {
-                    tenant: Some(scope.tenant_id()),
-                    kind: ObjectKind::ChunkText,
-                    object_id: &chunk_label,
-                },
+            let text = self.open_text(
+                scope,
+                &key,
+                ObjectKind::ChunkText,
+                &chunk_label,
                 &text_sealed,
-            ))?;
-            let filename = self.audited(key.open_string(
-                Aad {
-                    tenant: Some(scope.tenant_id()),
-                    kind: ObjectKind::DocumentFilename,
-                    object_id: document_id.as_str(),
-                },
+            )?;
+            let filename = self.open_text(
+                scope,
+                &key,
+                ObjectKind::DocumentFilename,
+                document_id.as_str(),
                 &filename_sealed,
-            ))?;
+            )?;
             by_id.insert(
                 row_id as u64,
                 ChunkRecord {
+                    tenant_id,
                     row_id: row_id as u64,
                     chunk_id,
                     filename,
@@ -960,12 +1111,12 @@ impl Store {
         self.require_document(scope, document_id)?;
         let tenant = scope.tenant_id().as_str();
         let row_ids: Vec<u64> = {
-            let mut connection = self.connection();
+            let mut connection = self.tenant(scope);
             let transaction = connection.transaction()?;
             let row_ids = {
-                let mut statement = transaction.prepare(
-                    "SELECT row_id FROM chunks WHERE document_id = ?1 AND tenant_id = ?2",
-                )?;
+                let mut statement = transaction.prepare(&sql(
+                    "SELECT row_id FROM t_chunks WHERE document_id = ?1 AND tenant_id = ?2",
+                ))?;
                 statement
                     .query_map(params![document_id.as_str(), tenant], |row| {
                         row.get::<_, i64>(0)
@@ -973,9 +1124,11 @@ impl Store {
                     .map(|id| id.map(|id| id as u64))
                     .collect::<Result<Vec<_>, _>>()?
             };
-            for table in ["chunks", "document_texts", "jobs", "documents"] {
+            for table in ["t_chunks", "t_document_texts", "t_jobs", "t_documents"] {
                 transaction.execute(
-                    &format!("DELETE FROM {table} WHERE document_id = ?1 AND tenant_id = ?2"),
+                    &sql(&format!(
+                        "DELETE FROM {table} WHERE document_id = ?1 AND tenant_id = ?2"
+                    )),
                     params![document_id.as_str(), tenant],
                 )?;
             }
@@ -1003,10 +1156,16 @@ impl Store {
     pub fn delete_tenant(&self, tenant_id: &TenantId) -> Result<TenantDeletion, StoreError> {
         self.find_tenant(tenant_id)?;
         let tenant = tenant_id.as_str();
+        let (documents, bytes, chunks) = stored_totals(
+            &self.tenant(&crate::auth::operator_scope(
+                tenant_id.clone(),
+                crate::auth::OperatorReason::Deletion,
+            )),
+            tenant,
+        )?;
         let deletion = {
             let mut connection = self.connection();
             let transaction = connection.transaction()?;
-            let (documents, bytes, chunks) = stored_totals(&transaction, tenant)?;
             let key_id: String = transaction.query_row(
                 "SELECT key_id FROM tenants WHERE tenant_id = ?1",
                 params![tenant],
@@ -1056,37 +1215,29 @@ impl Store {
     ) -> Result<ExportedDocument, StoreError> {
         let record = self.document(scope, document_id)?;
         let key = self.data_key(scope)?;
-        let tenant = Some(scope.tenant_id());
-        let (metadata_sealed, text_sealed): (Option<Vec<u8>>, Option<Vec<u8>>) = self.connection().query_row(
-            "SELECT d.metadata_sealed, t.text_sealed FROM documents d
-             LEFT JOIN document_texts t ON t.document_id = d.document_id AND t.tenant_id = d.tenant_id
-             WHERE d.document_id = ?1 AND d.tenant_id = ?2",
+        let (metadata_sealed, text_sealed): (Option<Vec<u8>>, Option<Vec<u8>>) = self.tenant(scope).query_row(
+            &sql("SELECT d.metadata_sealed, t.text_sealed FROM t_documents d
+             LEFT JOIN t_document_texts t ON t.document_id = d.document_id AND t.tenant_id = d.tenant_id
+             WHERE d.document_id = ?1 AND d.tenant_id = ?2"),
             params![document_id.as_str(), scope.tenant_id().as_str()],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        let document_aad = |kind| Aad {
-            tenant,
-            kind,
-            object_id: document_id.as_str(),
-        };
+        let open_document =
+            |kind, sealed: &[u8]| self.open_text(scope, &key, kind, document_id.as_str(), sealed);
         let metadata = metadata_sealed
-            .map(|sealed| {
-                self.audited(key.open_string(document_aad(ObjectKind::DocumentMetadata), &sealed))
-            })
+            .map(|sealed| open_document(ObjectKind::DocumentMetadata, &sealed))
             .transpose()?
             .and_then(|text| serde_json::from_str(&text).ok());
         let text = text_sealed
-            .map(|sealed| {
-                self.audited(key.open_string(document_aad(ObjectKind::DocumentText), &sealed))
-            })
+            .map(|sealed| open_document(ObjectKind::DocumentText, &sealed))
             .transpose()?;
         type Row = (i64, i64, i64, Vec<u8>, Vec<u8>);
         let rows: Vec<Row> = {
-            let connection = self.connection();
-            let mut statement = connection.prepare(
-                "SELECT seq, start_char, end_char, text_sealed, embedding_sealed FROM chunks
+            let connection = self.tenant(scope);
+            let mut statement = connection.prepare(&sql(
+                "SELECT seq, start_char, end_char, text_sealed, embedding_sealed FROM t_chunks
                  WHERE document_id = ?1 AND tenant_id = ?2 ORDER BY seq",
-            )?;
+            ))?;
             statement
                 .query_map(
                     params![document_id.as_str(), scope.tenant_id().as_str()],
@@ -1105,21 +1256,23 @@ impl Store {
         let mut chunks = Vec::with_capacity(rows.len());
         for (seq, start, end, text_sealed, embedding_sealed) in rows {
             let chunk_id = ChunkId::new(document_id.clone(), seq as u32).to_string();
-            let chunk_aad = |kind| Aad {
-                tenant,
-                kind,
-                object_id: &chunk_id,
-            };
             chunks.push(NewChunk {
                 start: start as usize,
                 end: end as usize,
-                text: self
-                    .audited(key.open_string(chunk_aad(ObjectKind::ChunkText), &text_sealed))?,
-                embedding: crypto::bytes_to_f32s(
-                    &self.audited(
-                        key.open(chunk_aad(ObjectKind::ChunkEmbedding), &embedding_sealed),
-                    )?,
-                ),
+                text: self.open_text(
+                    scope,
+                    &key,
+                    ObjectKind::ChunkText,
+                    &chunk_id,
+                    &text_sealed,
+                )?,
+                embedding: crypto::bytes_to_f32s(&self.open_sealed(
+                    scope,
+                    &key,
+                    ObjectKind::ChunkEmbedding,
+                    &chunk_id,
+                    &embedding_sealed,
+                )?),
             });
         }
         let original = self.document_original(scope, document_id)?;
@@ -1149,9 +1302,9 @@ impl Store {
         } = *document;
         let document_id = self.put_document(scope, filename, metadata, original)?;
         let job = {
-            let connection = self.connection();
+            let connection = self.tenant(scope);
             let job_id: i64 = connection.query_row(
-                "SELECT job_id FROM jobs WHERE document_id = ?1 AND tenant_id = ?2",
+                &sql("SELECT job_id FROM t_jobs WHERE document_id = ?1 AND tenant_id = ?2"),
                 params![document_id.as_str(), scope.tenant_id().as_str()],
                 |row| row.get(0),
             )?;
@@ -1173,8 +1326,8 @@ impl Store {
         tokens_in: usize,
         tokens_out: usize,
     ) -> Result<(), StoreError> {
-        self.connection().execute(
-            "INSERT INTO usage_events (tenant_id, at, kind, tokens_in, tokens_out) VALUES (?1, ?2, ?3, ?4, ?5)",
+        self.tenant(scope).execute(
+            &sql("INSERT INTO t_usage_events (tenant_id, at, kind, tokens_in, tokens_out) VALUES (?1, ?2, ?3, ?4, ?5)"),
             params![scope.tenant_id().as_str(), now(), kind, tokens_in as i64, tokens_out as i64],
         )?;
         Ok(())
@@ -1182,12 +1335,14 @@ impl Store {
 
     /// The tenant's usage: what it stores now, and its queries and tokens in [from, to).
     pub fn usage(&self, scope: &TenantScope, from: i64, to: i64) -> Result<Usage, StoreError> {
-        let connection = self.connection();
+        let connection = self.tenant(scope);
         let tenant = scope.tenant_id().as_str();
         let (documents, bytes, chunks) = stored_totals(&connection, tenant)?;
         let (queries, tokens_in, tokens_out): (i64, i64, i64) = connection.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0)
-             FROM usage_events WHERE tenant_id = ?1 AND at >= ?2 AND at < ?3",
+            &sql(
+                "SELECT COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0)
+             FROM t_usage_events WHERE tenant_id = ?1 AND at >= ?2 AND at < ?3",
+            ),
             params![tenant, from, to],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )?;
@@ -1412,14 +1567,13 @@ impl Store {
             Err(error) => return Err(error.into()),
         };
         let key = self.data_key(scope)?;
-        Ok(Some(self.audited(key.open(
-            Aad {
-                tenant: Some(scope.tenant_id()),
-                kind,
-                object_id: kind.label(),
-            },
+        Ok(Some(self.open_sealed(
+            scope,
+            &key,
+            kind,
+            kind.label(),
             &sealed,
-        ))?))
+        )?))
     }
 
     fn index_path(&self, scope: &TenantScope, kind: ObjectKind) -> PathBuf {
@@ -1481,18 +1635,21 @@ pub struct AuditRow {
     pub outcome: String,
 }
 
+/// The columns [`Store::documents_from_sql`] decodes, in order.
+pub const DOCUMENT_COLUMNS: &str = "tenant_id, document_id, filename_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at";
+
 /// A tenant's stored documents, original bytes and chunks.
 fn stored_totals(
-    connection: &Connection,
+    connection: &TenantDb<'_>,
     tenant: &str,
 ) -> Result<(i64, i64, i64), rusqlite::Error> {
     let (documents, bytes): (i64, i64) = connection.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = ?1",
+        &sql("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM t_documents WHERE tenant_id = ?1"),
         params![tenant],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     let chunks: i64 = connection.query_row(
-        "SELECT COUNT(*) FROM chunks WHERE tenant_id = ?1",
+        &sql("SELECT COUNT(*) FROM t_chunks WHERE tenant_id = ?1"),
         params![tenant],
         |row| row.get(0),
     )?;

@@ -202,13 +202,15 @@ fn index_files_swapped_between_tenants_are_rejected_audited_and_rebuilt() {
         }
     }
     let log = appliance.store().audit_events(alpha.tenant_id()).unwrap();
+    // The application scope refuses them first (they say they are Beta's); without it,
+    // decryption under Alpha's key and ids would (the isolation suite shows both).
     let failures: Vec<_> = log
         .iter()
-        .filter(|event| event.action == "integrity.failure")
+        .filter(|event| event.action == "isolation.violation")
         .collect();
     assert_eq!(failures.len(), 2, "both swapped files: {log:?}");
     assert!(
-        failures.iter().all(|event| event.outcome == "failed"
+        failures.iter().all(|event| event.outcome == "denied"
             && !event.resource.contains(beta.tenant_id().as_str()))
     );
 }

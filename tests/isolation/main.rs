@@ -1,0 +1,1 @@
+//! The isolation suite: see probes.rs.
