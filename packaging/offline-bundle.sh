@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 out=${1:-bulkhead-offline-$(uname -m).tar.gz}
 models/fetch.sh
 cargo build --release --locked
+# A test build that can switch isolation layers off must never ship (src/isolation.rs).
+if target/release/bulkhead --version | grep -q ablation; then
+    echo "refusing to bundle an ablation test build: rebuild without --features ablation" >&2
+    exit 1
+fi
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bulkhead/models"

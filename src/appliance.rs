@@ -19,7 +19,9 @@ use crate::ids::{DocumentId, TenantId};
 use crate::index::{IndexError, SearchMode, TenantIndex};
 use crate::ingest::chunk::Chunker;
 use crate::ingest::extract::{self, ExtractError};
+use crate::isolation::{Layer, enabled};
 use crate::llm::{GenerateOptions, Generator, LlmError};
+use crate::output;
 use crate::store::{
     ChunkRecord, DocumentRecord, IndexJob, NewChunk, Store, StoreError, TenantRecord, Tier,
 };
@@ -331,7 +333,10 @@ impl Appliance {
         &self,
         scope: &TenantScope,
     ) -> Result<Vec<DocumentRecord>, ApplianceError> {
-        Ok(self.store.list_documents(scope)?)
+        let documents = self.store.list_documents(scope)?;
+        Ok(output::retain_owned(&self.store, scope, documents, |d| {
+            &d.document_id
+        })?)
     }
 
     pub fn document(
@@ -339,7 +344,21 @@ impl Appliance {
         scope: &TenantScope,
         document_id: &DocumentId,
     ) -> Result<DocumentRecord, ApplianceError> {
+        self.require_owned(scope, document_id)?;
         Ok(self.store.document(scope, document_id)?)
+    }
+
+    /// Output layer: a document about to be returned must be the tenant's, by storage.
+    fn require_owned(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<(), ApplianceError> {
+        if output::owned(&self.store, scope, &[document_id])?[0] {
+            Ok(())
+        } else {
+            Err(StoreError::DocumentNotFound(document_id.to_string()).into())
+        }
     }
 
     pub fn document_original(
@@ -347,6 +366,7 @@ impl Appliance {
         scope: &TenantScope,
         document_id: &DocumentId,
     ) -> Result<Vec<u8>, ApplianceError> {
+        self.require_owned(scope, document_id)?;
         Ok(self.store.document_original(scope, document_id)?)
     }
 
@@ -513,16 +533,19 @@ impl Appliance {
         };
         let index = self.tenant_index(scope)?;
         let hits = read(&index).search(vector.as_deref(), query, top_k, mode)?;
+        let scores: HashMap<u64, f32> = hits.iter().map(|hit| (hit.row_id, hit.score)).collect();
         let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
         let chunks = self.store.chunks(scope, &row_ids)?;
-        Ok(chunks
+        let results = chunks
             .into_iter()
-            .zip(hits)
-            .map(|(chunk, hit)| SearchResult {
+            .map(|chunk| SearchResult {
+                score: scores.get(&chunk.row_id).copied().unwrap_or(0.0),
                 chunk,
-                score: hit.score,
             })
-            .collect())
+            .collect();
+        Ok(output::retain_owned(&self.store, scope, results, |r| {
+            r.chunk.chunk_id.document_id()
+        })?)
     }
 
     /// Answers from this tenant's documents only. `on_token` receives the answer as it is
@@ -581,11 +604,26 @@ impl Appliance {
         // question (grouped by chunk), not whole chunks: a short prompt keeps a small
         // model focused and its prefill fast. A quoted answer is the best of them.
         let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
-        let retrieved = self.store.chunks(scope, &row_ids)?;
+        let mut retrieved = self.store.chunks(scope, &row_ids)?;
+        // Prompt layer: only excerpts of the scope's tenant reach the model (or a quote).
+        if enabled(Layer::Prompt) {
+            retrieved.retain(|chunk| &chunk.tenant_id == scope.tenant_id());
+        }
+        // Output layer, decided before generation so that the stream is checked too: which
+        // retrieved chunks storage says are this tenant's.
+        let owned = output::owned(
+            &self.store,
+            scope,
+            &retrieved
+                .iter()
+                .map(|chunk| chunk.chunk_id.document_id())
+                .collect::<Vec<_>>(),
+        )?;
         let ranked = self.rank_sentences(question, &retrieved)?;
         let (excerpts, excerpt_chunks) =
             answer::excerpts_from_sentences(&retrieved, &ranked, top_k);
         let excerpts = excerpts.as_slice();
+        let citable: Vec<bool> = excerpt_chunks.iter().map(|&chunk| owned[chunk]).collect();
         let messages = answer::build_prompt(&tenant.name, question, excerpts);
 
         let generator = self.generator()?;
@@ -597,7 +635,7 @@ impl Appliance {
         // The output check runs sentence by sentence while the model generates: only a
         // sentence the excerpts support is passed on (streamed), so a stream never shows
         // what the final answer withholds.
-        let mut checked = SentenceGate::new(excerpts);
+        let mut checked = SentenceGate::new(excerpts, &citable);
         let mut first_checked_ms = None;
         // The prompt asks for one sentence; once the model has completed one, stop: what a
         // small model adds after its first sentence is mostly embroidery, decoding it is
@@ -627,18 +665,32 @@ impl Appliance {
 
         let text = checked.kept.join(" ");
         let (text, cited) = if !text.is_empty() {
-            let cited = answer::choose_citations(&text, excerpts)
-                .into_iter()
-                .map(|index| excerpt_chunks[index])
-                .collect();
-            (text, cited)
+            let chosen = answer::choose_citations(&text, excerpts);
+            let cited = if enabled(Layer::Output) {
+                // Every sentence must be supported by excerpts it cites, all of them the
+                // tenant's and retrieved for this request: else the answer is withheld.
+                match answer::cite_support(&text, excerpts, &citable, chosen) {
+                    Some(cited) => cited,
+                    None => return Ok(ungrounded(Ungrounded::Unsupported, timings)),
+                }
+            } else {
+                chosen
+            };
+            (
+                text,
+                cited
+                    .into_iter()
+                    .map(|index| excerpt_chunks[index])
+                    .collect(),
+            )
         } else if answer::model_declined(&answer::clean_answer(&generation.text)) {
             return Ok(ungrounded(Ungrounded::ModelDeclined, timings));
         } else {
             // Nothing the model said can be traced back: quote the sentence that best
             // answers the question instead, or refuse.
             match ranked
-                .first()
+                .iter()
+                .find(|sentence| owned[sentence.chunk])
                 .filter(|best| best.similarity >= answer::MIN_SIMILARITY)
             {
                 Some(best) => {
@@ -651,10 +703,19 @@ impl Appliance {
             }
         };
         timings.first_token_ms = first_checked_ms;
-        let citations = cited
+        let citations: Vec<ChunkRecord> = cited
             .into_iter()
+            .filter(|&index| owned[index])
             .map(|index| retrieved[index].clone())
             .collect();
+        // Output layer: no identifier of a withheld chunk leaves in the text.
+        let withheld: Vec<(&DocumentId, &str)> = retrieved
+            .iter()
+            .zip(&owned)
+            .filter(|(_, owned)| !**owned)
+            .map(|(chunk, _)| (chunk.chunk_id.document_id(), chunk.filename.as_str()))
+            .collect();
+        let text = output::redact(&text, &withheld);
         timings.total_ms = started.elapsed().as_millis() as u64;
         Ok(Answer {
             text,
@@ -701,18 +762,26 @@ impl Appliance {
     }
 }
 
-/// Passes on only the sentences of a token stream that the excerpts support.
-struct SentenceGate<'a> {
-    excerpts: &'a [ChunkRecord],
+/// Passes on only the sentences of a token stream that the tenant's excerpts support
+/// (output layer; with it off in an ablation test build, everything passes).
+struct SentenceGate {
+    excerpts: Vec<ChunkRecord>,
+    checking: bool,
     pending: String,
     kept: Vec<String>,
     dropped: usize,
 }
 
-impl<'a> SentenceGate<'a> {
-    fn new(excerpts: &'a [ChunkRecord]) -> SentenceGate<'a> {
+impl SentenceGate {
+    fn new(excerpts: &[ChunkRecord], citable: &[bool]) -> SentenceGate {
         SentenceGate {
-            excerpts,
+            excerpts: excerpts
+                .iter()
+                .zip(citable)
+                .filter(|(_, citable)| **citable)
+                .map(|(excerpt, _)| excerpt.clone())
+                .collect(),
+            checking: enabled(Layer::Output),
             pending: String::new(),
             kept: Vec::new(),
             dropped: 0,
@@ -740,7 +809,11 @@ impl<'a> SentenceGate<'a> {
         if sentence.trim().is_empty() {
             return String::new();
         }
-        let (kept, dropped) = answer::supported_sentences(sentence, self.excerpts);
+        let (kept, dropped) = if self.checking {
+            answer::supported_sentences(sentence, &self.excerpts)
+        } else {
+            (sentence.trim().to_owned(), 0)
+        };
         self.dropped += dropped;
         if kept.is_empty() {
             return String::new();

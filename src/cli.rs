@@ -19,10 +19,20 @@ use crate::index::SearchMode;
 use crate::store::{Store, Tier};
 use crate::wire;
 
+/// The version, marked in a test build whose isolation layers can be switched off.
+pub const VERSION: &str = if crate::isolation::ABLATION_BUILD {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (ablation test build: not for production)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "bulkhead",
-    version,
+    version = crate::cli::VERSION,
     about = "Multi-tenant contract Q&A with local models"
 )]
 pub struct Cli {

@@ -13,6 +13,8 @@
 //! - `appliance` — the core every front end calls: tenants, uploads, the indexing queue,
 //!   search and grounded answers.
 //! - `auth` — mints the `TenantScope` every tenant operation requires.
+//! - `output` — the output layer: every document in a response is checked to be the
+//!   tenant's.
 //! - `answer` — grounding rules, prompt and citations (pure functions).
 //! - `index` — per-tenant vector (HNSW) and keyword (tantivy) indexes, fused by RRF.
 //! - `ingest` — format sniffing, text extraction, chunking.
@@ -38,6 +40,7 @@ pub mod ingest;
 pub mod isolation;
 pub mod llm;
 pub mod logging;
+pub mod output;
 pub mod portability;
 pub mod report;
 pub mod server;

@@ -13,6 +13,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = bulkhead::cli::Cli::parse();
     bulkhead::logging::init();
+    #[cfg(feature = "ablation")]
+    {
+        if let Err(error) = bulkhead::isolation::ablation::from_env() {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+        eprintln!(
+            "warning: ablation test build; isolation layers off: {:?}",
+            bulkhead::isolation::ablation::off()
+        );
+    }
     match bulkhead::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -58,6 +58,19 @@ impl Server {
                 address: address.to_owned(),
                 source,
             })?;
+        if crate::isolation::ABLATION_BUILD
+            && !listener
+                .local_addr()
+                .is_ok_and(|local| local.ip().is_loopback())
+        {
+            // A build whose isolation layers can be switched off never faces a network.
+            return Err(ServeError::Bind {
+                address: address.to_owned(),
+                source: std::io::Error::other(
+                    "this is an ablation test build: it serves on loopback only",
+                ),
+            });
+        }
         let tls = tls.map(tls_acceptor).transpose()?;
         Ok(Server {
             listener,

@@ -10,6 +10,7 @@
 mod audit;
 mod documents;
 pub mod error;
+mod gateway;
 pub mod metrics;
 mod ops;
 mod query;
@@ -224,6 +225,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            gateway::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .with_state(state)
@@ -242,25 +247,46 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// Verifies the request's bearer token; a rejected token is audited.
+fn authenticate(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Principal, ApiError> {
+    let token = bearer(headers).ok_or(ApiError::Unauthenticated)?;
+    state.verifier.verify(token).map_err(|error| {
+        tracing::info!(%error, "token rejected");
+        state.audit(AuditEvent {
+            tenant_id: None,
+            actor: "anonymous".into(),
+            action: "token.rejected",
+            resource: path.chars().take(200).collect(),
+            outcome: Outcome::Denied,
+        });
+        ApiError::Unauthenticated
+    })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let token = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
-        match state.verifier.verify(token) {
-            Ok(principal) => Ok(Caller(principal)),
-            Err(error) => {
-                tracing::info!(%error, "token rejected");
-                state.audit(AuditEvent {
-                    tenant_id: None,
-                    actor: "anonymous".into(),
-                    action: "token.rejected",
-                    resource: parts.uri.path().chars().take(200).collect(),
-                    outcome: Outcome::Denied,
-                });
-                Err(ApiError::Unauthenticated)
-            }
-        }
+        authenticate(state, &parts.headers, parts.uri.path()).map(Caller)
+    }
+}
+
+/// The caller of a tenant route. The application scope verifies the token itself rather
+/// than trusting the gateway's check; only an ablation test build with this layer off
+/// takes the token's claims unverified.
+fn tenant_caller(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    if crate::isolation::enabled(crate::isolation::Layer::Scope) {
+        return authenticate(state, &parts.headers, parts.uri.path());
+    }
+    #[cfg(feature = "ablation")]
+    {
+        bearer(&parts.headers)
+            .and_then(Verifier::claims_unverified)
+            .ok_or(ApiError::Unauthenticated)
+    }
+    #[cfg(not(feature = "ablation"))]
+    {
+        Err(ApiError::Unauthenticated)
     }
 }
 
@@ -308,7 +334,7 @@ impl<P: Permission> FromRequestParts<AppState> for Tenant<P> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Tenant<P>, ApiError> {
-        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        let principal = tenant_caller(parts, state)?;
         let requested = RawPathParams::from_request_parts(parts, state)
             .await
             .ok()

@@ -368,6 +368,36 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// Ablation test builds only, for the isolation suite with both the gateway and the
+    /// application scope switched off: the claims of a token, signature unchecked.
+    #[cfg(feature = "ablation")]
+    pub fn claims_unverified(token: &str) -> Option<Principal> {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.insecure_disable_signature_validation();
+        validation.validate_aud = false;
+        validation.validate_exp = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &validation)
+                .ok()?
+                .claims;
+        Some(Principal {
+            subject: claims.sub,
+            tenant_id: claims
+                .tenant_id
+                .as_deref()
+                .and_then(|t| TenantId::try_from(t).ok()),
+            roles: claims
+                .roles
+                .iter()
+                .filter_map(|role| Role::parse(role))
+                .collect(),
+            token_id: claims.jti,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1356,6 +1356,28 @@ impl Store {
         })
     }
 
+    /// Which tenant owns each of these documents, read from the base table on the system
+    /// connection (independently of the tenant connection, its views and the scope's own
+    /// filters): the output layer's check. Ids only, no content; unknown ids are absent.
+    pub fn document_owners(
+        &self,
+        document_ids: &[&DocumentId],
+    ) -> Result<HashMap<DocumentId, TenantId>, StoreError> {
+        let connection = self.connection();
+        let mut statement =
+            connection.prepare("SELECT tenant_id FROM documents WHERE document_id = ?1")?;
+        let mut owners = HashMap::with_capacity(document_ids.len());
+        for &document_id in document_ids {
+            let owner: Option<String> = statement
+                .query_row(params![document_id.as_str()], |row| row.get(0))
+                .optional()?;
+            if let Some(owner) = owner.and_then(|owner| TenantId::try_from(owner.as_str()).ok()) {
+                owners.insert(document_id.clone(), owner);
+            }
+        }
+        Ok(owners)
+    }
+
     /// Tenants with queued indexing jobs. Maintenance access (the background indexer):
     /// returns ids only, no content.
     pub fn tenants_with_jobs(&self) -> Result<Vec<TenantId>, StoreError> {

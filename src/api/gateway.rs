@@ -1,0 +1,133 @@
+//! The gateway (isolation layer 1): the edge checks every request to a tenant's routes
+//! before any handler runs.
+//!
+//! - The bearer token is verified (signature, algorithm bound to its key id, audience,
+//!   issuer, expiry): 401 otherwise.
+//! - The tenant segment of the path, exactly as sent (before any decoding), must be the
+//!   token's tenant: 403 `tenant_mismatch` otherwise, audited. Platform administrators
+//!   reach only the platform routes of a tenant (deletion, minting tokens).
+//! - The rest of the path may hold no dot segments, encoded separators or doubled
+//!   slashes (404), and a document id must be well-formed (404).
+//! - A JSON body may not name a tenant (`tenant`, `tenant_id`, `tenantId`, at any depth):
+//!   the tenant comes from the path and the token only (400).
+//!
+//! The handlers' [`super::Tenant`] extractor then verifies the token again, on its own,
+//! and mints the scope (layer 2): either check alone stops a foreign path.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState, audit_mismatch, authenticate};
+use crate::auth::tokens::Role;
+use crate::ids::DocumentId;
+use crate::isolation::{Layer, enabled};
+
+/// Largest JSON body the gateway inspects; larger ones are refused (no JSON route takes
+/// anything near this).
+const MAX_JSON_BODY: usize = 1 << 20;
+
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !enabled(Layer::Gateway) {
+        return next.run(request).await;
+    }
+    match check(&state, request).await {
+        Ok(request) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> {
+    let path = request.uri().path().to_owned();
+    let segments: Vec<&str> = path.split('/').collect();
+    // ["", "v1", "tenants", "{t}", ...]: only a tenant's own routes.
+    if segments.len() < 4 || segments[1] != "v1" || segments[2] != "tenants" {
+        return Ok(request);
+    }
+    let principal = authenticate(state, request.headers(), &path)?;
+    let requested = segments[3];
+    let rest = &segments[4..];
+    let platform_route = rest.is_empty() || rest == ["tokens"];
+    match &principal.tenant_id {
+        Some(own) if own.as_str() == requested => {}
+        Some(_) => {
+            audit_mismatch(state, &principal, requested, &path);
+            return Err(ApiError::TenantMismatch);
+        }
+        None if platform_route && principal.has_any(&[Role::PlatformAdmin]) => {}
+        None => return Err(ApiError::Forbidden),
+    }
+    let lower = path.to_ascii_lowercase();
+    let tricks = ["%2f", "%5c", "%2e", "%00", "%25", "\\"];
+    if tricks.iter().any(|trick| lower.contains(trick))
+        || rest
+            .iter()
+            .any(|segment| matches!(*segment, "" | "." | ".."))
+    {
+        return Err(ApiError::NotFound("no such route".into()));
+    }
+    if rest.first() == Some(&"documents")
+        && let Some(document) = rest.get(1)
+        && DocumentId::try_from(*document).is_err()
+    {
+        return Err(ApiError::NotFound("no document with this id".into()));
+    }
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !is_json {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge("JSON body over 1 MiB".into()))?;
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        && names_a_tenant(&value)
+    {
+        return Err(ApiError::InvalidRequest(
+            "a request body may not name a tenant: the tenant is the one in the path and the token"
+                .into(),
+        ));
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+fn names_a_tenant(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => map.iter().any(|(key, value)| {
+            matches!(
+                key.to_ascii_lowercase().as_str(),
+                "tenant" | "tenant_id" | "tenantid"
+            ) || names_a_tenant(value)
+        }),
+        serde_json::Value::Array(items) => items.iter().any(names_a_tenant),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_a_tenant;
+
+    #[test]
+    fn bodies_naming_a_tenant_at_any_depth_are_recognised() {
+        for body in [
+            r#"{"question":"q","tenant":"t_1"}"#,
+            r#"{"query":"q","filter":{"Tenant_ID":"t_1"}}"#,
+            r#"[{"tenantId":"t_1"}]"#,
+        ] {
+            assert!(
+                names_a_tenant(&serde_json::from_str(body).unwrap()),
+                "{body}"
+            );
+        }
+        assert!(!names_a_tenant(
+            &serde_json::from_str(r#"{"question":"Which tenant pays the rent?"}"#).unwrap()
+        ));
+    }
+}
