@@ -373,15 +373,9 @@ impl Verifier {
     /// application scope switched off: the claims of a token, signature unchecked.
     #[cfg(feature = "ablation")]
     pub fn claims_unverified(token: &str) -> Option<Principal> {
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.insecure_disable_signature_validation();
-        validation.validate_aud = false;
-        validation.validate_exp = false;
-        validation.set_required_spec_claims::<&str>(&[]);
-        let claims =
-            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&[]), &validation)
-                .ok()?
-                .claims;
+        let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(token)
+            .ok()?
+        .claims;
         Some(Principal {
             subject: claims.sub,
             tenant_id: claims
