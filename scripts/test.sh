@@ -7,4 +7,8 @@ cd "$(dirname "$0")/.."
 models/fetch.sh
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --all-targets --features ablation -- -D warnings
 cargo test --release
+# The isolation suite needs the test-only ablation feature (a separate build of this crate
+# only); --nocapture prints its table of configurations, probes, stops and leaks.
+cargo test --release --features ablation --test isolation -- --nocapture

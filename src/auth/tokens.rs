@@ -375,7 +375,7 @@ impl Verifier {
     pub fn claims_unverified(token: &str) -> Option<Principal> {
         let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(token)
             .ok()?
-        .claims;
+            .claims;
         Some(Principal {
             subject: claims.sub,
             tenant_id: claims
