@@ -747,6 +747,28 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_supported_only_by_an_excerpt_it_may_not_cite_is_withheld() {
+        let ours = excerpt("Either party may terminate this agreement with 60 days notice.");
+        let theirs = excerpt("The settlement amount payable is 4,402,000 dollars in cash.");
+        let answer = "The settlement amount payable is 4,402,000 dollars.";
+        let excerpts = [ours.clone(), theirs.clone()];
+        assert_eq!(
+            cite_support(answer, &excerpts, &[true, true], vec![]),
+            Some(vec![1])
+        );
+        assert_eq!(
+            cite_support(answer, &excerpts, &[true, false], vec![1]),
+            None
+        );
+        let ours_answer = "Either party may terminate this agreement with 60 days notice.";
+        assert_eq!(
+            cite_support(ours_answer, &excerpts, &[true, false], vec![1]),
+            Some(vec![0]),
+            "a citation of the other excerpt is dropped, the supporting one added"
+        );
+    }
+
+    #[test]
     fn prompt_names_the_tenant_and_quotes_excerpts_as_data() {
         let messages = build_prompt(
             "Northwind",
