@@ -374,6 +374,24 @@ impl Store {
         self.tenant_connection.bind(scope)
     }
 
+    /// Runs a query on the scope's tenant connection and collects its rows as tuples.
+    fn tenant_rows<T>(
+        &self,
+        scope: &TenantScope,
+        statement: &str,
+        parameters: impl rusqlite::Params,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+    {
+        let connection = self.tenant(scope);
+        let mut prepared = connection.prepare(statement)?;
+        let rows = prepared
+            .query_map(parameters, |row| T::try_from(row))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Application scope: whether a row read for `scope` is the scope's tenant's.
     fn row_is_ours(scope: &TenantScope, tenant_column: &str) -> bool {
         !enabled(Layer::Scope) || tenant_column == scope.tenant_id().as_str()
@@ -893,25 +911,7 @@ impl Store {
             Option<Vec<u8>>,
             i64,
         );
-        let rows: Vec<Row> = {
-            let connection = self.tenant(scope);
-            let mut statement = connection.prepare(statement)?;
-            statement
-                .query_map(parameters, |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                        row.get(7)?,
-                        row.get(8)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?
-        };
+        let rows: Vec<Row> = self.tenant_rows(scope, statement, parameters)?;
         let key = self.data_key(scope)?;
         rows.into_iter()
             .filter(|row| Self::row_is_ours(scope, &row.0))
@@ -966,23 +966,11 @@ impl Store {
 
     /// Every live chunk's vector (row id order), for building the vector index.
     pub fn chunk_vectors(&self, scope: &TenantScope) -> Result<Vec<ChunkVector>, StoreError> {
-        let rows: Vec<(String, i64, String, i64, Vec<u8>)> = {
-            let connection = self.tenant(scope);
-            let mut statement = connection.prepare(&sql(
-                "SELECT tenant_id, row_id, document_id, seq, embedding_sealed FROM t_chunks WHERE tenant_id = ?1 ORDER BY row_id",
-            ))?;
-            statement
-                .query_map(params![scope.tenant_id().as_str()], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?
-        };
+        let rows: Vec<(String, i64, String, i64, Vec<u8>)> = self.tenant_rows(
+            scope,
+            &sql("SELECT tenant_id, row_id, document_id, seq, embedding_sealed FROM t_chunks WHERE tenant_id = ?1 ORDER BY row_id"),
+            params![scope.tenant_id().as_str()],
+        )?;
         let key = self.data_key(scope)?;
         rows.into_iter()
             .filter(|row| Self::row_is_ours(scope, &row.0))
@@ -1000,15 +988,11 @@ impl Store {
 
     /// Every live chunk's row id, ascending: what the indexes must contain.
     pub fn chunk_row_ids(&self, scope: &TenantScope) -> Result<Vec<u64>, StoreError> {
-        let connection = self.tenant(scope);
-        let mut statement = connection.prepare(&sql(
-            "SELECT tenant_id, row_id FROM t_chunks WHERE tenant_id = ?1 ORDER BY row_id",
-        ))?;
-        let rows: Vec<(String, i64)> = statement
-            .query_map(params![scope.tenant_id().as_str()], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
+        let rows: Vec<(String, i64)> = self.tenant_rows(
+            scope,
+            &sql("SELECT tenant_id, row_id FROM t_chunks WHERE tenant_id = ?1 ORDER BY row_id"),
+            params![scope.tenant_id().as_str()],
+        )?;
         Ok(rows
             .into_iter()
             .filter(|(tenant, _)| Self::row_is_ours(scope, tenant))
@@ -1038,24 +1022,8 @@ impl Store {
              WHERE c.tenant_id = ?1 AND c.row_id IN ({list})"
         );
         type Row = (String, i64, String, i64, i64, i64, Vec<u8>, Vec<u8>);
-        let rows: Vec<Row> = {
-            let connection = self.tenant(scope);
-            let mut statement = connection.prepare(&sql(&statement))?;
-            statement
-                .query_map(params![scope.tenant_id().as_str()], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                        row.get(7)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?
-        };
+        let rows: Vec<Row> =
+            self.tenant_rows(scope, &sql(&statement), params![scope.tenant_id().as_str()])?;
         let key = self.data_key(scope)?;
         let mut by_id: HashMap<u64, ChunkRecord> = HashMap::with_capacity(rows.len());
         for (tenant, row_id, document, seq, start, end, text_sealed, filename_sealed) in rows {
@@ -1232,27 +1200,14 @@ impl Store {
             .map(|sealed| open_document(ObjectKind::DocumentText, &sealed))
             .transpose()?;
         type Row = (i64, i64, i64, Vec<u8>, Vec<u8>);
-        let rows: Vec<Row> = {
-            let connection = self.tenant(scope);
-            let mut statement = connection.prepare(&sql(
+        let rows: Vec<Row> = self.tenant_rows(
+            scope,
+            &sql(
                 "SELECT seq, start_char, end_char, text_sealed, embedding_sealed FROM t_chunks
                  WHERE document_id = ?1 AND tenant_id = ?2 ORDER BY seq",
-            ))?;
-            statement
-                .query_map(
-                    params![document_id.as_str(), scope.tenant_id().as_str()],
-                    |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                        ))
-                    },
-                )?
-                .collect::<Result<_, _>>()?
-        };
+            ),
+            params![document_id.as_str(), scope.tenant_id().as_str()],
+        )?;
         let mut chunks = Vec::with_capacity(rows.len());
         for (seq, start, end, text_sealed, embedding_sealed) in rows {
             let chunk_id = ChunkId::new(document_id.clone(), seq as u32).to_string();
