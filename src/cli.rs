@@ -609,7 +609,7 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
                     to.as_deref().map(parse).transpose()?.unwrap_or(i64::MAX),
                 ),
             };
-            let rows = appliance.store().audit_events(scope.tenant_id())?;
+            let rows = appliance.store().audit_events(&scope)?;
             let tenant_id = scope.tenant_id().to_string();
             match format.as_str() {
                 "csv" => print!("{}", crate::report::to_csv(&rows, start, end)),

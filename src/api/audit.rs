@@ -57,9 +57,9 @@ pub async fn events(
     };
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
     let store_state = state.clone();
-    let tenant_id = tenant.scope.tenant_id().clone();
+    let scope = tenant.scope.clone();
     let rows = state
-        .blocking(move || Ok(store_state.appliance.store().audit_events(&tenant_id)?))
+        .blocking(move || Ok(store_state.appliance.store().audit_events(&scope)?))
         .await?;
     let selected: Vec<_> = rows
         .iter()
@@ -141,9 +141,9 @@ pub async fn access_review(
 ) -> Result<Response, ApiError> {
     let (from, to) = period(&params)?;
     let store_state = state.clone();
-    let tenant_id = tenant.scope.tenant_id().clone();
+    let scope = tenant.scope.clone();
     let rows = state
-        .blocking(move || Ok(store_state.appliance.store().audit_events(&tenant_id)?))
+        .blocking(move || Ok(store_state.appliance.store().audit_events(&scope)?))
         .await?;
     let tenant_id = tenant.scope.tenant_id().to_string();
     Ok(match params.format.as_deref().unwrap_or("json") {

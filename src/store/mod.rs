@@ -1461,25 +1461,30 @@ impl Store {
         crate::audit::pseudonym(key.expose(), subject)
     }
 
-    /// Audit events of one tenant, oldest first (`seq`, `at`, actor, action, resource, outcome).
-    pub fn audit_events(&self, tenant_id: &TenantId) -> Result<Vec<AuditRow>, StoreError> {
-        let connection = self.connection();
-        let mut statement = connection.prepare(
-            "SELECT seq, at, actor, action, resource, outcome FROM audit_events WHERE tenant_id = ?1 ORDER BY seq",
+    /// Audit events of one tenant, oldest first (`seq`, `at`, actor, action, resource,
+    /// outcome), read through the tenant connection's view of the log.
+    pub fn audit_events(&self, scope: &TenantScope) -> Result<Vec<AuditRow>, StoreError> {
+        type Row = (String, i64, i64, String, String, String, String);
+        let rows: Vec<Row> = self.tenant_rows(
+            scope,
+            &sql(
+                "SELECT tenant_id, seq, at, actor, action, resource, outcome FROM t_audit_events
+                 WHERE tenant_id = ?1 ORDER BY seq",
+            ),
+            params![scope.tenant_id().as_str()],
         )?;
-        let rows = statement
-            .query_map(params![tenant_id.as_str()], |row| {
-                Ok(AuditRow {
-                    seq: row.get(0)?,
-                    at: row.get(1)?,
-                    actor: row.get(2)?,
-                    action: row.get(3)?,
-                    resource: row.get(4)?,
-                    outcome: row.get(5)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .filter(|row| Self::row_is_ours(scope, &row.0))
+            .map(|(_, seq, at, actor, action, resource, outcome)| AuditRow {
+                seq,
+                at,
+                actor,
+                action,
+                resource,
+                outcome,
+            })
+            .collect())
     }
 
     /// Passes a decryption result on; an integrity failure (tampering, a file or row moved

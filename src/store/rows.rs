@@ -25,14 +25,26 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use crate::auth::TenantScope;
 use crate::isolation::{Layer, enabled};
 
-/// The tenant-owned tables and, for each, its key column (`None`: insert-only) and
-/// whether its rows belong to a document (then the document must be the tenant's too).
-const TABLES: &[(&str, Option<&str>, bool)] = &[
-    ("documents", Some("document_id"), false),
-    ("document_texts", Some("document_id"), true),
-    ("chunks", Some("row_id"), true),
-    ("jobs", Some("job_id"), true),
-    ("usage_events", None, false),
+/// How a tenant connection may write a shared table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// Insert, update and delete its own rows (by this key column).
+    Keyed(&'static str),
+    /// Insert only (metering).
+    InsertOnly,
+    /// Not at all: the audit log is appended on the system connection, which chains it.
+    ReadOnly,
+}
+
+/// The shared tables with a tenant column, how tenant connections may write them, and
+/// whether their rows belong to a document (then the document must be the tenant's too).
+const TABLES: &[(&str, Writes, bool)] = &[
+    ("documents", Writes::Keyed("document_id"), false),
+    ("document_texts", Writes::Keyed("document_id"), true),
+    ("chunks", Writes::Keyed("row_id"), true),
+    ("jobs", Writes::Keyed("job_id"), true),
+    ("usage_events", Writes::InsertOnly, false),
+    ("audit_events", Writes::ReadOnly, false),
 ];
 
 /// Registers `current_tenant()` on a connection, reading `bound`.
@@ -58,7 +70,7 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
         Ok(columns)
     };
     let mut sql = String::new();
-    for &(table, key, owned_by_document) in TABLES {
+    for &(table, writes, owned_by_document) in TABLES {
         let described = columns_of(table)?;
         let columns: Vec<String> = described.iter().map(|(name, _)| name.clone()).collect();
         let list = columns.join(", ");
@@ -83,14 +95,19 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
             }
         }
         sql.push_str(&format!(
-            "CREATE VIEW t_{table} AS SELECT * FROM {table} WHERE tenant_id = current_tenant();
-             CREATE TRIGGER t_{table}_insert INSTEAD OF INSERT ON t_{table} BEGIN
+            "CREATE VIEW t_{table} AS SELECT * FROM {table} WHERE tenant_id = current_tenant();\n"
+        ));
+        if writes == Writes::ReadOnly {
+            continue;
+        }
+        sql.push_str(&format!(
+            "CREATE TRIGGER t_{table}_insert INSTEAD OF INSERT ON t_{table} BEGIN
                SELECT RAISE(ABORT, 'row security: a row of another tenant')
                  WHERE current_tenant() IS NULL OR NEW.tenant_id IS NOT current_tenant(){foreign_document};
                INSERT INTO {table} ({list}) VALUES ({new_values});
              END;\n"
         ));
-        if let Some(key) = key {
+        if let Writes::Keyed(key) = writes {
             let assignments = columns
                 .iter()
                 .filter(|column| column.as_str() != key)
@@ -318,5 +335,13 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM t_documents", [], |row| row.get(0))
             .unwrap();
         assert_eq!(unbound, 0);
+        drop(system);
+        // The audit log is readable (own entries) but not writable through the views.
+        let db = store.tenant(&alpha);
+        assert!(db.execute_batch("DELETE FROM t_audit_events").is_err());
+        assert!(
+            db.execute_batch("INSERT INTO t_audit_events (at, actor, action, resource, outcome, prev_hash, hash) VALUES (0, 'x', 'x', 'x', 'x', x'00', x'00')")
+                .is_err()
+        );
     }
 }

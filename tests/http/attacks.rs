@@ -6,6 +6,13 @@ use base64::Engine;
 
 use crate::harness::{Server, assert_error, client, create_tenant, sample, send, upload};
 
+fn operator_scope(tenant: &str) -> bulkhead::auth::TenantScope {
+    bulkhead::auth::operator_scope(
+        bulkhead::ids::TenantId::try_from(tenant).unwrap(),
+        bulkhead::auth::OperatorReason::CommandLine,
+    )
+}
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -166,12 +173,8 @@ async fn tenant_a_token_on_every_tenant_b_route_is_a_mismatch() {
     .await;
     assert_eq!(status, 200);
     let store = bulkhead::store::Store::open(server.data.path()).unwrap();
-    let alpha_log = store
-        .audit_events(&bulkhead::ids::TenantId::try_from(alpha.as_str()).unwrap())
-        .unwrap();
-    let beta_log = store
-        .audit_events(&bulkhead::ids::TenantId::try_from(beta.as_str()).unwrap())
-        .unwrap();
+    let alpha_log = store.audit_events(&operator_scope(alpha.as_str())).unwrap();
+    let beta_log = store.audit_events(&operator_scope(beta.as_str())).unwrap();
     let alpha_denied: Vec<_> = alpha_log
         .iter()
         .filter(|e| e.action == "access.cross_tenant")
