@@ -87,6 +87,21 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
         } else {
             ""
         };
+        // Which rows the views show, and when the triggers refuse a write. With the layer
+        // off (ablation test builds only): every row, never.
+        let on = enabled(Layer::RowSecurity);
+        let visible = if on {
+            "tenant_id = current_tenant()"
+        } else {
+            "1"
+        };
+        let refuse_insert = if on {
+            format!(
+                "current_tenant() IS NULL OR NEW.tenant_id IS NOT current_tenant(){foreign_document}"
+            )
+        } else {
+            "0".to_owned()
+        };
         for object in ["view", "trigger"] {
             for suffix in ["", "_insert", "_update", "_delete"] {
                 if (object == "view") == suffix.is_empty() {
@@ -95,19 +110,23 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
             }
         }
         sql.push_str(&format!(
-            "CREATE VIEW t_{table} AS SELECT * FROM {table} WHERE tenant_id = current_tenant();\n"
+            "CREATE VIEW t_{table} AS SELECT * FROM {table} WHERE {visible};\n"
         ));
         if writes == Writes::ReadOnly {
             continue;
         }
         sql.push_str(&format!(
             "CREATE TRIGGER t_{table}_insert INSTEAD OF INSERT ON t_{table} BEGIN
-               SELECT RAISE(ABORT, 'row security: a row of another tenant')
-                 WHERE current_tenant() IS NULL OR NEW.tenant_id IS NOT current_tenant(){foreign_document};
+               SELECT RAISE(ABORT, 'row security: a row of another tenant') WHERE {refuse_insert};
                INSERT INTO {table} ({list}) VALUES ({new_values});
              END;\n"
         ));
         if let Writes::Keyed(key) = writes {
+            let refuse_update = if on {
+                format!("NEW.tenant_id IS NOT current_tenant() OR NEW.{key} IS NOT OLD.{key}")
+            } else {
+                "0".to_owned()
+            };
             let assignments = columns
                 .iter()
                 .filter(|column| column.as_str() != key)
@@ -116,13 +135,11 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
                 .join(", ");
             sql.push_str(&format!(
                 "CREATE TRIGGER t_{table}_update INSTEAD OF UPDATE ON t_{table} BEGIN
-                   SELECT RAISE(ABORT, 'row security: a row of another tenant')
-                     WHERE NEW.tenant_id IS NOT current_tenant() OR NEW.{key} IS NOT OLD.{key};
-                   UPDATE {table} SET {assignments}
-                     WHERE {key} = OLD.{key} AND tenant_id = current_tenant();
+                   SELECT RAISE(ABORT, 'row security: a row of another tenant') WHERE {refuse_update};
+                   UPDATE {table} SET {assignments} WHERE {key} = OLD.{key} AND {visible};
                  END;
                  CREATE TRIGGER t_{table}_delete INSTEAD OF DELETE ON t_{table} BEGIN
-                   DELETE FROM {table} WHERE {key} = OLD.{key} AND tenant_id = current_tenant();
+                   DELETE FROM {table} WHERE {key} = OLD.{key} AND {visible};
                  END;\n"
             ));
         }
@@ -135,6 +152,10 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
 /// views work. Everything else — the base tables, `sqlite_master`, `ATTACH`, `PRAGMA`,
 /// schema changes — is denied.
 fn authorize(context: AuthContext<'_>) -> Authorization {
+    if !enabled(Layer::RowSecurity) {
+        // Ablation test builds only.
+        return Authorization::Allow;
+    }
     let ours = |name: &str| name.starts_with("t_");
     let inside_ours = context.accessor.is_some_and(ours);
     match context.action {
@@ -171,9 +192,7 @@ impl TenantConnection {
     pub(super) fn new(mut connection: Connection) -> rusqlite::Result<TenantConnection> {
         let bound = Arc::new(Mutex::new(None));
         register_current_tenant(&connection, bound.clone())?;
-        if enabled(Layer::RowSecurity) {
-            connection.authorizer(Some(authorize))?;
-        }
+        connection.authorizer(Some(authorize))?;
         Ok(TenantConnection {
             connection: Mutex::new(connection),
             bound,
