@@ -93,6 +93,8 @@ type SharedIndex = Arc<RwLock<TenantIndex>>;
 struct OpenTenant {
     index: SharedIndex,
     last_used: Instant,
+    /// The store's `data_version` when the index was last known to match it.
+    checked_version: i64,
 }
 
 pub struct Appliance {
@@ -248,14 +250,32 @@ impl Appliance {
         Ok(auth::operator_scope(tenant_id.clone(), reason))
     }
 
-    /// The tenant's open index, opening (decrypt + load + reconcile) it on first use.
+    /// The tenant's open index, opening (decrypt + load + reconcile) it on first use, and
+    /// again when another process (`bulkhead ingest` beside a running server) changed the
+    /// tenant's chunks since.
     fn tenant_index(&self, scope: &TenantScope) -> Result<SharedIndex, ApplianceError> {
-        {
+        let version = self.store.data_version()?;
+        let cached = {
             let mut open = lock(&self.open_tenants);
-            if let Some(tenant) = open.get_mut(scope.tenant_id()) {
+            open.get_mut(scope.tenant_id()).map(|tenant| {
                 tenant.last_used = Instant::now();
-                return Ok(tenant.index.clone());
+                (tenant.index.clone(), tenant.checked_version)
+            })
+        };
+        if let Some((index, checked)) = cached {
+            // Something committed since the last check: this process's own writes keep
+            // the index in step; another process's do not, and show as a different
+            // (count, largest row id).
+            if checked == version
+                || read(&index).signature() == self.store.chunk_signature(scope)?
+            {
+                if let Some(tenant) = lock(&self.open_tenants).get_mut(scope.tenant_id()) {
+                    tenant.checked_version = version;
+                }
+                return Ok(index);
             }
+            tracing::info!(tenant = %scope.tenant_id(), "tenant changed by another process; reopening its index");
+            lock(&self.open_tenants).remove(scope.tenant_id());
         }
         // Opened outside the map lock: other tenants are not held up by this one's load.
         // Two concurrent first uses may both load; the first insert wins.
@@ -272,6 +292,7 @@ impl Appliance {
             .or_insert_with(|| OpenTenant {
                 index,
                 last_used: Instant::now(),
+                checked_version: version,
             });
         let index = entry.index.clone();
         self.evict_beyond_budget(&mut open);
@@ -500,6 +521,9 @@ impl Appliance {
         // Open (and reconcile) the index before committing, so the new chunks are added
         // exactly once: by `add` below, not also by the reconcile of a first open.
         let index = self.tenant_index(scope)?;
+        // Commit and add under the write lock: no search sees the store with the chunks
+        // but the index without them (which would look like another process's change).
+        let mut index = write(&index);
         let row_ids = self.store.complete_document(
             scope,
             job,
@@ -512,7 +536,7 @@ impl Appliance {
             .zip(&chunks)
             .map(|(row_id, chunk)| (*row_id, chunk.text.as_str(), chunk.embedding.as_slice()))
             .collect();
-        write(&index).add(&additions)?;
+        index.add(&additions)?;
         Ok(outcome(Ok(chunks.len())))
     }
 

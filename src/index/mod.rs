@@ -122,6 +122,13 @@ impl TenantIndex {
         Ok(index)
     }
 
+    /// (count, largest row id) of the chunks indexed: compare with
+    /// [`Store::chunk_signature`] to see whether another writer changed the tenant.
+    pub fn signature(&self) -> (usize, u64) {
+        let ids = self.vector.live_ids();
+        (ids.len(), ids.iter().copied().max().unwrap_or(0))
+    }
+
     pub fn chunk_count(&self) -> usize {
         self.vector.len()
     }

@@ -986,6 +986,26 @@ impl Store {
             .collect()
     }
 
+    /// A change counter for the whole database that moves whenever another connection —
+    /// this process's tenant connection, or another process such as `bulkhead ingest`
+    /// next to a running server — commits (`PRAGMA data_version`).
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .connection()
+            .query_row("PRAGMA data_version", [], |row| row.get(0))?)
+    }
+
+    /// The tenant's live chunks as (count, largest row id): what an up-to-date index
+    /// holds. Row ids are never reused, so any change by another writer changes this.
+    pub fn chunk_signature(&self, scope: &TenantScope) -> Result<(usize, u64), StoreError> {
+        let (count, max): (i64, Option<i64>) = self.tenant(scope).query_row(
+            &sql("SELECT COUNT(*), MAX(row_id) FROM t_chunks WHERE tenant_id = ?1"),
+            params![scope.tenant_id().as_str()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok((count as usize, max.unwrap_or(0) as u64))
+    }
+
     /// Every live chunk's row id, ascending: what the indexes must contain.
     pub fn chunk_row_ids(&self, scope: &TenantScope) -> Result<Vec<u64>, StoreError> {
         let rows: Vec<(String, i64)> = self.tenant_rows(

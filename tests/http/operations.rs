@@ -211,3 +211,44 @@ async fn sigterm_finishes_in_flight_work_and_loses_no_acknowledged_upload() {
         6
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_ingested_by_the_cli_beside_a_running_server_are_searchable_at_once() {
+    let server = Server::start(&[]);
+    let tenant = create_tenant(&server, "Operator").await;
+    let token = server.token(&tenant, "alice", &["editor"]);
+    let (name, bytes) = sample("SoupmanInc");
+    assert_eq!(
+        upload(&server, &tenant, &token, &name, bytes, true).await.0,
+        201
+    );
+    let search = |query: &'static str| {
+        client()
+            .post(server.url(&format!("/v1/tenants/{tenant}/search")))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"query": query, "mode": "keyword"}))
+    };
+    // The server has this tenant's index open now.
+    assert_eq!(send(search("franchise")).await.0, 200);
+
+    let file = tempfile::NamedTempFile::with_suffix(".txt").unwrap();
+    std::fs::write(
+        file.path(),
+        "Operator memo. The escrow reference is QUARTZLANTERN and it renews yearly.",
+    )
+    .unwrap();
+    cli(
+        server.data.path(),
+        &["ingest", "--tenant", &tenant, file.path().to_str().unwrap()],
+    );
+    let (status, body) = send(search("QUARTZLANTERN escrow reference")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|result| result["text"].as_str().unwrap().contains("QUARTZLANTERN")),
+        "{body}"
+    );
+}
