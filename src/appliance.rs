@@ -643,6 +643,10 @@ impl Appliance {
                 .map(|chunk| chunk.chunk_id.document_id())
                 .collect::<Vec<_>>(),
         )?;
+        if !owned.contains(&true) {
+            // Nothing retrieved that this tenant may be shown: no model call.
+            return Ok(ungrounded(Ungrounded::NothingRelevant, timings));
+        }
         let ranked = self.rank_sentences(question, &retrieved)?;
         let (excerpts, excerpt_chunks) =
             answer::excerpts_from_sentences(&retrieved, &ranked, top_k);

@@ -105,7 +105,11 @@ fn write_archive(
     let mut builder = tar::Builder::new(out);
     let mut manifest = Vec::new();
     let mut summary = PortabilitySummary::default();
-    for (index, record) in store.list_documents(scope)?.iter().enumerate() {
+    // Output layer: only documents storage confirms are this tenant's leave in an export.
+    let documents = crate::output::retain_owned(store, scope, store.list_documents(scope)?, |d| {
+        &d.document_id
+    })?;
+    for (index, record) in documents.iter().enumerate() {
         if record.status != DocumentStatus::Indexed {
             continue;
         }
