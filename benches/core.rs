@@ -202,28 +202,58 @@ fn main() {
                 .map(|name| name.to_string_lossy().into_owned())
         })
         .collect();
-    let questions: Vec<String> = std::fs::read_to_string(cuad.join("cuad_retrieval_queries.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|row| {
-            row["contract_file"]
-                .as_str()
-                .is_some_and(|file| ingested.contains(file))
-        })
-        .filter_map(|row| row["query"].as_str().map(str::to_owned))
-        .step_by(7)
-        .take(question_count)
-        .collect();
+    // (question, its contract, the expert-annotated answer spans)
+    type Question = (String, String, Vec<(usize, usize)>);
+    let questions: Vec<Question> =
+        std::fs::read_to_string(cuad.join("cuad_retrieval_queries.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|row| {
+                row["contract_file"]
+                    .as_str()
+                    .is_some_and(|file| ingested.contains(file))
+            })
+            .filter_map(|row| {
+                let spans = row["gold_spans"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|span| {
+                        Some((span[0].as_u64()? as usize, span[1].as_u64()? as usize))
+                    })
+                    .collect();
+                Some((
+                    row["query"].as_str()?.to_owned(),
+                    row["contract_file"].as_str()?.to_owned(),
+                    spans,
+                ))
+            })
+            .step_by(7)
+            .take(question_count)
+            .collect();
     appliance.generator().unwrap();
     let mut totals = Vec::new();
     let mut first_tokens = Vec::new();
     let (mut embed, mut retrieve, mut generate, mut prompt_tokens, mut answer_tokens, mut grounded) =
         (0u64, 0u64, 0u64, 0usize, 0usize, 0usize);
-    for question in &questions {
+    // Quality beside speed: does the answer cite the contract asked about, and a passage
+    // overlapping what the CUAD experts marked?
+    let (mut right_contract, mut on_gold) = (0usize, 0usize);
+    for (question, contract, spans) in &questions {
         let answer = appliance
             .ask(&scope, question, None, &mut |_| true)
             .unwrap();
+        let cited: Vec<_> = answer
+            .citations
+            .iter()
+            .filter(|citation| &citation.filename == contract)
+            .collect();
+        right_contract += usize::from(!cited.is_empty());
+        on_gold += usize::from(cited.iter().any(|citation| {
+            spans
+                .iter()
+                .any(|&(start, end)| citation.start < end && start < citation.end)
+        }));
         totals.push(Duration::from_millis(answer.timings.total_ms));
         if let Some(first) = answer.timings.first_token_ms {
             first_tokens.push(Duration::from_millis(first));
@@ -255,6 +285,10 @@ fn main() {
         generate / first_tokens.len().max(1) as u64,
         prompt_tokens / first_tokens.len().max(1),
         answer_tokens / first_tokens.len().max(1)
+    );
+    println!(
+        "ask quality: {right_contract} of {} answers cite the contract asked about; {on_gold} cite a passage overlapping the experts' answer",
+        questions.len()
     );
     println!("peak RSS: {:.0} MiB", peak_rss_mib());
     if !reuse {
