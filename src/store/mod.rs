@@ -409,16 +409,12 @@ impl Store {
     ) -> Result<Vec<u8>, StoreError> {
         if enabled(Layer::Scope) && crypto::owner(sealed) != Some(scope.tenant_id().as_str()) {
             tracing::error!(tenant = %scope.tenant_id(), kind = kind.label(), object_id, "object of another tenant refused");
-            let event = crate::audit::AuditEvent {
-                tenant_id: Some(scope.tenant_id().to_string()),
-                actor: "appliance".into(),
-                action: "isolation.violation",
-                resource: format!("{} {object_id}", kind.label()),
-                outcome: crate::audit::Outcome::Denied,
-            };
-            if let Err(error) = self.append_audit(&event) {
-                tracing::error!(%error, "audit append failed");
-            }
+            self.audit_by_appliance(
+                Some(scope.tenant_id().to_string()),
+                "isolation.violation",
+                format!("{} {object_id}", kind.label()),
+                crate::audit::Outcome::Denied,
+            );
             return Err(StoreError::NotThisTenant {
                 kind: kind.label(),
                 object_id: object_id.to_owned(),
@@ -1523,18 +1519,35 @@ impl Store {
                 object_id,
                 "integrity check failed"
             );
-            let event = crate::audit::AuditEvent {
-                tenant_id: tenant.clone(),
-                actor: "appliance".into(),
-                action: "integrity.failure",
-                resource: format!("{kind} {object_id}"),
-                outcome: crate::audit::Outcome::Failed,
-            };
-            if let Err(error) = self.append_audit(&event) {
-                tracing::error!(%error, "audit append failed");
-            }
+            self.audit_by_appliance(
+                tenant.clone(),
+                "integrity.failure",
+                format!("{kind} {object_id}"),
+                crate::audit::Outcome::Failed,
+            );
         }
         Ok(result?)
+    }
+
+    /// Audits something the appliance itself detected (ids only); a failed append is
+    /// logged, never allowed to hide the original error.
+    fn audit_by_appliance(
+        &self,
+        tenant_id: Option<String>,
+        action: &'static str,
+        resource: String,
+        outcome: crate::audit::Outcome,
+    ) {
+        let event = crate::audit::AuditEvent {
+            tenant_id,
+            actor: "appliance".into(),
+            action,
+            resource,
+            outcome,
+        };
+        if let Err(error) = self.append_audit(&event) {
+            tracing::error!(%error, "audit append failed");
+        }
     }
 
     /// Seals an index snapshot for this tenant and replaces its file atomically.

@@ -2,6 +2,8 @@
 //! and real SQLite files in temporary data directories. One binary, modules per concern.
 
 mod bad_input;
+#[path = "../common/mod.rs"]
+mod common;
 mod compliance;
 mod crash;
 mod isolation;

@@ -10,21 +10,8 @@ use bulkhead::config::{self, Config};
 use bulkhead::store::{Store, Tier};
 
 pub fn sample_contract(prefix: &str) -> (String, String) {
-    let dir = config::sample_data_dir().join("contracts");
-    let path = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(prefix)
-        })
-        .unwrap_or_else(|| panic!("no sample contract starting with {prefix}"));
-    (
-        path.file_name().unwrap().to_string_lossy().into_owned(),
-        std::fs::read_to_string(&path).unwrap(),
-    )
+    let (name, path) = crate::common::sample_file(prefix);
+    (name, std::fs::read_to_string(&path).unwrap())
 }
 
 pub fn config_for(data_dir: &Path) -> Config {

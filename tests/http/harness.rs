@@ -15,21 +15,8 @@ pub fn models_dir() -> PathBuf {
 }
 
 pub fn sample(prefix: &str) -> (String, Vec<u8>) {
-    let dir = bulkhead::config::sample_data_dir().join("contracts");
-    let path = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(prefix)
-        })
-        .unwrap();
-    (
-        path.file_name().unwrap().to_string_lossy().into_owned(),
-        std::fs::read(&path).unwrap(),
-    )
+    let (name, path) = crate::common::sample_file(prefix);
+    (name, std::fs::read(&path).unwrap())
 }
 
 /// Runs a CLI command on a data directory and returns stdout (panics on failure).

@@ -2,6 +2,8 @@
 //! the real models and a real data directory.
 
 mod attacks;
+#[path = "../common/mod.rs"]
+mod common;
 mod endpoints;
 mod harness;
 mod operations;

@@ -7,6 +7,8 @@
 //! Requires the test-only `ablation` feature:
 //! `cargo test --release --features ablation --test isolation -- --nocapture`.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod probes;
 mod world;
 

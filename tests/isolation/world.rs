@@ -63,21 +63,8 @@ pub struct Base {
 }
 
 fn contract(prefix: &str) -> (String, String) {
-    let dir = config::sample_data_dir().join("contracts");
-    let path = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(prefix)
-        })
-        .unwrap();
-    (
-        path.file_name().unwrap().to_string_lossy().into_owned(),
-        std::fs::read_to_string(&path).unwrap(),
-    )
+    let (name, path) = crate::common::sample_file(prefix);
+    (name, std::fs::read_to_string(&path).unwrap())
 }
 
 pub fn config_for(dir: &Path) -> Config {
