@@ -20,3 +20,37 @@ pub fn sample_file(prefix: &str) -> (String, PathBuf) {
         path,
     )
 }
+
+/// Starts `bulkhead serve --listen 127.0.0.1:0` on a data directory with `extra` flags
+/// and environment; returns the child and the base URL it printed (`http(s)://host:port`).
+#[allow(dead_code)] // the core tests start no server
+pub fn spawn_server(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, String)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--models-dir")
+        .arg(bulkhead::config::default_models_dir())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, base)
+}

@@ -1,6 +1,5 @@
 //! Starts servers and talks to them.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -60,26 +59,7 @@ impl Server {
     }
 
     pub fn start_on(data: tempfile::TempDir, extra: &[&str]) -> Server {
-        let mut child = Command::new(binary())
-            .arg("--data-dir")
-            .arg(data.path())
-            .arg("--models-dir")
-            .arg(models_dir())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
+        let (child, base) = crate::common::spawn_server(data.path(), extra, &[], Stdio::inherit());
         Server { child, base, data }
     }
 

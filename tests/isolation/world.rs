@@ -1,10 +1,10 @@
 //! Two competitor tenants with real contracts and marker strings, prepared once per
 //! cryptography mode; a server per configuration; a raw HTTP client.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use bulkhead::appliance::Appliance;
@@ -192,27 +192,16 @@ pub struct Server {
 impl Server {
     pub fn start(dir: &Path, off: &[Layer]) -> Server {
         let names: Vec<&str> = off.iter().map(|layer| layer.name()).collect();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--models-dir")
-            .arg(config::default_models_dir())
-            .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0"])
-            .env(ablation::ENV, names.join(","))
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
+        let (child, base) = crate::common::spawn_server(
+            dir,
+            &["--rate-limit", "0"],
+            &[
+                (ablation::ENV, names.join(",")),
+                ("RUST_LOG", "error".into()),
+            ],
+            Stdio::null(),
+        );
+        let address = base.trim_start_matches("http://").to_owned();
         Server { child, address }
     }
 }
