@@ -19,6 +19,10 @@ use bulkhead::index::SearchMode;
 use bulkhead::isolation::{Layer, ablation};
 use bulkhead::store::{Store, Tier};
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{env_usize, percentile};
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -31,20 +35,9 @@ const QUERIES: [&str; 6] = [
     "payment terms and fees",
 ];
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
 fn main() {
-    let contracts: usize = std::env::var("BENCH_CONTRACTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+    let contracts = env_usize("BENCH_CONTRACTS", 12);
+    let rounds = env_usize("BENCH_ROUNDS", 30);
     let cuad = std::env::var_os("CUAD_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -138,7 +131,12 @@ fn main() {
     .into_iter()
     .enumerate()
     {
-        let (with, without) = (median(on[index].clone()), median(off[index].clone()));
+        let median = |samples: &[Duration]| {
+            let mut sorted = samples.to_vec();
+            sorted.sort();
+            percentile(&sorted, 0.5)
+        };
+        let (with, without) = (median(&on[index]), median(&off[index]));
         println!(
             "{label}: median {:.2} ms with all layers, {:.2} ms without the checks ({:+.0}%)",
             with.as_secs_f64() * 1000.0,

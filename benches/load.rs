@@ -16,24 +16,14 @@ use bulkhead::auth::tokens::{Role, Signer, Verifier};
 use bulkhead::config::{self, Config};
 use bulkhead::store::{Store, Tier};
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{env_usize, percentile};
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 type Samples = Arc<Mutex<BTreeMap<(&'static str, u16), Vec<Duration>>>>;
-
-fn percentile(sorted: &[Duration], fraction: f64) -> u128 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize].as_millis()
-}
 
 fn report(title: &str, samples: &Samples, elapsed: Duration) {
     let samples = samples.lock().unwrap();
@@ -49,9 +39,9 @@ fn report(title: &str, samples: &Samples, elapsed: Duration) {
         println!(
             "{route:<8} {status}  n={:<5} p50 {:>6} ms  p95 {:>6} ms  p99 {:>6} ms",
             sorted.len(),
-            percentile(&sorted, 0.5),
-            percentile(&sorted, 0.95),
-            percentile(&sorted, 0.99)
+            percentile(&sorted, 0.5).as_millis(),
+            percentile(&sorted, 0.95).as_millis(),
+            percentile(&sorted, 0.99).as_millis()
         );
     }
 }
