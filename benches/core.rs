@@ -36,19 +36,10 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() {
-    let cuad = std::env::var_os("CUAD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cuad-dev")
-        });
+    let cuad = common::cuad_dir();
     let contract_count = env_usize("BENCH_CONTRACTS", 95);
     let question_count = env_usize("BENCH_QUESTIONS", 20);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(cuad.join("contracts"))
-        .expect("CUAD dev contracts (set CUAD_DIR)")
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    files.sort();
-    files.truncate(contract_count);
+    let files = common::cuad_contracts(contract_count);
     println!(
         "machine: {} cores; contracts: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),

@@ -9,7 +9,6 @@
 //! Environment: `BENCH_CONTRACTS` (default 12), `BENCH_ROUNDS` (default 30),
 //! `CUAD_DIR` (default `../shared/data/cuad-dev`). Needs the test-only `ablation` feature.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bulkhead::appliance::Appliance;
@@ -38,17 +37,7 @@ const QUERIES: [&str; 6] = [
 fn main() {
     let contracts = env_usize("BENCH_CONTRACTS", 12);
     let rounds = env_usize("BENCH_ROUNDS", 30);
-    let cuad = std::env::var_os("CUAD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cuad-dev")
-        });
-    let mut files: Vec<PathBuf> = std::fs::read_dir(cuad.join("contracts"))
-        .expect("CUAD dev contracts (set CUAD_DIR)")
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    files.sort();
-    files.truncate(contracts);
+    let files = common::cuad_contracts(contracts);
 
     let dir = tempfile::tempdir().unwrap();
     Store::init(dir.path()).unwrap();

@@ -17,3 +17,25 @@ pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     }
     sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
 }
+
+/// The CUAD dev set (`CUAD_DIR`, default `../shared/data/cuad-dev`).
+#[allow(dead_code)] // the load bench uses the bundled samples, not CUAD
+pub fn cuad_dir() -> std::path::PathBuf {
+    std::env::var_os("CUAD_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cuad-dev")
+        })
+}
+
+/// The first `count` CUAD dev contracts, in file-name order.
+#[allow(dead_code)] // as above
+pub fn cuad_contracts(count: usize) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(cuad_dir().join("contracts"))
+        .expect("CUAD dev contracts (set CUAD_DIR)")
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files.truncate(count);
+    files
+}
