@@ -134,7 +134,10 @@ fn main() {
     );
 
     // HNSW recall@10 against exact search over the tenant's chunks.
-    let vectors = appliance.store().chunk_vectors(&scope).unwrap();
+    let vectors = Store::open(&data_dir)
+        .unwrap()
+        .chunk_vectors(&scope)
+        .unwrap();
     let items: Vec<(u64, Vec<f32>)> = vectors
         .into_iter()
         .map(|v| (v.row_id, v.embedding))

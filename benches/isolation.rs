@@ -56,7 +56,7 @@ fn main() {
         appliance.upload(scope, &name, None, &bytes).unwrap();
     }
     appliance.process_jobs(scope, &mut |_| {}).unwrap();
-    let store = appliance.store();
+    let store = Store::open(dir.path()).unwrap();
     let row_ids: Vec<u64> = store
         .chunk_row_ids(scope)
         .unwrap()

@@ -673,6 +673,99 @@ pub fn clean_answer(answer: &str) -> String {
         .to_owned()
 }
 
+/// Ranks candidate sentences (chunk index, text) as answers, best first, from their
+/// embeddings and the embedding of the question without its specific words.
+pub fn rank_sentences(
+    candidates: Vec<(usize, String)>,
+    vectors: Vec<Vec<f32>>,
+    query_vector: &[f32],
+    generic_question: &str,
+) -> Vec<RankedSentence> {
+    let mut ranked: Vec<RankedSentence> = candidates
+        .into_iter()
+        .zip(vectors)
+        .map(|((chunk, text), vector)| {
+            let similarity = crate::embed::dot(&vector, query_vector);
+            RankedSentence {
+                score: quote_score(similarity, generic_question, &text),
+                similarity,
+                chunk,
+                text,
+            }
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    ranked
+}
+
+/// Passes on only the sentences of a token stream that the tenant's excerpts support
+/// (output layer; with it off in an ablation test build, everything passes).
+pub struct SentenceGate {
+    excerpts: Vec<ChunkRecord>,
+    checking: bool,
+    pending: String,
+    /// The sentences passed on so far.
+    pub kept: Vec<String>,
+    /// How many sentences were withheld.
+    pub dropped: usize,
+}
+
+impl SentenceGate {
+    pub fn new(excerpts: &[ChunkRecord], citable: &[bool]) -> SentenceGate {
+        SentenceGate {
+            excerpts: excerpts
+                .iter()
+                .zip(citable)
+                .filter(|(_, citable)| **citable)
+                .map(|(excerpt, _)| excerpt.clone())
+                .collect(),
+            checking: crate::isolation::enabled(crate::isolation::Layer::Output),
+            pending: String::new(),
+            kept: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Adds generated text; returns the newly completed, supported sentences.
+    pub fn push(&mut self, piece: &str) -> String {
+        self.pending.push_str(piece);
+        let mut passed = String::new();
+        while let Some(end) = sentence_end(&self.pending) {
+            let sentence: String = self.pending.drain(..end).collect();
+            passed.push_str(&self.check(&sentence));
+        }
+        passed
+    }
+
+    /// Checks what is left when generation ends.
+    pub fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.pending);
+        self.check(&clean_answer(&rest))
+    }
+
+    fn check(&mut self, sentence: &str) -> String {
+        if sentence.trim().is_empty() {
+            return String::new();
+        }
+        let (kept, dropped) = if self.checking {
+            supported_sentences(sentence, &self.excerpts)
+        } else {
+            (sentence.trim().to_owned(), 0)
+        };
+        self.dropped += dropped;
+        if kept.is_empty() {
+            return String::new();
+        }
+        let piece = if self.kept.is_empty() {
+            kept.clone()
+        } else {
+            format!(" {kept}")
+        };
+        self.kept.push(kept);
+        piece
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //!
 //! Dependencies point downward only.
 //!
-//! - `cli`, `demo` — the command line (glue: parse, call `appliance`, print).
+//! - `cli` — the command line (glue: parse, call `appliance`, print), and the demo.
 //! - `server`, `api` — `bulkhead serve`: listener, TLS 1.3, graceful shutdown, the
 //!   background indexer; the HTTP routes of API.md with token-checked tenant scopes.
 //! - `audit`, `report` — the hash-chained audit log; access reviews from it.
@@ -32,7 +32,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
-pub mod demo;
 pub mod embed;
 pub mod ids;
 pub mod index;

@@ -54,6 +54,30 @@ impl From<&AuditRow> for ReviewEvent {
     }
 }
 
+/// The period a report covers, in Unix seconds (`from` inclusive, `to` exclusive): a
+/// calendar quarter (`2026Q4`), or RFC 3339 bounds, each open-ended when absent. The one
+/// parser for every front end; its error is a message for the user.
+pub fn period(
+    quarter: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(i64, i64), String> {
+    if let Some(quarter) = quarter {
+        return quarter_bounds(quarter).ok_or_else(|| "quarter must look like 2026Q4".into());
+    }
+    let parse = |text: &str| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map(|at| at.unix_timestamp())
+            .map_err(|_| format!("`{text}` is not an RFC 3339 time (e.g. 2026-10-01T00:00:00Z)"))
+    };
+    let from = from.map(parse).transpose()?.unwrap_or(0);
+    let to = to.map(parse).transpose()?.unwrap_or(i64::MAX);
+    if from >= to {
+        return Err("`from` must be before `to`".into());
+    }
+    Ok((from, to))
+}
+
 /// `2026Q4` → (start, end) in Unix seconds, end exclusive.
 pub fn quarter_bounds(quarter: &str) -> Option<(i64, i64)> {
     let (year, q) = quarter.split_once(['Q', 'q'])?;

@@ -29,12 +29,6 @@ pub struct EventParams {
     cursor: Option<String>,
 }
 
-fn parse_time(text: &str) -> Result<i64, ApiError> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map(|at| at.unix_timestamp())
-        .map_err(|_| ApiError::InvalidRequest(format!("`{text}` is not an RFC 3339 time")))
-}
-
 #[utoipa::path(get, path = "/v1/tenants/{t}/audit",
     params(("t" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, description = "{events, next_cursor}")), security(("bearer" = [])))]
@@ -59,7 +53,7 @@ pub async fn events(
     let store_state = state.clone();
     let scope = tenant.scope.clone();
     let rows = state
-        .blocking(move || Ok(store_state.appliance.store().audit_events(&scope)?))
+        .blocking(move || Ok(store_state.appliance.audit_events(&scope)?))
         .await?;
     let selected: Vec<_> = rows
         .iter()
@@ -89,10 +83,9 @@ pub async fn verify(
     let store_state = state.clone();
     let report = state
         .blocking(move || {
-            Ok(crate::audit::verify_store(
-                store_state.appliance.store(),
-                &store_state.signer.jwk(),
-            )?)
+            Ok(store_state
+                .appliance
+                .verify_audit(&store_state.signer.jwk())?)
         })
         .await?;
     Ok(Json(report))
@@ -107,28 +100,12 @@ pub struct PeriodParams {
 }
 
 fn period(params: &PeriodParams) -> Result<(i64, i64), ApiError> {
-    if let Some(quarter) = &params.quarter {
-        return crate::report::quarter_bounds(quarter)
-            .ok_or_else(|| ApiError::InvalidRequest("quarter must look like 2026Q4".into()));
-    }
-    let from = params
-        .from
-        .as_deref()
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(0);
-    let to = params
-        .to
-        .as_deref()
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(i64::MAX);
-    if from >= to {
-        return Err(ApiError::InvalidRequest(
-            "`from` must be before `to`".into(),
-        ));
-    }
-    Ok((from, to))
+    crate::report::period(
+        params.quarter.as_deref(),
+        params.from.as_deref(),
+        params.to.as_deref(),
+    )
+    .map_err(ApiError::InvalidRequest)
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{t}/reports/access-review",
@@ -143,7 +120,7 @@ pub async fn access_review(
     let store_state = state.clone();
     let scope = tenant.scope.clone();
     let rows = state
-        .blocking(move || Ok(store_state.appliance.store().audit_events(&scope)?))
+        .blocking(move || Ok(store_state.appliance.audit_events(&scope)?))
         .await?;
     let tenant_id = tenant.scope.tenant_id().to_string();
     Ok(match params.format.as_deref().unwrap_or("json") {
@@ -178,7 +155,7 @@ pub async fn usage(
     let store_state = state.clone();
     let scope = tenant.scope.clone();
     let usage = state
-        .blocking(move || Ok(store_state.appliance.store().usage(&scope, from, to)?))
+        .blocking(move || Ok(store_state.appliance.usage(&scope, from, to)?))
         .await?;
     let mut body = serde_json::to_value(&usage).map_err(|_| ApiError::Internal)?;
     body["from"] = serde_json::json!(crate::wire::timestamp(from));

@@ -59,6 +59,69 @@ pub async fn upload(
     Query(params): Query<UploadParams>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let limit = state.appliance.config().extract_limits.max_file_bytes as usize;
+    let Upload {
+        filename,
+        bytes,
+        metadata,
+    } = read_upload(request, limit).await?;
+    let appliance = state.appliance.clone();
+    let scope = tenant.scope.clone();
+    let document_id = state
+        .blocking(move || Ok(appliance.upload(&scope, &filename, metadata.as_ref(), &bytes)?))
+        .await?;
+    audit_document(&state, &tenant, "document.upload", &document_id);
+    let uploaded = |status: StatusCode, state: &'static str, chunks: Option<u64>| {
+        (
+            status,
+            Json(wire::Uploaded {
+                document_id: document_id.to_string(),
+                status: state,
+                chunks,
+                error: None,
+            }),
+        )
+            .into_response()
+    };
+    if !params.wait {
+        state.indexer.notify_one();
+        return Ok(uploaded(StatusCode::ACCEPTED, "queued", None));
+    }
+    let appliance = state.appliance.clone();
+    let scope = tenant.scope.clone();
+    let id = document_id.clone();
+    let record = state
+        .blocking(move || {
+            appliance.process_jobs(&scope, &mut |_| {})?;
+            Ok(appliance.document(&scope, &id)?)
+        })
+        .await?;
+    match record.status {
+        DocumentStatus::Indexed => Ok(uploaded(
+            StatusCode::CREATED,
+            "indexed",
+            Some(record.chunks),
+        )),
+        DocumentStatus::Failed => {
+            Err(ApiError::Unprocessable(record.error.unwrap_or_else(|| {
+                "the document could not be indexed".into()
+            })))
+        }
+        DocumentStatus::Queued => Ok(uploaded(StatusCode::ACCEPTED, "queued", None)),
+    }
+}
+
+/// An upload's parts, read from its multipart body.
+struct Upload {
+    filename: String,
+    bytes: Vec<u8>,
+    metadata: Option<serde_json::Value>,
+}
+
+/// Reads a multipart upload under the size limit: a declared length over it is refused
+/// before a byte of the body is read, and the file is streamed into memory (never to
+/// disk) and refused as soon as it passes the limit.
+async fn read_upload(request: axum::extract::Request, limit: usize) -> Result<Upload, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -69,18 +132,16 @@ pub async fn upload(
             "upload as multipart/form-data with a `file` field".into(),
         ));
     }
-    let limit = state.appliance.config().extract_limits.max_file_bytes as usize;
-    // A declared length over the limit is refused before a byte of the body is read (a
-    // client sending `Expect: 100-continue` never sends it at all).
+    // A client sending `Expect: 100-continue` never sends an over-long body at all.
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
+    let too_large =
+        || ApiError::PayloadTooLarge(format!("the file is over the limit of {limit} bytes"));
     if declared.is_some_and(|length| length > limit + MULTIPART_OVERHEAD) {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "the file is over the limit of {limit} bytes"
-        )));
+        return Err(too_large());
     }
     let request = request.map(|body| {
         axum::body::Body::new(http_body_util::Limited::new(
@@ -96,8 +157,6 @@ pub async fn upload(
                 rejection.body_text()
             ))
         })?;
-    let too_large =
-        || ApiError::PayloadTooLarge(format!("the file is over the limit of {limit} bytes"));
     let multipart_error = |error: axum::extract::multipart::MultipartError| {
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
@@ -111,7 +170,6 @@ pub async fn upload(
         match field.name() {
             Some("file") => {
                 let filename = field.file_name().unwrap_or("unnamed").to_owned();
-                // Streamed into memory under the limit: the plaintext never touches disk.
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     if bytes.len() + chunk.len() > limit {
@@ -123,18 +181,7 @@ pub async fn upload(
             }
             Some("metadata") => {
                 let bytes = field.bytes().await.map_err(multipart_error)?;
-                if bytes.len() > MAX_METADATA_BYTES {
-                    return Err(ApiError::PayloadTooLarge("metadata is over 64 KiB".into()));
-                }
-                let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-                    ApiError::InvalidRequest("metadata must be a JSON object".into())
-                })?;
-                if !value.is_object() {
-                    return Err(ApiError::InvalidRequest(
-                        "metadata must be a JSON object".into(),
-                    ));
-                }
-                metadata = Some(value);
+                metadata = Some(parse_metadata(&bytes)?);
             }
             _ => {}
         }
@@ -146,61 +193,26 @@ pub async fn upload(
             "document is empty: upload a file with text in it".into(),
         ));
     }
-    let appliance = state.appliance.clone();
-    let scope = tenant.scope.clone();
-    let document_id = state
-        .blocking(move || Ok(appliance.upload(&scope, &filename, metadata.as_ref(), &bytes)?))
-        .await?;
-    audit_document(&state, &tenant, "document.upload", &document_id);
-    if !params.wait {
-        state.indexer.notify_one();
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(wire::Uploaded {
-                document_id: document_id.to_string(),
-                status: "queued",
-                chunks: None,
-                error: None,
-            }),
-        )
-            .into_response());
+    Ok(Upload {
+        filename,
+        bytes,
+        metadata,
+    })
+}
+
+/// An upload's `metadata` field: a JSON object of at most 64 KiB.
+fn parse_metadata(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if bytes.len() > MAX_METADATA_BYTES {
+        return Err(ApiError::PayloadTooLarge("metadata is over 64 KiB".into()));
     }
-    let appliance = state.appliance.clone();
-    let scope = tenant.scope.clone();
-    let id = document_id.clone();
-    let record = state
-        .blocking(move || {
-            appliance.process_jobs(&scope, &mut |_| {})?;
-            Ok(appliance.document(&scope, &id)?)
-        })
-        .await?;
-    match record.status {
-        DocumentStatus::Indexed => Ok((
-            StatusCode::CREATED,
-            Json(wire::Uploaded {
-                document_id: document_id.to_string(),
-                status: "indexed",
-                chunks: Some(record.chunks),
-                error: None,
-            }),
-        )
-            .into_response()),
-        DocumentStatus::Failed => {
-            Err(ApiError::Unprocessable(record.error.unwrap_or_else(|| {
-                "the document could not be indexed".into()
-            })))
-        }
-        DocumentStatus::Queued => Ok((
-            StatusCode::ACCEPTED,
-            Json(wire::Uploaded {
-                document_id: document_id.to_string(),
-                status: "queued",
-                chunks: None,
-                error: None,
-            }),
-        )
-            .into_response()),
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::InvalidRequest("metadata must be a JSON object".into()))?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidRequest(
+            "metadata must be a JSON object".into(),
+        ));
     }
+    Ok(value)
 }
 
 #[derive(Deserialize)]

@@ -29,69 +29,88 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    /// The one table of errors: each variant's status, stable code and message.
+    fn describe(&self) -> (StatusCode, &'static str, std::borrow::Cow<'_, str>) {
+        use std::borrow::Cow::{Borrowed, Owned};
         match self {
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::TenantMismatch => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::InvalidRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Borrowed(message),
+            ),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                Borrowed("a valid bearer token is required: pass `Authorization: Bearer <token>`"),
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                Borrowed("this token's roles do not allow this action"),
+            ),
+            ApiError::TenantMismatch => (
+                StatusCode::FORBIDDEN,
+                "tenant_mismatch",
+                Borrowed("this token does not belong to the tenant in the path"),
+            ),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", Borrowed(message)),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                Borrowed("this method is not allowed on this path"),
+            ),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, "conflict", Borrowed(message)),
+            ApiError::PayloadTooLarge(message) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                Borrowed(message),
+            ),
+            ApiError::UnsupportedMediaType(message) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                Borrowed(message),
+            ),
+            ApiError::Unprocessable(message) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable_document",
+                Borrowed(message),
+            ),
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                Owned(format!(
+                    "too many requests for this tenant: retry after {retry_after_seconds} s"
+                )),
+            ),
+            ApiError::Overloaded {
+                retry_after_seconds,
+            } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                Owned(format!(
+                    "the appliance is at capacity: retry after {retry_after_seconds} s"
+                )),
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                Borrowed("internal error"),
+            ),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.describe().0
     }
 
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::InvalidRequest(_) => "invalid_request",
-            ApiError::Unauthenticated => "unauthenticated",
-            ApiError::Forbidden => "forbidden",
-            ApiError::TenantMismatch => "tenant_mismatch",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::Unprocessable(_) => "unprocessable_document",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Overloaded { .. } => "overloaded",
-            ApiError::Internal => "internal",
-        }
+        self.describe().1
     }
 
     pub fn message(&self) -> String {
-        match self {
-            ApiError::InvalidRequest(message)
-            | ApiError::NotFound(message)
-            | ApiError::Conflict(message)
-            | ApiError::PayloadTooLarge(message)
-            | ApiError::UnsupportedMediaType(message)
-            | ApiError::Unprocessable(message) => message.clone(),
-            ApiError::Unauthenticated => {
-                "a valid bearer token is required: pass `Authorization: Bearer <token>`".into()
-            }
-            ApiError::Forbidden => "this token's roles do not allow this action".into(),
-            ApiError::TenantMismatch => {
-                "this token does not belong to the tenant in the path".into()
-            }
-            ApiError::MethodNotAllowed => "this method is not allowed on this path".into(),
-            ApiError::RateLimited {
-                retry_after_seconds,
-            } => {
-                format!("too many requests for this tenant: retry after {retry_after_seconds} s")
-            }
-            ApiError::Overloaded {
-                retry_after_seconds,
-            } => {
-                format!("the appliance is at capacity: retry after {retry_after_seconds} s")
-            }
-            ApiError::Internal => "internal error".into(),
-        }
+        self.describe().2.into_owned()
     }
 }
 
@@ -170,6 +189,7 @@ impl From<ApplianceError> for ApiError {
                 | EmbedError::Inference(_)),
             ) => internal(&error),
             ApplianceError::Index(error) => internal(&error),
+            error @ ApplianceError::Signing(_) => internal(&error),
             ApplianceError::Portability(
                 error @ (crate::portability::PortabilityError::Recipient(_)
                 | crate::portability::PortabilityError::Decrypt(_)

@@ -164,9 +164,8 @@ impl AppState {
     /// Appends an audit event. The write is a durable SQLite commit (an fsync), so it is
     /// done as blocking work, never on an async thread's time.
     pub fn audit(&self, event: AuditEvent) {
-        let store = self.appliance.store();
         let append = || {
-            if let Err(error) = crate::audit::append_and_checkpoint(store, &self.signer, &event) {
+            if let Err(error) = self.appliance.audit(&event) {
                 tracing::error!(%error, "audit append failed");
             }
         };
@@ -348,8 +347,7 @@ impl<P: Permission> FromRequestParts<AppState> for Tenant<P> {
         match auth::scope_for(&principal, &requested, P::ROLES) {
             Ok(scope) => {
                 // A token of a deleted tenant is no longer a credential.
-                let store = state.appliance.store();
-                if store.find_tenant(scope.tenant_id()).is_err() {
+                if state.appliance.find_tenant(scope.tenant_id()).is_err() {
                     return Err(ApiError::Unauthenticated);
                 }
                 state.check_rate(scope.tenant_id().as_str())?;
@@ -368,7 +366,6 @@ impl<P: Permission> FromRequestParts<AppState> for Tenant<P> {
                     tenant_id: principal.tenant_id.as_ref().map(ToString::to_string),
                     actor: state
                         .appliance
-                        .store()
                         .pseudonym(principal.tenant_id.as_ref(), &principal.subject),
                     action: "access.forbidden",
                     resource: route_of(parts),
@@ -385,7 +382,6 @@ impl<P: Permission> Tenant<P> {
     pub fn actor(&self, state: &AppState) -> String {
         state
             .appliance
-            .store()
             .pseudonym(Some(self.scope.tenant_id()), &self.principal.subject)
     }
 
@@ -410,16 +406,16 @@ impl<P: Permission> Tenant<P> {
 /// A cross-tenant attempt: in full in the caller's log; in the target's log (when the
 /// target exists) without the caller's identity.
 fn audit_mismatch(state: &AppState, principal: &Principal, requested: &str, path: &str) {
-    let store = state.appliance.store();
+    let appliance = &state.appliance;
     state.audit(AuditEvent {
         tenant_id: principal.tenant_id.as_ref().map(ToString::to_string),
-        actor: store.pseudonym(principal.tenant_id.as_ref(), &principal.subject),
+        actor: appliance.pseudonym(principal.tenant_id.as_ref(), &principal.subject),
         action: "access.cross_tenant",
         resource: path.chars().take(300).collect(),
         outcome: Outcome::Denied,
     });
     if let Ok(target) = crate::ids::TenantId::try_from(requested)
-        && store.find_tenant(&target).is_ok()
+        && appliance.find_tenant(&target).is_ok()
     {
         state.audit(AuditEvent {
             tenant_id: Some(target.to_string()),

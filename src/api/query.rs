@@ -214,7 +214,6 @@ fn meter(
 ) {
     if let Err(error) = state
         .appliance
-        .store()
         .record_usage(scope, kind, tokens_in, tokens_out)
     {
         tracing::error!(%error, "usage not recorded");

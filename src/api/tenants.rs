@@ -48,7 +48,7 @@ pub async fn create_tenant(
         .await?;
     state.audit(AuditEvent {
         tenant_id: Some(tenant.tenant_id.to_string()),
-        actor: state.appliance.store().pseudonym(None, &principal.subject),
+        actor: state.appliance.pseudonym(None, &principal.subject),
         action: "tenant.create",
         resource: tenant.tenant_id.to_string(),
         outcome: Outcome::Ok,
@@ -93,7 +93,7 @@ pub async fn mint_token(
     let tenant_id = if principal.has_any(&[Role::PlatformAdmin]) {
         let tenant_id = TenantId::try_from(requested.as_str())
             .map_err(|_| ApiError::NotFound("no tenant with this id".into()))?;
-        state.appliance.store().find_tenant(&tenant_id)?;
+        state.appliance.find_tenant(&tenant_id)?;
         tenant_id
     } else {
         match crate::auth::scope_for(
@@ -138,13 +138,9 @@ pub async fn mint_token(
         tenant_id: Some(tenant_id.to_string()),
         actor: state
             .appliance
-            .store()
             .pseudonym(principal.tenant_id.as_ref(), &principal.subject),
         action: "token.mint",
-        resource: state
-            .appliance
-            .store()
-            .pseudonym(Some(&tenant_id), &body.user),
+        resource: state.appliance.pseudonym(Some(&tenant_id), &body.user),
         outcome: Outcome::Ok,
     });
     Ok((StatusCode::CREATED, Json(wire::Token { token })))
@@ -162,7 +158,7 @@ pub async fn delete_tenant(
         .map_err(|_| ApiError::NotFound("no tenant with this id".into()))?;
     let appliance = state.appliance.clone();
     let signer = state.signer.clone();
-    let actor = state.appliance.store().pseudonym(None, &principal.subject);
+    let actor = state.appliance.pseudonym(None, &principal.subject);
     let deleted = state
         .blocking(move || Ok(appliance.delete_tenant(&tenant_id, &actor, &signer)?))
         .await?;

@@ -55,9 +55,19 @@ pub enum OperatorReason {
     Audit,
     /// Deleting a tenant (counting what is removed, for the certificate).
     Deletion,
-    /// The HTTP gateway, after verifying a token for this tenant (tenant-level actions
-    /// such as minting tokens).
-    Gateway,
+}
+
+impl OperatorReason {
+    /// The reason as the audit log spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorReason::CommandLine => "command-line",
+            OperatorReason::IndexingJob => "indexing-job",
+            OperatorReason::Demo => "demo",
+            OperatorReason::Audit => "audit",
+            OperatorReason::Deletion => "deletion",
+        }
+    }
 }
 
 /// A scope for the local operator (holder of the master key and the data directory).

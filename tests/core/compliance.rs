@@ -439,3 +439,64 @@ fn signed_checkpoints_pin_the_chain() {
     assert!(!report.ok);
     assert!(report.problem.unwrap().contains("signed checkpoint"));
 }
+
+#[test]
+fn the_command_line_is_on_the_record_in_the_tenants_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(cli(dir.path(), &["init"]).status.success());
+    let created = cli(dir.path(), &["tenant", "create", "Northwind"]);
+    let tenant = stdout(&created).trim().to_owned();
+    let (name, path) = crate::common::sample_file("LifewayFoods");
+    let ingested = cli(
+        dir.path(),
+        &["ingest", "--tenant", &tenant, path.to_str().unwrap()],
+    );
+    assert!(ingested.status.success(), "{}", stderr(&ingested));
+    let asked = cli(
+        dir.path(),
+        &[
+            "ask",
+            "--tenant",
+            &tenant,
+            "Which law governs the endorsement agreement?",
+        ],
+    );
+    assert!(asked.status.success(), "{}", stderr(&asked));
+
+    let review = cli(
+        dir.path(),
+        &[
+            "report",
+            "access-review",
+            "--tenant",
+            &tenant,
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(review.status.success(), "{}", stderr(&review));
+    let review = stdout(&review);
+    let operator_rows: Vec<&str> = review
+        .lines()
+        .filter(|line| line.contains(",operator:u_"))
+        .collect();
+    for action in ["document.upload", "ask"] {
+        assert!(
+            operator_rows
+                .iter()
+                .any(|row| row.contains(&format!(",{action},")) && row.contains("[command-line]")),
+            "no operator `{action}` in the access review:\n{review}"
+        );
+    }
+    // Pseudonymised like users: neither the operator's login nor the file name is there.
+    assert!(!review.contains(&name), "{review}");
+    if let Ok(user) = std::env::var("USER") {
+        assert!(!review.contains(&format!("operator:{user}")), "{review}");
+    }
+
+    let verified = cli(dir.path(), &["audit", "verify"]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&verified)).unwrap();
+    assert_eq!(report["ok"], true);
+    assert!(report["entries"].as_u64().unwrap() >= 2, "{report}");
+}

@@ -201,7 +201,7 @@ fn index_files_swapped_between_tenants_are_rejected_audited_and_rebuilt() {
             assert_eq!(result.chunk.filename, "alpha.txt");
         }
     }
-    let log = appliance.store().audit_events(&alpha).unwrap();
+    let log = appliance.audit_events(&alpha).unwrap();
     // The application scope refuses them first (they say they are Beta's); without it,
     // decryption under Alpha's key and ids would (the isolation suite shows both).
     let failures: Vec<_> = log

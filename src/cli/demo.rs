@@ -8,9 +8,9 @@
 
 use std::path::PathBuf;
 
+use super::UserFailure;
 use crate::appliance::Appliance;
 use crate::auth::{OperatorReason, TenantScope};
-use crate::cli::{self, UserFailure};
 use crate::config::Config;
 use crate::store::{Store, Tier};
 
@@ -24,7 +24,7 @@ struct SampleTenant {
 
 macro_rules! contract {
     ($file:literal) => {
-        ($file, include_str!(concat!("../data/contracts/", $file)))
+        ($file, include_str!(concat!("../../data/contracts/", $file)))
     };
 }
 
@@ -119,7 +119,7 @@ fn run_in(config: &Config) -> Result<(), UserFailure> {
         println!("\n== {} asks about its own contracts", sample.name);
         for question in sample.questions {
             println!("\nQ: {question}\nA: ");
-            let answer = cli::ask(&appliance, scope, question, None, true)?;
+            let answer = super::ask(&appliance, scope, question, None, true)?;
             println!(
                 "   ({} ms total, first token after {} ms)",
                 answer.timings.total_ms,
@@ -134,7 +134,7 @@ fn run_in(config: &Config) -> Result<(), UserFailure> {
     println!("\n== Each tenant asks about the other's contract");
     for (sample, scope) in &tenants {
         println!("\n{} — Q: {}\nA: ", sample.name, sample.foreign_question);
-        let answer = cli::ask(&appliance, scope, sample.foreign_question, None, true)?;
+        let answer = super::ask(&appliance, scope, sample.foreign_question, None, true)?;
         let foreign = tenants
             .iter()
             .find(|(other, _)| other.name != sample.name)

@@ -1,0 +1,303 @@
+//! Retrieval and grounded answers.
+
+use super::*;
+
+impl Appliance {
+    pub fn search(
+        &self,
+        scope: &TenantScope,
+        query: &str,
+        top_k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<SearchResult>, ApplianceError> {
+        let query = validate_query(query)?;
+        let top_k = top_k.clamp(1, 50);
+        let vector = match mode {
+            SearchMode::Keyword => None,
+            SearchMode::Hybrid | SearchMode::Vector => Some(self.embedder()?.embed_one(query)?),
+        };
+        let index = self.tenant_index(scope)?;
+        let hits = read(&index).search(vector.as_deref(), query, top_k, mode)?;
+        let scores: HashMap<u64, f32> = hits.iter().map(|hit| (hit.row_id, hit.score)).collect();
+        let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
+        let chunks = self.store.chunks(scope, &row_ids)?;
+        let results = chunks
+            .into_iter()
+            .map(|chunk| SearchResult {
+                score: scores.get(&chunk.row_id).copied().unwrap_or(0.0),
+                chunk,
+            })
+            .collect();
+        Ok(output::retain_owned(&self.store, scope, results, |r| {
+            r.chunk.chunk_id.document_id()
+        })?)
+    }
+
+    /// Answers from this tenant's documents only. `on_token` receives the answer as it is
+    /// generated (return false to stop).
+    pub fn ask(
+        &self,
+        scope: &TenantScope,
+        question: &str,
+        top_k: Option<usize>,
+        on_token: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Answer, ApplianceError> {
+        let started = Instant::now();
+        let question = validate_query(question)?;
+        let top_k = top_k.unwrap_or(self.config.answer_top_k).clamp(1, 8);
+        let tenant = self.store.find_tenant(scope.tenant_id())?;
+        let mut timings = Timings::default();
+        let ungrounded = |reason: Ungrounded, mut timings: Timings| {
+            timings.total_ms = started.elapsed().as_millis() as u64;
+            Answer {
+                text: reason.message(),
+                grounded: false,
+                citations: Vec::new(),
+                timings,
+            }
+        };
+        let context = match self.retrieve_context(scope, question, top_k, started, &mut timings)? {
+            Ok(context) => context,
+            Err(reason) => return Ok(ungrounded(reason, timings)),
+        };
+        let (excerpts, excerpt_chunks) =
+            answer::excerpts_from_sentences(&context.retrieved, &context.ranked, top_k);
+        let citable: Vec<bool> = excerpt_chunks
+            .iter()
+            .map(|&chunk| context.owned[chunk])
+            .collect();
+        let messages = answer::build_prompt(&tenant.name, question, &excerpts);
+
+        let generate_started = Instant::now();
+        let mut first_checked_ms = None;
+        let mut stream = |piece: &str| {
+            first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+            on_token(piece)
+        };
+        let (checked, generation) =
+            self.generate_checked(&messages, &excerpts, &citable, &mut stream)?;
+        timings.generate_ms = generate_started.elapsed().as_millis() as u64;
+        timings.prompt_tokens = generation.prompt_tokens;
+        timings.answer_tokens = generation.generated_tokens;
+        if checked.dropped > 0 {
+            tracing::debug!(tenant = %scope.tenant_id(), dropped = checked.dropped, "unsupported answer sentences withheld");
+        }
+
+        let text = checked.kept.join(" ");
+        let (text, cited) = if !text.is_empty() {
+            let chosen = answer::choose_citations(&text, &excerpts);
+            let cited = if enabled(Layer::Output) {
+                // Every sentence must be supported by excerpts it cites, all of them the
+                // tenant's and retrieved for this request: else the answer is withheld.
+                match answer::cite_support(&text, &excerpts, &citable, chosen) {
+                    Some(cited) => cited,
+                    None => return Ok(ungrounded(Ungrounded::Unsupported, timings)),
+                }
+            } else {
+                chosen
+            };
+            (
+                text,
+                cited
+                    .into_iter()
+                    .map(|index| excerpt_chunks[index])
+                    .collect(),
+            )
+        } else if answer::model_declined(&answer::clean_answer(&generation.text)) {
+            return Ok(ungrounded(Ungrounded::ModelDeclined, timings));
+        } else {
+            // Nothing the model said can be traced back: quote the sentence that best
+            // answers the question instead, or refuse.
+            match context.best_quote() {
+                Some((quote, chunk)) => {
+                    stream(&quote);
+                    (quote, vec![chunk])
+                }
+                None => return Ok(ungrounded(Ungrounded::Unsupported, timings)),
+            }
+        };
+        timings.first_token_ms = first_checked_ms;
+        let (text, citations) = context.cite(&text, cited);
+        timings.total_ms = started.elapsed().as_millis() as u64;
+        Ok(Answer {
+            text,
+            grounded: true,
+            citations,
+            timings,
+        })
+    }
+
+    /// Retrieval for an answer: the question embedded, the tenant's index searched, the
+    /// relevance check, the chunks read (prompt layer: the tenant's only), which of them
+    /// the output layer lets out, and their sentences ranked. `Err(reason)` inside: there
+    /// is nothing to answer from, and no model call is made.
+    fn retrieve_context(
+        &self,
+        scope: &TenantScope,
+        question: &str,
+        top_k: usize,
+        started: Instant,
+        timings: &mut Timings,
+    ) -> Result<Result<AnswerContext, Ungrounded>, ApplianceError> {
+        let query_vector = self.embedder()?.embed_one(question)?;
+        timings.embed_ms = started.elapsed().as_millis() as u64;
+
+        let retrieve_started = Instant::now();
+        let index = self.tenant_index(scope)?;
+        let (hits, absent, chunk_count) = {
+            let index = read(&index);
+            let specific = answer::specific_words(question);
+            (
+                index.search(
+                    Some(&query_vector),
+                    question,
+                    top_k.max(answer::QUOTE_CANDIDATE_CHUNKS),
+                    SearchMode::Hybrid,
+                )?,
+                index.absent_words(&specific),
+                index.chunk_count(),
+            )
+        };
+        let best_similarity = hits
+            .iter()
+            .filter_map(|hit| hit.similarity)
+            .reduce(f32::max);
+        timings.retrieve_ms = retrieve_started.elapsed().as_millis() as u64;
+        if let Err(reason) = answer::check_retrieval(best_similarity, &absent, chunk_count > 0) {
+            return Ok(Err(reason));
+        }
+        // The retrieved set. The model is shown the sentences of it that best match the
+        // question (grouped by chunk), not whole chunks: a short prompt keeps a small
+        // model focused and its prefill fast. A quoted answer is the best of them.
+        let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
+        let mut retrieved = self.store.chunks(scope, &row_ids)?;
+        // Prompt layer: only excerpts of the scope's tenant reach the model (or a quote).
+        if enabled(Layer::Prompt) {
+            retrieved.retain(|chunk| &chunk.tenant_id == scope.tenant_id());
+        }
+        // Output layer, decided before generation so that the stream is checked too: which
+        // retrieved chunks storage says are this tenant's.
+        let owned = output::owned(
+            &self.store,
+            scope,
+            &retrieved
+                .iter()
+                .map(|chunk| chunk.chunk_id.document_id())
+                .collect::<Vec<_>>(),
+        )?;
+        if !owned.contains(&true) {
+            // Nothing retrieved that this tenant may be shown: no model call.
+            return Ok(Err(Ungrounded::NothingRelevant));
+        }
+        let ranked = self.rank_sentences(question, &retrieved)?;
+        Ok(Ok(AnswerContext {
+            retrieved,
+            owned,
+            ranked,
+        }))
+    }
+
+    /// Generates from the prompt with the output check running sentence by sentence: only
+    /// a sentence the excerpts support is passed to `stream`, so a stream never shows what
+    /// the final answer withholds.
+    fn generate_checked(
+        &self,
+        messages: &[crate::llm::ChatMessage],
+        excerpts: &[ChunkRecord],
+        citable: &[bool],
+        stream: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(answer::SentenceGate, crate::llm::Generation), ApplianceError> {
+        let generator = self.generator()?;
+        let options = GenerateOptions {
+            max_new_tokens: self.config.max_answer_tokens,
+            stop_sequences: vec!["\n\n".into(), "Question:".into()],
+        };
+        let mut checked = answer::SentenceGate::new(excerpts, citable);
+        // The prompt asks for one sentence; once the model has completed one, stop: what a
+        // small model adds after its first sentence is mostly embroidery, decoding it is
+        // most of the answer's latency, and an unsupported first sentence is answered by a
+        // quote instead.
+        let generation = generator.generate(messages, &options, &mut |piece| {
+            let passed = checked.push(piece);
+            if !passed.is_empty() && !stream(&passed) {
+                return false;
+            }
+            checked.kept.is_empty() && checked.dropped == 0
+        })?;
+        let last = checked.finish();
+        if !last.is_empty() {
+            stream(&last);
+        }
+        Ok((checked, generation))
+    }
+}
+
+/// What an answer is built from: the retrieved chunks (the tenant's, by the prompt
+/// layer), which of them storage confirms are the tenant's (output layer), and their
+/// sentences ranked as answers to the question.
+struct AnswerContext {
+    retrieved: Vec<ChunkRecord>,
+    owned: Vec<bool>,
+    ranked: Vec<answer::RankedSentence>,
+}
+
+impl AnswerContext {
+    /// The best-ranked sentence the tenant may be shown, quoted, with its chunk.
+    fn best_quote(&self) -> Option<(String, usize)> {
+        self.ranked
+            .iter()
+            .find(|sentence| self.owned[sentence.chunk])
+            .filter(|best| best.similarity >= answer::MIN_SIMILARITY)
+            .map(|best| {
+                (
+                    answer::quoted_answer(&self.retrieved[best.chunk].filename, &best.text),
+                    best.chunk,
+                )
+            })
+    }
+
+    /// The cited chunks the tenant may be shown, and the text with every identifier of a
+    /// withheld chunk removed (output layer).
+    fn cite(&self, text: &str, cited: Vec<usize>) -> (String, Vec<ChunkRecord>) {
+        let citations: Vec<ChunkRecord> = cited
+            .into_iter()
+            .filter(|&index| self.owned[index])
+            .map(|index| self.retrieved[index].clone())
+            .collect();
+        let withheld: Vec<(&DocumentId, &str)> = self
+            .retrieved
+            .iter()
+            .zip(&self.owned)
+            .filter(|(_, owned)| !**owned)
+            .map(|(chunk, _)| (chunk.chunk_id.document_id(), chunk.filename.as_str()))
+            .collect();
+        (output::redact(text, &withheld), citations)
+    }
+}
+
+impl Appliance {
+    /// The sentences of the retrieved chunks, best answer first. The names in the
+    /// question are left out of the comparison: they match every sentence of their own
+    /// contract (the preamble most of all) and say nothing about which one answers.
+    fn rank_sentences(
+        &self,
+        question: &str,
+        retrieved: &[ChunkRecord],
+    ) -> Result<Vec<answer::RankedSentence>, ApplianceError> {
+        let candidates = answer::candidate_sentences(retrieved);
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let embedder = self.embedder()?;
+        let generic_question = answer::without_specific_words(question);
+        let query_vector = embedder.embed_one(&generic_question)?;
+        let texts: Vec<&str> = candidates.iter().map(|(_, s)| s.as_str()).collect();
+        let vectors = embedder.embed(&texts)?;
+        Ok(answer::rank_sentences(
+            candidates,
+            vectors,
+            &query_vector,
+            &generic_question,
+        ))
+    }
+}

@@ -1,0 +1,116 @@
+//! Documents: durable uploads, listing and reading (each checked by the output layer),
+//! portable export and import, deletion.
+
+use super::*;
+
+impl Appliance {
+    /// Stores an upload durably and queues it; returns once it may be acknowledged.
+    pub fn upload(
+        &self,
+        scope: &TenantScope,
+        filename: &str,
+        metadata: Option<&serde_json::Value>,
+        original: &[u8],
+    ) -> Result<DocumentId, ApplianceError> {
+        let limit = self.config.extract_limits.max_file_bytes;
+        if original.len() as u64 > limit {
+            return Err(ExtractError::TooLarge {
+                bytes: original.len() as u64,
+                limit,
+            }
+            .into());
+        }
+        let filename = sanitize_filename(filename);
+        Ok(self
+            .store
+            .put_document(scope, &filename, metadata, original)?)
+    }
+
+    pub fn list_documents(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<DocumentRecord>, ApplianceError> {
+        let documents = self.store.list_documents(scope)?;
+        Ok(output::retain_owned(&self.store, scope, documents, |d| {
+            &d.document_id
+        })?)
+    }
+
+    pub fn document(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<DocumentRecord, ApplianceError> {
+        self.require_owned(scope, document_id)?;
+        Ok(self.store.document(scope, document_id)?)
+    }
+
+    /// Output layer: a document about to be returned must be the tenant's, by storage.
+    fn require_owned(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<(), ApplianceError> {
+        if output::owned(&self.store, scope, &[document_id])?[0] {
+            Ok(())
+        } else {
+            Err(StoreError::DocumentNotFound(document_id.to_string()).into())
+        }
+    }
+
+    pub fn document_original(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Vec<u8>, ApplianceError> {
+        self.require_owned(scope, document_id)?;
+        Ok(self.store.document_original(scope, document_id)?)
+    }
+
+    /// Streams the tenant's portable export to `out` (see [`crate::portability`]).
+    pub fn export_tenant(
+        &self,
+        scope: &TenantScope,
+        out: impl std::io::Write,
+        recipient: Option<&str>,
+    ) -> Result<crate::portability::PortabilitySummary, ApplianceError> {
+        Ok(crate::portability::export(
+            &self.store,
+            scope,
+            out,
+            recipient,
+        )?)
+    }
+
+    /// Loads an export into this tenant; its indexes pick the documents up at once.
+    pub fn import_tenant(
+        &self,
+        scope: &TenantScope,
+        input: impl std::io::Read,
+        identity: Option<&str>,
+    ) -> Result<crate::portability::PortabilitySummary, ApplianceError> {
+        let summary = crate::portability::import(&self.store, scope, input, identity)?;
+        // The next use reopens the index, which reconciles it with the imported chunks.
+        self.evict(scope);
+        Ok(summary)
+    }
+
+    /// Deletes a document; it is gone from search and answers when this returns.
+    pub fn delete_document(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<(), ApplianceError> {
+        let index = self.tenant_index(scope)?;
+        // Under the index's write lock: no search sees the store without the document but
+        // the index with it.
+        let mut index = write(&index);
+        let row_ids = self.store.delete_document(scope, document_id)?;
+        index.remove(&row_ids)?;
+        if index.compact_if_needed(&self.store, scope)? {
+            tracing::info!(tenant = %scope.tenant_id(), "vector index compacted");
+        }
+        index.persist(&self.store, scope)?;
+        Ok(())
+    }
+}

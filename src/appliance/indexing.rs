@@ -1,0 +1,107 @@
+//! The indexing queue: extract, chunk, embed, commit and add to the tenant's index.
+
+use super::*;
+
+impl Appliance {
+    /// Indexes the queued documents of every tenant (the background indexer).
+    pub fn process_all_pending(&self) -> Result<usize, ApplianceError> {
+        let mut processed = 0;
+        for tenant_id in self.store.tenants_with_jobs()? {
+            let scope = auth::operator_scope(tenant_id, OperatorReason::IndexingJob);
+            processed += self.process_jobs(&scope, &mut |_| {})?.len();
+        }
+        Ok(processed)
+    }
+
+    /// Indexes every queued document of the tenant (including ones a crash interrupted),
+    /// calling `progress` after each.
+    pub fn process_jobs(
+        &self,
+        scope: &TenantScope,
+        progress: &mut dyn FnMut(&IndexOutcome),
+    ) -> Result<Vec<IndexOutcome>, ApplianceError> {
+        let _running = lock(&self.indexing);
+        let jobs = self.store.claim_jobs(scope)?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let outcome = self.index_document(scope, &job)?;
+            progress(&outcome);
+            outcomes.push(outcome);
+        }
+        if outcomes.iter().any(|outcome| outcome.result.is_ok()) {
+            let index = self.tenant_index(scope)?;
+            read(&index).persist(&self.store, scope)?;
+        }
+        Ok(outcomes)
+    }
+
+    fn index_document(
+        &self,
+        scope: &TenantScope,
+        job: &IndexJob,
+    ) -> Result<IndexOutcome, ApplianceError> {
+        let record = self.store.document(scope, &job.document_id)?;
+        let outcome = |result| IndexOutcome {
+            document_id: job.document_id.clone(),
+            filename: record.filename.clone(),
+            result,
+        };
+        if job.exhausted {
+            let reason = "indexing was interrupted repeatedly: the document may be too large or malformed; re-save it and upload it again";
+            self.store.fail_document(scope, job, reason)?;
+            return Ok(outcome(Err(reason.to_owned())));
+        }
+        let original = self.store.document_original(scope, &job.document_id)?;
+        let extracted =
+            match extract::extract(&original, &record.filename, &self.config.extract_limits) {
+                Ok(extracted) => extracted,
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.store.fail_document(scope, job, &reason)?;
+                    return Ok(outcome(Err(reason)));
+                }
+            };
+        drop(original);
+        let pieces = self.chunker()?.chunk(&extracted.text);
+        if pieces.is_empty() {
+            let reason = ExtractError::NoText {
+                format: extracted.format,
+            }
+            .to_string();
+            self.store.fail_document(scope, job, &reason)?;
+            return Ok(outcome(Err(reason)));
+        }
+        let texts: Vec<&str> = pieces.iter().map(|piece| piece.text.as_str()).collect();
+        let embeddings = self.embedder()?.embed(&texts)?;
+        let chunks: Vec<NewChunk> = pieces
+            .into_iter()
+            .zip(embeddings)
+            .map(|(piece, embedding)| NewChunk {
+                start: piece.start,
+                end: piece.end,
+                text: piece.text,
+                embedding,
+            })
+            .collect();
+        // Open (and reconcile) the index before committing, so the new chunks are added
+        // exactly once: by `add` below, not also by the reconcile of a first open.
+        let index = self.tenant_index(scope)?;
+        // Commit and add under the write lock: no search sees the store with the chunks
+        // but the index without them (which would look like another process's change).
+        let mut index = write(&index);
+        let row_ids = self.store.complete_document(
+            scope,
+            job,
+            extracted.format.content_type(),
+            &extracted.text,
+            &chunks,
+        )?;
+        let additions: Vec<(u64, &str, &[f32])> = row_ids
+            .iter()
+            .zip(&chunks)
+            .map(|(row_id, chunk)| (*row_id, chunk.text.as_str(), chunk.embedding.as_slice()))
+            .collect();
+        index.add(&additions)?;
+        Ok(outcome(Ok(chunks.len())))
+    }
+}

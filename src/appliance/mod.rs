@@ -1,0 +1,302 @@
+//! The core of Bulkhead that every front end (CLI, HTTP) calls: tenants, uploads, the
+//! indexing queue, search and grounded answers.
+//!
+//! It owns the store, the models (loaded lazily, once) and the open tenant indexes (loaded
+//! lazily per tenant, evicted least-recently-used), and knows nothing about HTTP or
+//! terminals. Every method is synchronous and CPU- or disk-bound: async callers run it on
+//! a blocking thread. Every tenant operation takes a [`TenantScope`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use crate::answer::{self, Ungrounded};
+use crate::auth::{self, OperatorReason, TenantScope};
+use crate::config::Config;
+use crate::embed::{EmbedError, Embedder};
+use crate::ids::{DocumentId, TenantId};
+use crate::index::{IndexError, SearchMode, TenantIndex};
+use crate::ingest::chunk::Chunker;
+use crate::ingest::extract::{self, ExtractError};
+use crate::isolation::{Layer, enabled};
+use crate::llm::{GenerateOptions, Generator, LlmError};
+use crate::output;
+use crate::store::{
+    ChunkRecord, DocumentRecord, IndexJob, NewChunk, Store, StoreError, TenantRecord, Tier,
+};
+
+mod ask;
+mod audit;
+mod documents;
+mod indexing;
+mod tenants;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplianceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Embedding(#[from] EmbedError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Document(#[from] ExtractError),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Portability(#[from] crate::portability::PortabilityError),
+    /// The appliance's signing key could not be loaded or used.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// The outcome of indexing one queued document.
+#[derive(Clone, Debug)]
+pub struct IndexOutcome {
+    pub document_id: DocumentId,
+    pub filename: String,
+    pub result: Result<usize, String>,
+}
+
+/// A signed tenant deletion certificate: the JSON and the same JSON as a compact JWS
+/// (EdDSA) that verifies with the appliance's published key.
+#[derive(Clone, Debug)]
+pub struct DeletionCertificate {
+    pub certificate: serde_json::Value,
+    pub jws: String,
+}
+
+/// One search result.
+#[derive(Clone, Debug)]
+pub struct SearchResult {
+    pub chunk: ChunkRecord,
+    pub score: f32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    pub embed_ms: u64,
+    pub retrieve_ms: u64,
+    pub first_token_ms: Option<u64>,
+    pub generate_ms: u64,
+    pub total_ms: u64,
+    pub prompt_tokens: usize,
+    pub answer_tokens: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub text: String,
+    pub grounded: bool,
+    pub citations: Vec<ChunkRecord>,
+    pub timings: Timings,
+}
+
+type SharedIndex = Arc<RwLock<TenantIndex>>;
+
+struct OpenTenant {
+    index: SharedIndex,
+    last_used: Instant,
+    /// The store's `data_version` when the index was last known to match it.
+    checked_version: i64,
+}
+
+pub struct Appliance {
+    config: Config,
+    store: Store,
+    // std mutexes: held only to fetch or insert an Arc, never during inference or I/O.
+    embedder: Mutex<Option<Arc<Embedder>>>,
+    chunker: Mutex<Option<Arc<Chunker>>>,
+    generator: Mutex<Option<Arc<Generator>>>,
+    audit_signer: Mutex<Option<Arc<crate::auth::tokens::Signer>>>,
+    open_tenants: Mutex<HashMap<TenantId, OpenTenant>>,
+    // One indexing run at a time (std mutex, held on a blocking thread for the run): the
+    // background indexer and an upload waiting for its document must not claim the same
+    // jobs twice. Indexing is CPU-bound, so running them one after another costs nothing.
+    indexing: Mutex<()>,
+}
+
+impl Appliance {
+    /// Opens an initialised data directory. Start-up does no per-tenant work: indexes open
+    /// on first use.
+    pub fn open(config: Config) -> Result<Appliance, ApplianceError> {
+        let store = Store::open(&config.data_dir)?;
+        crate::index::vector::remove_stale_staging();
+        Ok(Appliance {
+            config,
+            store,
+            embedder: Mutex::new(None),
+            chunker: Mutex::new(None),
+            generator: Mutex::new(None),
+            audit_signer: Mutex::new(None),
+            open_tenants: Mutex::new(HashMap::new()),
+            indexing: Mutex::new(()),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- models ----------------------------------------------------------------------
+
+    pub fn embedder(&self) -> Result<Arc<Embedder>, ApplianceError> {
+        let mut slot = lock(&self.embedder);
+        if let Some(embedder) = slot.as_ref() {
+            return Ok(embedder.clone());
+        }
+        let embedder = Arc::new(Embedder::load(&self.config.embedding_model_dir)?);
+        *slot = Some(embedder.clone());
+        Ok(embedder)
+    }
+
+    fn chunker(&self) -> Result<Arc<Chunker>, ApplianceError> {
+        let embedder = self.embedder()?;
+        let mut slot = lock(&self.chunker);
+        if let Some(chunker) = slot.as_ref() {
+            return Ok(chunker.clone());
+        }
+        let chunker = Arc::new(Chunker::new(embedder.tokenizer().clone()));
+        *slot = Some(chunker.clone());
+        Ok(chunker)
+    }
+
+    pub fn generator(&self) -> Result<Arc<Generator>, ApplianceError> {
+        let mut slot = lock(&self.generator);
+        if let Some(generator) = slot.as_ref() {
+            return Ok(generator.clone());
+        }
+        let generator = Arc::new(Generator::load(&self.config.llm_model)?);
+        *slot = Some(generator.clone());
+        Ok(generator)
+    }
+    /// The tenant's open index, opening (decrypt + load + reconcile) it on first use, and
+    /// again when another process (`bulkhead ingest` beside a running server) changed the
+    /// tenant's chunks since.
+    fn tenant_index(&self, scope: &TenantScope) -> Result<SharedIndex, ApplianceError> {
+        let version = self.store.data_version()?;
+        let cached = {
+            let mut open = lock(&self.open_tenants);
+            open.get_mut(scope.tenant_id()).map(|tenant| {
+                tenant.last_used = Instant::now();
+                (tenant.index.clone(), tenant.checked_version)
+            })
+        };
+        if let Some((index, checked)) = cached {
+            // Something committed since the last check: this process's own writes keep
+            // the index in step; another process's do not, and show as a different
+            // (count, largest row id).
+            if checked == version
+                || read(&index).signature() == self.store.chunk_signature(scope)?
+            {
+                if let Some(tenant) = lock(&self.open_tenants).get_mut(scope.tenant_id()) {
+                    tenant.checked_version = version;
+                }
+                return Ok(index);
+            }
+            tracing::info!(tenant = %scope.tenant_id(), "tenant changed by another process; reopening its index");
+            lock(&self.open_tenants).remove(scope.tenant_id());
+        }
+        // Opened outside the map lock: other tenants are not held up by this one's load.
+        // Two concurrent first uses may both load; the first insert wins.
+        let started = Instant::now();
+        let index = Arc::new(RwLock::new(TenantIndex::open(&self.store, scope)?));
+        tracing::info!(
+            tenant = %scope.tenant_id(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "tenant index opened"
+        );
+        let mut open = lock(&self.open_tenants);
+        let entry = open
+            .entry(scope.tenant_id().clone())
+            .or_insert_with(|| OpenTenant {
+                index,
+                last_used: Instant::now(),
+                checked_version: version,
+            });
+        let index = entry.index.clone();
+        self.evict_beyond_budget(&mut open);
+        Ok(index)
+    }
+
+    fn evict_beyond_budget(&self, open: &mut HashMap<TenantId, OpenTenant>) {
+        while open.len() > self.config.max_open_tenants {
+            // Only indexes nobody is using right now may go.
+            let victim = open
+                .iter()
+                .filter(|(_, tenant)| Arc::strong_count(&tenant.index) == 1)
+                .min_by_key(|(_, tenant)| tenant.last_used)
+                .map(|(tenant_id, _)| tenant_id.clone());
+            match victim {
+                Some(tenant_id) => {
+                    open.remove(&tenant_id);
+                    tracing::debug!(tenant = %tenant_id, "tenant index evicted");
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Drops a tenant's open index from memory (it reopens from its files on next use).
+    pub fn evict(&self, scope: &TenantScope) {
+        lock(&self.open_tenants).remove(scope.tenant_id());
+    }
+
+    pub fn open_tenant_count(&self) -> usize {
+        lock(&self.open_tenants).len()
+    }
+}
+
+/// Queries are plain text of bounded length.
+fn validate_query(query: &str) -> Result<&str, ApplianceError> {
+    let query = query.trim();
+    if query.is_empty() {
+        return Err(ApplianceError::InvalidRequest(
+            "the question is empty".into(),
+        ));
+    }
+    if query.chars().count() > 2_000 {
+        return Err(ApplianceError::InvalidRequest(
+            "the question is longer than 2000 characters: shorten it".into(),
+        ));
+    }
+    Ok(query)
+}
+
+/// Keeps the last path component and drops control characters: a file name is a label,
+/// never a path.
+pub fn sanitize_filename(name: &str) -> String {
+    let base = Path::new(name)
+        .file_name()
+        .map(|base| base.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    if cleaned.trim().is_empty() {
+        "unnamed".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read(index: &SharedIndex) -> std::sync::RwLockReadGuard<'_, TenantIndex> {
+    index
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, TenantIndex> {
+    index
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

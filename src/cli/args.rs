@@ -1,0 +1,354 @@
+//! The command line's grammar: every command, flag and value, typed. Values with a fixed
+//! set of choices are `ValueEnum`s, so a typo is a usage error (exit 2), never a
+//! different request.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::auth::tokens::Role;
+use crate::index::SearchMode;
+use crate::store::Tier;
+
+use super::UserFailure;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulkhead",
+    version = super::VERSION,
+    about = "Multi-tenant contract Q&A with local models"
+)]
+pub struct Cli {
+    /// Data directory [env: BULKHEAD_DATA_DIR, default ./bulkhead-data]
+    #[arg(long, global = true)]
+    pub(super) data_dir: Option<PathBuf>,
+    /// Models directory [env: BULKHEAD_MODELS_DIR, default ./models]
+    #[arg(long, global = true)]
+    pub(super) models_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum Command {
+    /// Create the data directory, master key (0600), signing key and database; idempotent
+    Init,
+    /// Manage tenants
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Upload files or folders for a tenant and index them
+    Ingest {
+        #[arg(long)]
+        tenant: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a question from the tenant's documents, with citations
+    Ask {
+        #[arg(long)]
+        tenant: String,
+        question: String,
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the tenant's documents (hybrid, vector or keyword)
+    Search {
+        #[arg(long)]
+        tenant: String,
+        query: String,
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+        mode: ModeArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tenant's documents and their indexing status
+    Documents {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole story on the bundled sample contracts, in a temporary data directory
+    Demo,
+    /// Check the audit log's hash chain; exit code 1 when it is broken
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Write the tenant's portable archive (originals, text, chunks, embeddings, metadata)
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Encrypt to this age X25519 recipient (`age1...`)
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    /// Load an export into a tenant of this appliance
+    Import {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+        /// File holding the age identity (`AGE-SECRET-KEY-...`) for an encrypted export
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// Compliance reports
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// Verify a deletion certificate
+    Certificate {
+        #[command(subcommand)]
+        command: CertificateCommand,
+    },
+    /// Serve the HTTP API (plain HTTP on loopback by default; TLS 1.3 only with a certificate)
+    Serve(ServeArgs),
+    /// Print a token signed with the appliance's key
+    Token(TokenArgs),
+}
+
+/// `serve` options. Each comes from the flag, else its environment variable, else the
+/// `--config` file (TOML, same names with underscores), else the default.
+#[derive(clap::Args, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ServeArgs {
+    /// TOML file with any of the options below (flags and environment take precedence)
+    #[arg(long, env = "BULKHEAD_CONFIG")]
+    #[serde(skip)]
+    pub(super) config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "BULKHEAD_LISTEN")]
+    pub(super) listen: Option<String>,
+    /// PEM certificate chain; enables TLS 1.3 (with --tls-key)
+    #[arg(long, env = "BULKHEAD_TLS_CERT")]
+    pub(super) tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "BULKHEAD_TLS_KEY")]
+    pub(super) tls_key: Option<PathBuf>,
+    /// JWKS file of an identity provider whose tokens are accepted (with --jwks-issuer)
+    #[arg(long, env = "BULKHEAD_JWKS")]
+    pub(super) jwks: Option<PathBuf>,
+    /// The `iss` of the identity provider's tokens
+    #[arg(long, env = "BULKHEAD_JWKS_ISSUER")]
+    pub(super) jwks_issuer: Option<String>,
+    /// Inference requests (search, ask) running at once [default: 2]
+    #[arg(long, env = "BULKHEAD_INFERENCE_WORKERS")]
+    pub(super) inference_workers: Option<usize>,
+    /// Inference requests allowed to wait; beyond that, 503 overloaded [default: 8]
+    #[arg(long, env = "BULKHEAD_INFERENCE_QUEUE")]
+    pub(super) inference_queue: Option<usize>,
+    /// Requests per minute per tenant, 0 for unlimited [default: 600]
+    #[arg(long, env = "BULKHEAD_RATE_LIMIT")]
+    pub(super) rate_limit: Option<u32>,
+    /// Longest time for one search or ask, in seconds [default: 120]
+    #[arg(long, env = "BULKHEAD_REQUEST_TIMEOUT")]
+    pub(super) request_timeout: Option<u64>,
+}
+
+impl ServeArgs {
+    /// Fills what flags and environment left unset from the config file.
+    pub(super) fn with_file(mut self) -> Result<ServeArgs, UserFailure> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|error| {
+            UserFailure(format!(
+                "cannot read config file {}: {error}",
+                path.display()
+            ))
+        })?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|error| {
+            UserFailure(format!(
+                "config file {} is invalid: {error}",
+                path.display()
+            ))
+        })?;
+        macro_rules! fill {
+            ($($field:ident),*) => { $( if self.$field.is_none() { self.$field = file.$field; } )* };
+        }
+        fill!(
+            listen,
+            tls_cert,
+            tls_key,
+            jwks,
+            jwks_issuer,
+            inference_workers,
+            inference_queue,
+            rate_limit,
+            request_timeout
+        );
+        Ok(self)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["platform_admin", "tenant"])))]
+pub(super) struct TokenArgs {
+    /// A platform administrator's token (manages tenants, reads no tenant content)
+    #[arg(long)]
+    pub(super) platform_admin: bool,
+    /// The tenant the token belongs to
+    #[arg(long, requires_all = ["user", "role"])]
+    pub(super) tenant: Option<String>,
+    /// The user's id (`sub`)
+    #[arg(long)]
+    pub(super) user: Option<String>,
+    /// reader, editor, admin or auditor (repeatable)
+    #[arg(long, value_enum)]
+    pub(super) role: Vec<RoleArg>,
+    /// Lifetime: 90s, 30m, 1h, 7d
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub(super) ttl: u64,
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid ttl `{text}`: use e.g. 90s, 30m, 1h, 7d"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(format!("invalid ttl unit in `{text}`: use s, m, h or d")),
+    };
+    Ok(seconds)
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum AuditCommand {
+    /// Recompute the chain: prints {ok, entries, head} and where it breaks
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ReportCommand {
+    /// Who accessed what, denied attempts, deletions and downloads for a period
+    AccessReview {
+        #[arg(long)]
+        tenant: String,
+        /// A calendar quarter, e.g. 2026Q4
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        quarter: Option<String>,
+        /// Start (RFC 3339), inclusive
+        #[arg(long)]
+        from: Option<String>,
+        /// End (RFC 3339), exclusive
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum CertificateCommand {
+    /// Check a certificate file printed by `tenant delete` against the appliance's key
+    Verify {
+        file: PathBuf,
+        /// Verify against this JWKS file (e.g. a saved /.well-known/jwks.json) instead of
+        /// the data directory's key
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum TenantCommand {
+    /// Delete a tenant for good and print the signed deletion certificate (JSON)
+    Delete { tenant: String },
+    /// Create a tenant and print its id
+    Create {
+        name: String,
+        #[arg(long, value_enum, default_value_t = TierArg::Standard)]
+        tier: TierArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tenant create --tier`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum TierArg {
+    Standard,
+    Premium,
+    Enterprise,
+}
+
+impl From<TierArg> for Tier {
+    fn from(tier: TierArg) -> Tier {
+        match tier {
+            TierArg::Standard => Tier::Standard,
+            TierArg::Premium => Tier::Premium,
+            TierArg::Enterprise => Tier::Enterprise,
+        }
+    }
+}
+
+/// `search --mode`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum ModeArg {
+    Hybrid,
+    Vector,
+    Keyword,
+}
+
+impl From<ModeArg> for SearchMode {
+    fn from(mode: ModeArg) -> SearchMode {
+        match mode {
+            ModeArg::Hybrid => SearchMode::Hybrid,
+            ModeArg::Vector => SearchMode::Vector,
+            ModeArg::Keyword => SearchMode::Keyword,
+        }
+    }
+}
+
+/// `token --role`: the tenant roles (a platform admin's token is `--platform-admin`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum RoleArg {
+    Reader,
+    Editor,
+    Admin,
+    Auditor,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Reader => Role::Reader,
+            RoleArg::Editor => Role::Editor,
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Auditor => Role::Auditor,
+        }
+    }
+}
+
+/// `report access-review --format`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum ReportFormat {
+    Json,
+    Csv,
+    Html,
+}

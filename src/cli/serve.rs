@@ -1,0 +1,127 @@
+//! `bulkhead serve` and `bulkhead certificate verify`.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::appliance::Appliance;
+use crate::config::Config;
+
+use super::UserFailure;
+use super::args::ServeArgs;
+
+pub(super) fn verify_certificate(
+    config: &Config,
+    file: &Path,
+    jwks: Option<&Path>,
+) -> Result<(), UserFailure> {
+    let read_json = |path: &Path| -> Result<serde_json::Value, UserFailure> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| UserFailure(format!("cannot read {}: {error}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|error| UserFailure(format!("{} is not JSON: {error}", path.display())))
+    };
+    let document = read_json(file)?;
+    let jws = document["jws"].as_str().ok_or_else(|| {
+        UserFailure("the file has no `jws`: use the JSON `tenant delete` printed".into())
+    })?;
+    let keys: Vec<serde_json::Value> = match jwks {
+        Some(path) => read_json(path)?["keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        None => vec![
+            crate::auth::tokens::Signer::load(&config.data_dir)
+                .map_err(|error| UserFailure(error.to_string()))?
+                .jwk(),
+        ],
+    };
+    let payload = keys
+        .iter()
+        .find_map(|key| crate::auth::tokens::verify_signed_document(jws, key).ok())
+        .ok_or_else(|| {
+            UserFailure("certificate signature is invalid for the appliance's key".into())
+        })?;
+    if payload != document["certificate"] {
+        return Err(UserFailure(
+            "the certificate JSON differs from what was signed".into(),
+        ));
+    }
+    println!(
+        "certificate valid: tenant {} deleted at {}",
+        payload["tenant_id"].as_str().unwrap_or("?"),
+        payload["completed_at"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+pub(super) fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> {
+    use crate::auth::tokens::{Signer, Verifier};
+    let args = args.with_file()?;
+    let failure = |error: &dyn std::fmt::Display| UserFailure(error.to_string());
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err(UserFailure(
+            "TLS needs both --tls-cert and --tls-key".into(),
+        ));
+    }
+    if args.jwks.is_some() != args.jwks_issuer.is_some() {
+        return Err(UserFailure(
+            "an identity provider needs both --jwks and --jwks-issuer".into(),
+        ));
+    }
+    let appliance = std::sync::Arc::new(Appliance::open(config.clone())?);
+    let signer = Signer::load(&config.data_dir).map_err(|error| failure(&error))?;
+    let mut verifier = Verifier::new(&signer);
+    if let (Some(jwks), Some(issuer)) = (&args.jwks, &args.jwks_issuer) {
+        let count = verifier
+            .trust_jwks_file(jwks, issuer)
+            .map_err(|error| failure(&error))?;
+        eprintln!(
+            "trusting {count} identity-provider keys from {}",
+            jwks.display()
+        );
+    }
+    let defaults = crate::api::Limits::default();
+    let limits = crate::api::Limits {
+        inference_workers: args
+            .inference_workers
+            .unwrap_or(defaults.inference_workers)
+            .max(1),
+        inference_queue: args.inference_queue.unwrap_or(defaults.inference_queue),
+        tenant_requests_per_minute: args
+            .rate_limit
+            .unwrap_or(defaults.tenant_requests_per_minute),
+        request_timeout: args
+            .request_timeout
+            .map(|seconds| std::time::Duration::from_secs(seconds.max(1)))
+            .unwrap_or(defaults.request_timeout),
+    };
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let state = crate::api::AppState::new(appliance, signer, verifier, limits);
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(certificate), Some(private_key)) => Some(crate::server::TlsFiles {
+            certificate,
+            private_key,
+        }),
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| failure(&error))?;
+    runtime.block_on(async move {
+        let server = crate::server::Server::bind(&listen, tls.as_ref(), state)
+            .await
+            .map_err(|error| failure(&error))?;
+        let address = server.local_addr().map_err(|error| failure(&error))?;
+        let scheme = if server.is_tls() { "https" } else { "http" };
+        println!("listening on {scheme}://{address}");
+        let _ = std::io::stdout().flush();
+        server
+            .run(crate::server::shutdown_signal())
+            .await
+            .map_err(|error| failure(&error))
+    })
+}
