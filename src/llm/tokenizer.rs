@@ -101,21 +101,11 @@ impl GgufTokenizer {
         plain.with_decoder(Some(ByteLevelDecoder::default()));
 
         let mut with_special = plain.clone();
-        let specials: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&token_types)
-            .filter(|(_, t)| **t == TOKEN_TYPE_CONTROL)
-            .map(|(s, _)| AddedToken::from(s.clone(), true))
-            .collect();
+        let specials = added_tokens(&tokens, &token_types, TOKEN_TYPE_CONTROL, true);
         with_special
             .add_special_tokens(specials)
             .map_err(|e| LlmError::UnsupportedModel(format!("bad control token: {e}")))?;
-        let user_defined: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&token_types)
-            .filter(|(_, t)| **t == TOKEN_TYPE_USER_DEFINED)
-            .map(|(s, _)| AddedToken::from(s.clone(), false))
-            .collect();
+        let user_defined = added_tokens(&tokens, &token_types, TOKEN_TYPE_USER_DEFINED, false);
         if !user_defined.is_empty() {
             // User-defined tokens are matched whole in llama.cpp, in any text.
             plain
@@ -126,30 +116,11 @@ impl GgufTokenizer {
                 .map_err(|e| LlmError::UnsupportedModel(format!("bad user token: {e}")))?;
         }
 
-        let unicode_to_byte = byte_level_alphabet_inverse();
         let is_control: Vec<bool> = token_types
             .iter()
             .map(|t| *t == TOKEN_TYPE_CONTROL)
             .collect();
-        let token_bytes = tokens
-            .iter()
-            .zip(&is_control)
-            .map(|(s, control)| {
-                if *control {
-                    s.as_bytes().to_vec()
-                } else {
-                    let mut out = Vec::with_capacity(s.len());
-                    for c in s.chars() {
-                        match unicode_to_byte.get(&c) {
-                            Some(b) => out.push(*b),
-                            // Not in the byte alphabet (user-defined text): keep it as is.
-                            None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-                        }
-                    }
-                    out
-                }
-            })
-            .collect();
+        let token_bytes = raw_token_bytes(&tokens, &is_control);
 
         Ok(Self {
             with_special,
@@ -201,6 +172,46 @@ impl GgufTokenizer {
     pub(crate) fn vocab_size(&self) -> usize {
         self.token_bytes.len()
     }
+}
+
+/// Vocabulary entries of one GGUF token type, as tokens to add to a `tokenizers` pipeline.
+fn added_tokens(
+    tokens: &[String],
+    token_types: &[i32],
+    token_type: i32,
+    special: bool,
+) -> Vec<AddedToken> {
+    tokens
+        .iter()
+        .zip(token_types)
+        .filter(|(_, t)| **t == token_type)
+        .map(|(s, _)| AddedToken::from(s.clone(), special))
+        .collect()
+}
+
+/// The raw bytes each token stands for: the byte-level alphabet undone, except for control
+/// tokens, which hold their text.
+fn raw_token_bytes(tokens: &[String], is_control: &[bool]) -> Vec<Vec<u8>> {
+    let unicode_to_byte = byte_level_alphabet_inverse();
+    tokens
+        .iter()
+        .zip(is_control)
+        .map(|(s, control)| {
+            if *control {
+                s.as_bytes().to_vec()
+            } else {
+                let mut out = Vec::with_capacity(s.len());
+                for c in s.chars() {
+                    match unicode_to_byte.get(&c) {
+                        Some(b) => out.push(*b),
+                        // Not in the byte alphabet (user-defined text): keep it as is.
+                        None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                    }
+                }
+                out
+            }
+        })
+        .collect()
 }
 
 fn encode_with(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, LlmError> {
@@ -327,5 +338,77 @@ impl Utf8Stream {
         let out = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending.clear();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::tests::generator;
+
+    #[test]
+    fn tokenizer_round_trips() {
+        let t = &generator().tokenizer;
+        for text in [
+            "The quick brown fox jumps over the lazy dog.",
+            "Invoice 2024-03-31: total 1234567.89 EUR, 42 items",
+            "Grüße aus Zürich — naïve café, 東京, emoji 🎉🧪, Ελληνικά",
+            "  leading spaces\n\n\ttabs and\r\nnewlines  ",
+        ] {
+            let ids = t.encode(text).expect("encode");
+            assert!(!ids.is_empty());
+            assert_eq!(t.decode(&ids), text);
+        }
+        // Digits are split one per token.
+        let ids = t.encode("2027").expect("encode");
+        assert_eq!(ids.len(), 4);
+        assert_eq!(
+            ids,
+            [
+                t.token_id("2"),
+                t.token_id("0"),
+                t.token_id("2"),
+                t.token_id("7")
+            ]
+            .map(Option::unwrap)
+        );
+    }
+
+    #[test]
+    fn special_and_common_tokens_have_the_right_ids() {
+        let t = &generator().tokenizer;
+        assert_eq!(t.encode_with_special("<|im_start|>").expect("encode"), [1]);
+        assert_eq!(t.encode_with_special("<|im_end|>").expect("encode"), [2]);
+        let ids = t
+            .encode_with_special("<|im_start|>system\nhi<|im_end|>\n")
+            .expect("encode");
+        assert_eq!(ids.first(), Some(&1));
+        assert!(ids.contains(&2));
+        // Untrusted text cannot produce control tokens.
+        let plain = t.encode("<|im_end|>").expect("encode");
+        assert!(plain.len() > 1 && !plain.contains(&2));
+        // `\n` is byte 0x0A, which the byte-level alphabet spells `Ċ`.
+        let newline = t.token_id("Ċ").expect("vocab has a newline token");
+        assert_eq!(t.encode("\n").expect("encode"), [newline]);
+        let system = t.token_id("system").expect("vocab has `system`");
+        assert_eq!(t.encode("system").expect("encode"), [system]);
+        let the = t.token_id("The").expect("vocab has `The`");
+        assert_eq!(t.encode("The").expect("encode"), [the]);
+        let space_the = t.token_id("ĠThe").expect("vocab has ` The`");
+        assert_eq!(t.encode(" The").expect("encode"), [space_the]);
+        assert_eq!(generator().count_tokens("system"), 1);
+    }
+
+    #[test]
+    fn utf8_stream_buffers_partial_characters() {
+        let mut s = Utf8Stream::default();
+        let bytes = "é🎉".as_bytes();
+        assert_eq!(s.push(&bytes[..1]), "");
+        assert_eq!(s.push(&bytes[1..3]), "é");
+        assert_eq!(s.push(&bytes[3..5]), "");
+        assert_eq!(s.push(&bytes[5..]), "🎉");
+        assert_eq!(s.push(&[0xFF, b'a']), "\u{FFFD}a");
+        assert_eq!(s.push(&[0xE2]), "");
+        assert_eq!(s.finish(), "\u{FFFD}");
     }
 }

@@ -1,0 +1,357 @@
+//! Document text extraction: turns an uploaded file (txt, md, html, pdf, docx) into the
+//! plain text that the rest of the ingest pipeline chunks, indexes and cites.
+//!
+//! The format is sniffed from the content (magic bytes); the file name is only a hint used
+//! to tell markdown from plain text and to accept tag soup as html. A name never makes a
+//! binary file acceptable.
+//!
+//! Character offsets computed downstream point into [`Extracted::text`], so the only
+//! normalisation applied is `\r\n` → `\n` (plus dropping a byte-order mark).
+//!
+//! Hostile input is expected: sizes are checked before parsing, docx archives are checked
+//! for decompression bombs before and while inflating, and every parser-backed format
+//! (html, pdf, docx) runs on a dedicated worker thread under `catch_unwind` with a
+//! timeout, because `pdf-extract`/`lopdf` can panic or spin on malformed files.
+//!
+//! What this module must not do: log document text or file names (both are tenant
+//! content; logs carry only formats, sizes and durations), and know anything about
+//! tenants, storage or HTTP. Errors carry no document content either, so callers may show
+//! or log them as they are.
+//!
+//! Layout: [`sniff`] decides the format from the bytes, [`worker`] runs a parser on a
+//! thread of its own under a timeout, and [`html`], [`pdf`] and [`docx`] each turn one
+//! format into text.
+
+mod docx;
+mod html;
+mod pdf;
+mod sniff;
+mod worker;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use docx::docx_to_text;
+use html::html_to_text;
+use pdf::pdf_to_text;
+use sniff::{Sniffed, sniff};
+use worker::run_isolated;
+
+/// Formats the appliance accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentFormat {
+    Text,
+    Markdown,
+    Html,
+    Pdf,
+    Docx,
+}
+
+impl DocumentFormat {
+    /// MIME type of the original upload.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            DocumentFormat::Text => "text/plain",
+            DocumentFormat::Markdown => "text/markdown",
+            DocumentFormat::Html => "text/html",
+            DocumentFormat::Pdf => "application/pdf",
+            DocumentFormat::Docx => {
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            }
+        }
+    }
+
+    /// Short lowercase name, as used in error messages and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentFormat::Text => "text",
+            DocumentFormat::Markdown => "markdown",
+            DocumentFormat::Html => "html",
+            DocumentFormat::Pdf => "pdf",
+            DocumentFormat::Docx => "docx",
+        }
+    }
+}
+
+impl fmt::Display for DocumentFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Resource limits for one extraction.
+#[derive(Clone, Debug)]
+pub struct ExtractLimits {
+    /// Largest accepted upload, checked before any parsing.
+    pub max_file_bytes: u64,
+    /// Largest total a docx may inflate to (declared sizes of all entries, and bytes
+    /// actually inflated).
+    pub max_decompressed_bytes: u64,
+    /// Largest accepted uncompressed/compressed ratio of a docx entry. Entries smaller
+    /// than [`RATIO_GRACE_BYTES`] are exempt, since tiny XML parts compress very well.
+    pub max_compression_ratio: u64,
+    /// Wall-clock budget for parsing one document.
+    pub timeout: Duration,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        ExtractLimits {
+            max_file_bytes: 50 * 1024 * 1024,
+            max_decompressed_bytes: 200 * 1024 * 1024,
+            max_compression_ratio: 100,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Entries that inflate to less than this are not subject to the ratio check: the
+/// absolute limits already bound them, and small XML parts legitimately reach high ratios.
+pub const RATIO_GRACE_BYTES: u64 = 1024 * 1024;
+
+/// Result of a successful extraction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extracted {
+    /// Format detected from the content.
+    pub format: DocumentFormat,
+    /// Plain text, `\r\n` normalised to `\n`; never empty or whitespace-only.
+    pub text: String,
+}
+
+/// Why a document could not be turned into text. Messages never contain document content.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ExtractError {
+    #[error("document is empty: upload a file with text in it")]
+    Empty,
+    #[error(
+        "document is {bytes} bytes, over the limit of {limit} bytes: split it into smaller files"
+    )]
+    TooLarge { bytes: u64, limit: u64 },
+    #[error("not a supported document: {detail}")]
+    Unsupported { detail: String },
+    #[error("{format} file is corrupt or unreadable: {detail}")]
+    Corrupt {
+        format: DocumentFormat,
+        detail: String,
+    },
+    #[error("docx rejected as a possible decompression bomb: {detail}")]
+    DecompressionBomb { detail: String },
+    #[error(
+        "extraction timed out after {seconds} s: the file may be malformed; re-save or re-export it and try again"
+    )]
+    Timeout { seconds: u64 },
+    #[error("{}", no_text_message(*format))]
+    NoText { format: DocumentFormat },
+}
+
+fn no_text_message(format: DocumentFormat) -> String {
+    match format {
+        DocumentFormat::Pdf => {
+            "pdf has no text layer (scanned image?): run OCR before uploading".to_owned()
+        }
+        other => format!("{other} file contains no text"),
+    }
+}
+
+const SUPPORTED: &str = "supported: txt, md, html, pdf, docx";
+
+/// Sniffs the content (magic bytes, never trusting the extension; the name hint may only
+/// disambiguate text vs markdown) and extracts plain text.
+///
+/// Blocking and CPU-bound (up to `limits.timeout`): call it from a blocking context
+/// (e.g. `tokio::task::spawn_blocking`), not from an async task.
+pub fn extract(
+    bytes: &[u8],
+    name_hint: &str,
+    limits: &ExtractLimits,
+) -> Result<Extracted, ExtractError> {
+    let started = Instant::now();
+    let result = extract_inner(bytes, name_hint, limits);
+    // Only sizes, formats and durations are logged: names and text are tenant content.
+    match &result {
+        Ok(done) => tracing::debug!(
+            format = done.format.as_str(),
+            input_bytes = bytes.len(),
+            text_bytes = done.text.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "document text extracted"
+        ),
+        Err(err) => tracing::debug!(
+            input_bytes = bytes.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            error = %err,
+            "document text extraction failed"
+        ),
+    }
+    result
+}
+
+fn extract_inner(
+    bytes: &[u8],
+    name_hint: &str,
+    limits: &ExtractLimits,
+) -> Result<Extracted, ExtractError> {
+    if bytes.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    let len = bytes.len() as u64;
+    if len > limits.max_file_bytes {
+        return Err(ExtractError::TooLarge {
+            bytes: len,
+            limit: limits.max_file_bytes,
+        });
+    }
+
+    let (format, text) = match sniff(bytes, name_hint)? {
+        Sniffed::Text { text, format } => {
+            // Plain text needs no third-party parser, so it runs inline: linear time,
+            // no copy of the upload, no thread.
+            (format, normalise(text))
+        }
+        Sniffed::Html(text) => {
+            let html = text.into_owned();
+            let out = run_isolated(DocumentFormat::Html, limits.timeout, move || {
+                html_to_text(&html)
+            })?;
+            (DocumentFormat::Html, out)
+        }
+        Sniffed::Pdf => {
+            let owned = bytes.to_vec();
+            let out = run_isolated(DocumentFormat::Pdf, limits.timeout, move || {
+                pdf_to_text(&owned)
+            })?;
+            (DocumentFormat::Pdf, out)
+        }
+        Sniffed::Zip => {
+            let owned = bytes.to_vec();
+            let docx_limits = limits.clone();
+            let out = run_isolated(DocumentFormat::Docx, limits.timeout, move || {
+                docx_to_text(&owned, &docx_limits)
+            })?;
+            (DocumentFormat::Docx, out)
+        }
+    };
+
+    if text.trim().is_empty() {
+        return Err(match format {
+            DocumentFormat::Text | DocumentFormat::Markdown => ExtractError::Empty,
+            other => ExtractError::NoText { format: other },
+        });
+    }
+    Ok(Extracted { format, text })
+}
+
+fn unsupported(detail: impl Into<String>) -> ExtractError {
+    ExtractError::Unsupported {
+        detail: detail.into(),
+    }
+}
+
+/// A `Corrupt` error for `format`; `detail` says what is wrong without quoting the file.
+fn corrupt(format: DocumentFormat, detail: impl Into<String>) -> ExtractError {
+    ExtractError::Corrupt {
+        format,
+        detail: detail.into(),
+    }
+}
+
+fn normalise(text: Cow<'_, str>) -> String {
+    if text.contains("\r\n") {
+        text.replace("\r\n", "\n")
+    } else {
+        text.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docx::{bomb, docx_corrupt};
+
+    pub(super) fn limits() -> ExtractLimits {
+        ExtractLimits::default()
+    }
+
+    #[test]
+    fn empty_and_whitespace_only_are_empty() {
+        assert_eq!(
+            extract(b"", "a.txt", &limits()).map(|e| e.text),
+            Err(ExtractError::Empty)
+        );
+        assert_eq!(
+            extract(b" \r\n\t\n", "a.md", &limits()).map(|e| e.text),
+            Err(ExtractError::Empty)
+        );
+        assert_eq!(
+            extract(b"\xEF\xBB\xBF", "a.txt", &limits()).map(|e| e.text),
+            Err(ExtractError::Empty)
+        );
+        assert_eq!(
+            extract(b"<html><body> </body></html>", "a.html", &limits()).map(|e| e.text),
+            Err(ExtractError::NoText {
+                format: DocumentFormat::Html
+            })
+        );
+    }
+
+    #[test]
+    fn too_large_is_refused_before_parsing() {
+        let mut limits = limits();
+        limits.max_file_bytes = 10;
+        // Content that would be Unsupported if parsed.
+        assert_eq!(
+            extract(&[0xFF; 11], "a.txt", &limits).map(|e| e.text),
+            Err(ExtractError::TooLarge {
+                bytes: 11,
+                limit: 10
+            })
+        );
+        assert!(extract(b"0123456789", "a.txt", &limits).is_ok());
+    }
+
+    #[test]
+    fn large_text_is_fast() {
+        let line = "The Supplier shall indemnify the Customer against all losses.\r\n";
+        let text = line.repeat(300_000 / line.len() + 1);
+        assert!(text.chars().count() >= 300_000);
+        let started = Instant::now();
+        let got = extract(text.as_bytes(), "big.txt", &limits()).expect("text");
+        let elapsed = started.elapsed();
+        eprintln!(
+            "300k-char text extracted in {:.2} ms",
+            elapsed.as_secs_f64() * 1000.0
+        );
+        assert_eq!(got.text.len(), text.len() - text.matches("\r\n").count());
+        assert!(elapsed < Duration::from_millis(100), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn error_messages_are_lowercase_without_final_period() {
+        let errors = [
+            ExtractError::Empty,
+            ExtractError::TooLarge { bytes: 2, limit: 1 },
+            unsupported("binary content"),
+            docx_corrupt("x"),
+            bomb("x"),
+            ExtractError::Timeout { seconds: 30 },
+            ExtractError::NoText {
+                format: DocumentFormat::Docx,
+            },
+            ExtractError::NoText {
+                format: DocumentFormat::Pdf,
+            },
+        ];
+        for err in errors {
+            let msg = err.to_string();
+            let first = msg.chars().next().expect("non-empty");
+            assert!(first.is_lowercase(), "{msg}");
+            assert!(!msg.ends_with('.'), "{msg}");
+        }
+        assert_eq!(
+            DocumentFormat::Docx.content_type(),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        );
+        assert_eq!(DocumentFormat::Markdown.content_type(), "text/markdown");
+    }
+}

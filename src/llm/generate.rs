@@ -1,0 +1,366 @@
+//! Generation: prefill in chunks, then greedy decoding with a repeat penalty, stop tokens,
+//! stop sequences and a token budget, streaming whole UTF-8 characters to a callback.
+
+use std::time::{Duration, Instant};
+
+use candle_core::Tensor;
+use candle_transformers::models::quantized_llama::ModelWeights;
+
+use super::tokenizer::Utf8Stream;
+use super::{ChatMessage, GenerateOptions, Generation, Generator, LlmError, StopReason};
+
+/// Tokens fed per forward pass during prefill: bounds the attention scratch memory
+/// (heads × chunk × context floats) on long prompts.
+const PREFILL_CHUNK: usize = 512;
+/// Mild repeat penalty over recently generated tokens: small models loop without it. The
+/// prompt is left out on purpose so grounded answers may quote the excerpts.
+const REPEAT_PENALTY: f32 = 1.1;
+const REPEAT_LAST_N: usize = 64;
+
+impl Generator {
+    /// Deterministic (greedy / argmax) decoding; calls `on_token` with each new piece of
+    /// decoded text as soon as it is available (always whole UTF-8 characters; text that might
+    /// begin a stop sequence is held back until it is known not to). `on_token` returns false
+    /// to cancel. Safe to call concurrently from several threads.
+    pub fn generate(
+        &self,
+        messages: &[ChatMessage],
+        options: &GenerateOptions,
+        on_token: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, LlmError> {
+        let started = Instant::now();
+        let prompt = self.prompt_ids(messages)?;
+        let prompt_tokens = prompt.len();
+        if prompt_tokens == 0 || prompt_tokens + options.max_new_tokens > self.context_length {
+            return Err(LlmError::PromptTooLong {
+                prompt_tokens,
+                max_new_tokens: options.max_new_tokens,
+                context_length: self.context_length,
+            });
+        }
+        let mut generation = Generation {
+            text: String::new(),
+            prompt_tokens,
+            generated_tokens: 0,
+            time_to_first_token: Duration::ZERO,
+            prefill: Duration::ZERO,
+            total: Duration::ZERO,
+            stop_reason: StopReason::MaxTokens,
+        };
+        if options.max_new_tokens == 0 {
+            generation.total = started.elapsed();
+            return Ok(generation);
+        }
+
+        // A private copy: shares the weight tensors, owns its KV cache.
+        let mut model = self.weights.clone();
+        let prefill_started = Instant::now();
+        let mut logits = self.prefill(&mut model, &prompt)?;
+        generation.prefill = prefill_started.elapsed();
+
+        let mut stops = StopMatcher::new(&options.stop_sequences);
+        let mut utf8 = Utf8Stream::default();
+        let mut recent: Vec<u32> = Vec::with_capacity(REPEAT_LAST_N);
+        let mut position = prompt_tokens;
+        let stop_reason = loop {
+            let next = self.pick(&logits, &recent)?;
+            if generation.generated_tokens == 0 {
+                generation.time_to_first_token = started.elapsed();
+            }
+            if next == self.eos || next == self.im_end || self.tokenizer.is_control(next) {
+                break StopReason::EndOfSequence;
+            }
+            generation.generated_tokens += 1;
+            if recent.len() == REPEAT_LAST_N {
+                recent.remove(0);
+            }
+            recent.push(next);
+
+            let piece = utf8.push(self.tokenizer.bytes(next));
+            match stops.push(&piece) {
+                Step::Emit(text) => {
+                    if !text.is_empty() {
+                        generation.text.push_str(&text);
+                        if !on_token(&text) {
+                            break StopReason::Cancelled;
+                        }
+                    }
+                }
+                Step::Stop(text) => {
+                    if !text.is_empty() {
+                        generation.text.push_str(&text);
+                        // Stopping anyway: the callback's answer changes nothing.
+                        on_token(&text);
+                    }
+                    break StopReason::StopSequence;
+                }
+            }
+            if generation.generated_tokens >= options.max_new_tokens {
+                break StopReason::MaxTokens;
+            }
+            if position >= self.context_length {
+                break StopReason::ContextFull;
+            }
+            let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
+            logits = model.forward(&input, position)?;
+            position += 1;
+        };
+
+        if !matches!(
+            stop_reason,
+            StopReason::Cancelled | StopReason::StopSequence
+        ) {
+            // Release text held back as a possible stop-sequence start, and any partial
+            // character the model never completed.
+            let mut rest = stops.finish();
+            rest.push_str(&utf8.finish());
+            if !rest.is_empty() {
+                generation.text.push_str(&rest);
+                on_token(&rest);
+            }
+        }
+        generation.stop_reason = stop_reason;
+        generation.total = started.elapsed();
+        tracing::debug!(
+            prompt_tokens,
+            generated_tokens = generation.generated_tokens,
+            prefill_ms = generation.prefill.as_millis() as u64,
+            total_ms = generation.total.as_millis() as u64,
+            stop_reason = ?stop_reason,
+            "generation finished"
+        );
+        Ok(generation)
+    }
+
+    /// Runs the prompt through `model` in chunks of [`PREFILL_CHUNK`] tokens and returns
+    /// the logits after its last token.
+    fn prefill(&self, model: &mut ModelWeights, prompt: &[u32]) -> Result<Tensor, LlmError> {
+        let mut logits = None;
+        for (i, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
+            let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
+            logits = Some(model.forward(&input, i * PREFILL_CHUNK)?);
+        }
+        logits.ok_or_else(|| LlmError::Inference("empty prompt".to_string()))
+    }
+
+    /// Greedy choice after the repeat penalty; ties go to the lowest id, so it is deterministic.
+    fn pick(&self, logits: &Tensor, recent: &[u32]) -> Result<u32, LlmError> {
+        let mut logits = logits.squeeze(0)?.to_vec1::<f32>()?;
+        let mut seen = recent.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        for id in seen {
+            if let Some(l) = logits.get_mut(id as usize) {
+                *l = if *l >= 0.0 {
+                    *l / REPEAT_PENALTY
+                } else {
+                    *l * REPEAT_PENALTY
+                };
+            }
+        }
+        let mut best: Option<(usize, f32)> = None;
+        for (i, l) in logits.iter().enumerate() {
+            if l.is_nan() {
+                continue;
+            }
+            if best.is_none_or(|(_, b)| *l > b) {
+                best = Some((i, *l));
+            }
+        }
+        let (id, _) = best.ok_or_else(|| LlmError::Inference("model produced no logits".into()))?;
+        u32::try_from(id).map_err(|_| LlmError::Inference("token id out of range".into()))
+    }
+}
+
+/// Holds back streamed text that could be the start of a stop sequence.
+struct StopMatcher<'a> {
+    stops: Vec<&'a str>,
+    held: String,
+}
+
+enum Step {
+    /// Text now safe to show.
+    Emit(String),
+    /// A stop sequence matched; the text before it is the last to show.
+    Stop(String),
+}
+
+impl<'a> StopMatcher<'a> {
+    fn new(stops: &'a [String]) -> Self {
+        Self {
+            stops: stops
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            held: String::new(),
+        }
+    }
+
+    fn push(&mut self, piece: &str) -> Step {
+        if self.stops.is_empty() {
+            return Step::Emit(piece.to_string());
+        }
+        self.held.push_str(piece);
+        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s)).min() {
+            self.held.truncate(at);
+            return Step::Stop(std::mem::take(&mut self.held));
+        }
+        // Longest tail of the held text that is a proper prefix of some stop sequence.
+        let keep = self
+            .stops
+            .iter()
+            .flat_map(|s| {
+                (1..s.len())
+                    .filter(|k| s.is_char_boundary(*k))
+                    .filter(|k| self.held.ends_with(&s[..*k]))
+            })
+            .max()
+            .unwrap_or(0);
+        let emit_len = self.held.len() - keep;
+        let rest = self.held.split_off(emit_len);
+        Step::Emit(std::mem::replace(&mut self.held, rest))
+    }
+
+    fn finish(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::tests::{generator, grounded_chat};
+    use crate::llm::{ChatMessage, Role};
+
+    #[test]
+    fn grounded_answer_mentions_the_date() {
+        let mut streamed = String::new();
+        let generation = generator()
+            .generate(
+                &grounded_chat(),
+                &GenerateOptions {
+                    max_new_tokens: 48,
+                    ..GenerateOptions::default()
+                },
+                &mut |piece| {
+                    streamed.push_str(piece);
+                    true
+                },
+            )
+            .expect("generate");
+        eprintln!(
+            "answer: {:?} ({:?})",
+            generation.text, generation.stop_reason
+        );
+        assert!(generation.text.contains("2027"), "{:?}", generation.text);
+        assert_eq!(streamed, generation.text);
+        assert!(generation.generated_tokens > 0);
+        assert!(generation.time_to_first_token <= generation.total);
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_concurrent() {
+        let options = GenerateOptions {
+            max_new_tokens: 24,
+            ..GenerateOptions::default()
+        };
+        let run = || {
+            generator()
+                .generate(&grounded_chat(), &options, &mut |_| true)
+                .expect("generate")
+                .text
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(run);
+            let b = s.spawn(run);
+            (a.join().expect("thread"), b.join().expect("thread"))
+        });
+        assert_eq!(a, b);
+        assert_eq!(a, run());
+    }
+
+    #[test]
+    fn cancel_and_stop_sequences() {
+        let g = generator();
+        let mut calls = 0;
+        let cancelled = g
+            .generate(&grounded_chat(), &GenerateOptions::default(), &mut |_| {
+                calls += 1;
+                false
+            })
+            .expect("generate");
+        assert_eq!(cancelled.stop_reason, StopReason::Cancelled);
+        assert_eq!(calls, 1);
+
+        let full = g
+            .generate(
+                &grounded_chat(),
+                &GenerateOptions {
+                    max_new_tokens: 24,
+                    ..GenerateOptions::default()
+                },
+                &mut |_| true,
+            )
+            .expect("generate");
+        let stop = "2027".to_string();
+        let mut streamed = String::new();
+        let stopped = g
+            .generate(
+                &grounded_chat(),
+                &GenerateOptions {
+                    max_new_tokens: 24,
+                    stop_sequences: vec![stop.clone()],
+                },
+                &mut |piece| {
+                    streamed.push_str(piece);
+                    true
+                },
+            )
+            .expect("generate");
+        assert_eq!(stopped.stop_reason, StopReason::StopSequence);
+        let at = full.text.find(&stop).expect("answer mentions 2027");
+        assert_eq!(stopped.text, full.text[..at]);
+        assert_eq!(streamed, stopped.text);
+
+        let limited = g
+            .generate(
+                &grounded_chat(),
+                &GenerateOptions {
+                    max_new_tokens: 2,
+                    ..GenerateOptions::default()
+                },
+                &mut |_| true,
+            )
+            .expect("generate");
+        assert_eq!(limited.stop_reason, StopReason::MaxTokens);
+        assert_eq!(limited.generated_tokens, 2);
+    }
+
+    #[test]
+    fn prompt_too_long_is_rejected() {
+        let g = generator();
+        let long = "word ".repeat(g.context_length());
+        let err = g
+            .generate(
+                &[ChatMessage::new(Role::User, long)],
+                &GenerateOptions::default(),
+                &mut |_| true,
+            )
+            .expect_err("prompt too long");
+        assert!(matches!(err, LlmError::PromptTooLong { .. }), "{err}");
+    }
+
+    #[test]
+    fn stop_matcher_holds_back_prefixes() {
+        let stops = vec!["END".to_string(), "ß!".to_string()];
+        let mut m = StopMatcher::new(&stops);
+        assert!(matches!(m.push("abcE"), Step::Emit(t) if t == "abc"));
+        assert!(matches!(m.push("Nx"), Step::Emit(t) if t == "ENx"));
+        assert!(matches!(m.push("yß"), Step::Emit(t) if t == "y"));
+        assert!(matches!(m.push("!z"), Step::Stop(t) if t.is_empty()));
+        let mut m = StopMatcher::new(&stops);
+        assert!(matches!(m.push("tail EN"), Step::Emit(t) if t == "tail "));
+        assert_eq!(m.finish(), "EN");
+    }
+}
