@@ -587,8 +587,8 @@ async fn tenant_deletion_certificate_verifies_with_the_published_key_and_tokens_
             .bearer_auth(&reader),
     )
     .await;
-    // The deleted tenant's token no longer authenticates anywhere.
-    assert_error(status, &body, 401, "unauthenticated");
+    // Verifying the chain is the platform's: a tenant reader is refused by role.
+    assert_error(status, &body, 403, "forbidden");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -80,17 +80,12 @@ const STOPS_ALONE: [(Layer, &[(&str, &str)]); 6] = [
         ],
     ),
     // The prompt layer guards what reaches the model: the asks, not the searches.
-    (
-        Layer::Prompt,
-        &[
-            ("prompt injection", "ask "),
-            ("files swapped between tenants", "POST /v1/tenants/"),
-        ],
-    ),
+    (Layer::Prompt, &[("prompt injection", "ask ")]),
     (Layer::Output, &[("prompt injection", "")]),
 ];
 
-/// Probes a layer is designed to stop alone but does not yet (reported with issue 14);
+/// Probes a layer is designed to stop alone but does not yet: 2 of the 16 leak with only
+/// this layer on (reported with issue 14; probably the two "deletes reached" records);
 /// asserted to leak still, so that a fix fails here and moves the entry to `STOPS_ALONE`.
 const KNOWN_GAPS: [(Layer, &str, &str); 2] = [
     (Layer::RowSecurity, "foreign ids on own path", ""),
