@@ -152,9 +152,12 @@ fn oversized_upload_is_refused_before_it_is_stored() {
     let (_dir, appliance) = crate::support::fresh_appliance();
     let tenant = crate::support::new_tenant(&appliance, "Big");
     let limit = appliance.config().extract_limits.max_file_bytes as usize;
-    let error = appliance
-        .upload(&tenant, "huge.txt", None, &vec![b'a'; limit + 1])
-        .unwrap_err();
-    assert!(error.to_string().contains("over the limit"), "{error}");
+    let refused = appliance.upload(&tenant, "huge.txt", None, &vec![b'a'; limit + 1]);
+    match refused {
+        Err(bulkhead::appliance::ApplianceError::Document(
+            bulkhead::ingest::extract::ExtractError::TooLarge { bytes, limit: max },
+        )) => assert_eq!((bytes, max), (limit as u64 + 1, limit as u64)),
+        other => panic!("{other:?}"),
+    }
     assert!(appliance.list_documents(&tenant).unwrap().is_empty());
 }

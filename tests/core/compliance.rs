@@ -2,8 +2,10 @@
 //! database; tenant deletion shreds the tenant's key and files and yields a certificate
 //! that verifies with the appliance's key and fails after one changed byte.
 
+use bulkhead::appliance::ApplianceError;
 use bulkhead::audit::{AuditEvent, Outcome};
 use bulkhead::index::SearchMode;
+use bulkhead::portability::PortabilityError;
 use bulkhead::store::Store;
 
 use crate::support::{
@@ -44,19 +46,17 @@ fn audit_chain_names_the_first_tampered_entry() {
     // The triggers refuse changes through SQL...
     let database = dir.path().join("system.db");
     let connection = rusqlite::Connection::open(&database).unwrap();
-    assert!(
-        connection
-            .execute(
-                "UPDATE audit_events SET outcome = 'denied' WHERE seq = 3",
-                []
-            )
-            .is_err()
-    );
-    assert!(
-        connection
-            .execute("DELETE FROM audit_events WHERE seq = 3", [])
-            .is_err()
-    );
+    for statement in [
+        "UPDATE audit_events SET outcome = 'denied' WHERE seq = 3",
+        "DELETE FROM audit_events WHERE seq = 3",
+    ] {
+        match connection.execute(statement, []) {
+            Err(rusqlite::Error::SqliteFailure(_, Some(message))) => {
+                assert_eq!(message, "the audit log is append-only", "{statement}")
+            }
+            other => panic!("{statement}: {other:?}"),
+        }
+    }
     // ...but someone with the file can drop them (each open of the store puts them back,
     // so the tampering drops them every time): the chain still tells.
     let tamper = |sql: &str| {
@@ -331,10 +331,13 @@ fn export_then_import_answers_the_same_and_holds_nothing_of_other_tenants() {
         use age::secrecy::ExposeSecret;
         wrong.to_string().expose_secret().to_owned()
     };
+    let refused = other.import_tenant(&target, sealed.as_slice(), Some(&wrong_secret));
     assert!(
-        other
-            .import_tenant(&target, sealed.as_slice(), Some(&wrong_secret))
-            .is_err()
+        matches!(
+            refused,
+            Err(ApplianceError::Portability(PortabilityError::Decrypt(_)))
+        ),
+        "{refused:?}"
     );
     let imported = other
         .import_tenant(&target, sealed.as_slice(), Some(&secret))
@@ -360,11 +363,13 @@ fn export_then_import_answers_the_same_and_holds_nothing_of_other_tenants() {
         .unwrap();
     tampered[position] ^= 0x20;
     let victim = new_tenant(&other, "Victim");
-    assert!(
-        other
-            .import_tenant(&victim, tampered.as_slice(), None)
-            .is_err()
-    );
+    match other.import_tenant(&victim, tampered.as_slice(), None) {
+        Err(ApplianceError::Portability(PortabilityError::Integrity(message))) => assert!(
+            message.ends_with("/original does not match its SHA-256"),
+            "{message}"
+        ),
+        other => panic!("a tampered archive must fail its manifest check: {other:?}"),
+    }
     assert!(other.list_documents(&victim).unwrap().is_empty());
     drop(dir);
 }

@@ -1,17 +1,21 @@
 //! Every endpoint's success path, roles, errors in the API.md shape, and SSE framing.
 
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
-use crate::harness::{Server, assert_error, client, create_tenant, sample, send, upload};
+use crate::harness::{
+    Server, assert_error, client, create_tenant, sample, send, send_text, upload,
+};
+
+const LIFEWAY_QUESTION: &str = "Which state's laws govern the Lifeway endorsement agreement?";
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_whole_api_works_end_to_end() {
+async fn health_keys_and_the_openapi_document_need_no_token() {
     let server = Server::start(&[]);
     let http = client();
 
-    // Operations.
     let (status, body) = send(http.get(server.url("/healthz"))).await;
-    assert_eq!((status, body), (200, serde_json::json!({"status": "ok"})));
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
     let jwks = send(http.get(server.url("/.well-known/jwks.json"))).await.1;
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
@@ -25,163 +29,173 @@ async fn the_whole_api_works_end_to_end() {
     ] {
         assert!(openapi["paths"][path].is_object(), "openapi lacks {path}");
     }
+}
 
-    // Tenants and tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn platform_admins_create_and_list_tenants_and_tenant_admins_mint_tokens() {
+    let server = Server::start(&[]);
     let tenant = create_tenant(&server, "Northwind").await;
     let platform = server.platform_token();
-    let (status, list) = send(http.get(server.url("/v1/tenants")).bearer_auth(&platform)).await;
-    assert_eq!(status, 200);
+    let tenants = server.url("/v1/tenants");
+
+    let (status, list) = send(client().get(&tenants).bearer_auth(&platform)).await;
+    assert_eq!(status, 200, "{list}");
     assert_eq!(list["tenants"][0]["tenant_id"], tenant.as_str());
+    let duplicate = json!({"name": "Northwind"});
     let (status, body) = send(
-        http.post(server.url("/v1/tenants"))
+        client()
+            .post(&tenants)
             .bearer_auth(&platform)
-            .json(&serde_json::json!({"name": "Northwind"})),
+            .json(&duplicate),
     )
     .await;
     assert_error(status, &body, 409, "conflict");
-    let admin = server.token(&tenant, "alice", &["admin"]);
-    let (status, minted) = send(
-        http.post(server.url(&format!("/v1/tenants/{tenant}/tokens")))
-            .bearer_auth(&admin)
-            .json(&serde_json::json!({"user": "bob", "roles": ["editor"], "ttl_seconds": 600})),
-    )
-    .await;
+
+    let admin = server.caller(&tenant, "alice", &["admin"]);
+    let (status, minted) = admin
+        .post(
+            "/tokens",
+            json!({"user": "bob", "roles": ["editor"], "ttl_seconds": 600}),
+        )
+        .await;
     assert_eq!(status, 201, "{minted}");
-    let editor = minted["token"].as_str().unwrap().to_owned();
-    let reader = server.token(&tenant, "carol", &["reader"]);
+    // The minted token works, with an editor's rights and no more.
+    let editor = server.caller_with(&tenant, minted["token"].as_str().unwrap().to_owned());
+    let (status, listed) = editor.get("/documents").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["documents"], json!([]));
+    let (status, body) = editor
+        .post("/tokens", json!({"user": "eve", "roles": ["admin"]}))
+        .await;
+    assert_error(status, &body, 403, "forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_are_uploaded_listed_by_page_downloaded_and_deleted() {
+    let server = Server::start(&[]);
+    let tenant = create_tenant(&server, "Northwind").await;
+    let editor = server.caller(&tenant, "bob", &["editor"]);
+    let reader = server.caller(&tenant, "carol", &["reader"]);
 
     // Upload: queued, then indexed by the background indexer; and with wait=true.
     let (name, bytes) = sample("ADUROBIOTECH");
-    let (status, queued) = upload(&server, &tenant, &editor, &name, bytes.clone(), false).await;
+    let (status, queued) = editor.upload(&name, bytes.clone(), false).await;
     assert_eq!(status, 202, "{queued}");
     assert_eq!(queued["status"], "queued");
-    let queued_id = queued["document_id"].as_str().unwrap().to_owned();
     let (lifeway, lifeway_bytes) = sample("LifewayFoods");
-    let (status, indexed) = upload(
-        &server,
-        &tenant,
-        &editor,
-        &lifeway,
-        lifeway_bytes.clone(),
-        true,
-    )
-    .await;
+    let (status, indexed) = editor.upload(&lifeway, lifeway_bytes.clone(), true).await;
     assert_eq!(status, 201, "{indexed}");
     assert_eq!(indexed["status"], "indexed");
-    assert!(indexed["chunks"].as_u64().unwrap() > 5);
+    assert!(indexed["chunks"].as_u64().unwrap() > 5, "{indexed}");
     let lifeway_id = indexed["document_id"].as_str().unwrap().to_owned();
-    let mut document = Value::Null;
-    for _ in 0..120 {
-        document = send(
-            http.get(server.url(&format!("/v1/tenants/{tenant}/documents/{queued_id}")))
-                .bearer_auth(&reader),
-        )
-        .await
-        .1;
-        if document["status"] == "indexed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    assert_eq!(document["status"], "indexed", "{document}");
+    let queued_id = queued["document_id"].as_str().unwrap();
+    let document = reader.wait_until_indexed(queued_id).await;
     assert_eq!(document["filename"], name.as_str());
     assert_eq!(document["bytes"], bytes.len());
 
     // List with pagination.
-    let (status, page) = send(
-        http.get(server.url(&format!("/v1/tenants/{tenant}/documents?limit=1")))
-            .bearer_auth(&reader),
-    )
-    .await;
-    assert_eq!(status, 200);
+    let (status, page) = reader.get("/documents?limit=1").await;
+    assert_eq!(status, 200, "{page}");
     assert_eq!(page["documents"].as_array().unwrap().len(), 1);
-    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let page2 = send(
-        http.get(server.url(&format!(
-            "/v1/tenants/{tenant}/documents?limit=1&cursor={cursor}"
-        )))
-        .bearer_auth(&reader),
-    )
-    .await
-    .1;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (status, page2) = reader
+        .get(&format!("/documents?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(status, 200, "{page2}");
     assert_eq!(page2["documents"].as_array().unwrap().len(), 1);
-    assert!(page2["next_cursor"].is_null());
+    assert!(page2["next_cursor"].is_null(), "{page2}");
     assert_ne!(
         page["documents"][0]["document_id"],
         page2["documents"][0]["document_id"]
     );
 
-    // Original content.
-    let response = http
-        .get(server.url(&format!(
-            "/v1/tenants/{tenant}/documents/{lifeway_id}/content"
-        )))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap();
+    // The original content, byte for byte.
+    let content = format!("/documents/{lifeway_id}/content");
+    let response = reader.request(Method::GET, &content).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.bytes().await.unwrap().as_ref(),
-        lifeway_bytes.as_slice()
-    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), lifeway_bytes);
 
-    // Search and ask.
-    let (status, results) = send(
-        http.post(server.url(&format!("/v1/tenants/{tenant}/search")))
-            .bearer_auth(&reader)
-            .json(&serde_json::json!({"query": "governing law Illinois", "top_k": 3, "mode": "keyword"})),
-    )
-    .await;
+    // Delete: gone from search at once, and from the documents routes.
+    let deleted = editor.delete(&format!("/documents/{lifeway_id}")).await;
+    assert_eq!(deleted, (204, Value::Null));
+    let (status, results) = reader
+        .post(
+            "/search",
+            json!({"query": "Lifeway Illinois endorsement", "mode": "hybrid"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{results}");
+    assert!(
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["document_id"] != lifeway_id.as_str()),
+        "{results}"
+    );
+    let (status, body) = reader.get(&format!("/documents/{lifeway_id}")).await;
+    assert_error(status, &body, 404, "not_found");
+    let (status, body) = reader.get(&content).await;
+    assert_error(status, &body, 404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_finds_the_passage_with_its_document_and_span() {
+    let server = Server::start(&[]);
+    let tenant = create_tenant(&server, "Northwind").await;
+    let editor = server.caller(&tenant, "bob", &["editor"]);
+    let reader = server.caller(&tenant, "carol", &["reader"]);
+    let lifeway_id = editor.upload_indexed("LifewayFoods").await;
+    // A short distractor, so that the first result has something to beat.
+    let distractor = b"Consulting memo. This agreement is governed by the laws of Delaware.";
+    let (status, body) = editor.upload("memo.txt", distractor.to_vec(), true).await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, results) = reader
+        .post(
+            "/search",
+            json!({"query": "governing law Illinois", "top_k": 3, "mode": "keyword"}),
+        )
+        .await;
     assert_eq!(status, 200, "{results}");
     let first = &results["results"][0];
-    assert_eq!(first["document_id"], lifeway_id.as_str());
+    assert_eq!(first["document_id"], lifeway_id.as_str(), "{results}");
     for field in ["chunk_id", "filename", "score", "text", "start", "end"] {
         assert!(!first[field].is_null(), "search result lacks {field}");
     }
-    let (status, answer) = send(
-        http.post(server.url(&format!("/v1/tenants/{tenant}/ask")))
-            .bearer_auth(&reader)
-            .json(&serde_json::json!({"question": "Which state's laws govern the Lifeway endorsement agreement?"})),
-    )
-    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_answers_with_citations_and_streams_only_the_checked_answer() {
+    let server = Server::start(&[]);
+    let tenant = create_tenant(&server, "Northwind").await;
+    let editor = server.caller(&tenant, "bob", &["editor"]);
+    let reader = server.caller(&tenant, "carol", &["reader"]);
+    let lifeway_id = editor.upload_indexed("LifewayFoods").await;
+
+    let (status, answer) = reader
+        .post("/ask", json!({"question": LIFEWAY_QUESTION}))
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["grounded"], true, "{answer}");
     assert_eq!(answer["citations"][0]["document_id"], lifeway_id.as_str());
-    assert!(answer["timings_ms"]["total"].as_u64().is_some());
+    assert!(answer["timings_ms"]["total"].as_u64().is_some(), "{answer}");
 
     // Streaming: token events, then citations, then done with the full object.
-    let response = http
-        .post(server.url(&format!("/v1/tenants/{tenant}/ask")))
-        .bearer_auth(&reader)
-        .json(&serde_json::json!({"question": "Which state's laws govern the Lifeway endorsement agreement?", "stream": true}))
+    let response = reader
+        .request(Method::POST, "/ask")
+        .json(&json!({"question": LIFEWAY_QUESTION, "stream": true}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
     assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
     );
     let text = response.text().await.unwrap();
-    let events: Vec<(String, Value)> = text
-        .split("\n\n")
-        .filter_map(|block| {
-            let event = block
-                .lines()
-                .find_map(|l| l.strip_prefix("event:"))?
-                .trim()
-                .to_owned();
-            let data = block
-                .lines()
-                .find_map(|l| l.strip_prefix("data:"))?
-                .trim()
-                .to_owned();
-            Some((event, serde_json::from_str(&data).ok()?))
-        })
-        .collect();
+    let events = sse_events(&text);
     let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
     assert!(names.len() >= 3, "{text}");
     assert_eq!(&names[names.len() - 2..], ["citations", "done"], "{text}");
@@ -191,8 +205,8 @@ async fn the_whole_api_works_end_to_end() {
     );
     let streamed: String = events
         .iter()
-        .filter(|(n, _)| n == "token")
-        .map(|(_, d)| d["text"].as_str().unwrap())
+        .filter(|(name, _)| name == "token")
+        .map(|(_, data)| data["text"].as_str().unwrap())
         .collect();
     let done = &events.last().unwrap().1;
     assert_eq!(
@@ -202,28 +216,60 @@ async fn the_whole_api_works_end_to_end() {
     );
     assert_eq!(done["citations"], events[events.len() - 2].1);
 
-    // Usage and the access review, as the tenant's admin and auditor.
-    let admin_token = server.token(&tenant, "adm", &["admin"]);
-    let (status, usage) = send(
-        http.get(server.url(&format!("/v1/tenants/{tenant}/usage")))
-            .bearer_auth(&admin_token),
-    )
-    .await;
+    // Metrics count what happened, by route template.
+    let metrics = send_text(client().get(server.url("/metrics"))).await;
+    let asked = "bulkhead_http_requests_total{method=\"POST\",route=\"/v1/tenants/{t}/ask\",status=\"200\"}";
+    assert!(metrics.contains(asked), "{metrics}");
+    assert!(!metrics.contains(&tenant), "metrics carry no tenant ids");
+}
+
+/// The (event, data) pairs of a server-sent event stream.
+fn sse_events(text: &str) -> Vec<(String, Value)> {
+    let field = |block: &str, name: &str| {
+        block
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.trim().to_owned())
+    };
+    text.split("\n\n")
+        .filter_map(|block| {
+            let event = field(block, "event:")?;
+            let data = field(block, "data:")?;
+            Some((event, serde_json::from_str(&data).ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_access_reviews_and_the_audit_log_count_activity_but_hold_no_content() {
+    let server = Server::start(&[]);
+    let tenant = create_tenant(&server, "Northwind").await;
+    let editor = server.caller(&tenant, "bob", &["editor"]);
+    let reader = server.caller(&tenant, "carol", &["reader"]);
+    editor.upload_indexed("LifewayFoods").await;
+    let (name, bytes) = sample("ADUROBIOTECH");
+    assert_eq!(editor.upload(&name, bytes, false).await.0, 202);
+    let keyword = json!({"query": "governing law Illinois", "mode": "keyword"});
+    assert_eq!(reader.post("/search", keyword).await.0, 200);
+    let (status, answer) = reader
+        .post("/ask", json!({"question": LIFEWAY_QUESTION}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let hybrid = json!({"query": "Lifeway Illinois endorsement", "mode": "hybrid"});
+    assert_eq!(reader.post("/search", hybrid).await.0, 200);
+
+    // Usage, as the tenant's admin: counts and token numbers.
+    let admin = server.caller(&tenant, "adm", &["admin"]);
+    let (status, usage) = admin.get("/usage").await;
     assert_eq!(status, 200, "{usage}");
-    assert_eq!(usage["documents"], 2);
+    assert_eq!(usage["documents"], 2, "{usage}");
     assert!(usage["queries"].as_u64().unwrap() >= 3, "{usage}");
     assert!(usage["tokens_in"].as_u64().unwrap() > 100, "{usage}");
-    let auditor = server.token(&tenant, "aud", &["auditor"]);
-    let response = http
-        .get(server.url(&format!(
-            "/v1/tenants/{tenant}/reports/access-review?format=html"
-        )))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let html = response.text().await.unwrap();
+
+    // The access review, as the tenant's auditor: HTML without external assets, CSV with
+    // pseudonyms, JSON for a quarter.
+    let auditor = server.caller(&tenant, "aud", &["auditor"]);
+    let html = auditor.get_text("/reports/access-review?format=html").await;
     assert!(
         html.contains("<svg") && html.contains("document.upload"),
         "{html}"
@@ -232,38 +278,23 @@ async fn the_whole_api_works_end_to_end() {
         !html.contains("<script") && !html.contains(" src="),
         "no external assets"
     );
-    let csv = http
-        .get(server.url(&format!(
-            "/v1/tenants/{tenant}/reports/access-review?format=csv"
-        )))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(csv.starts_with("seq,at,user,action,resource,outcome\n"));
+    let csv = auditor.get_text("/reports/access-review?format=csv").await;
+    assert!(
+        csv.starts_with("seq,at,user,action,resource,outcome\n"),
+        "{csv}"
+    );
     assert!(csv.contains(",ask,"), "{csv}");
     assert!(
         !csv.contains("carol") && !csv.contains("bob"),
         "users are pseudonyms"
     );
-    let review = send(
-        http.get(server.url(&format!(
-            "/v1/tenants/{tenant}/reports/access-review?quarter=2026Q4"
-        )))
-        .bearer_auth(&auditor),
-    )
-    .await
-    .1;
+    let (status, review) = auditor.get("/reports/access-review?quarter=2026Q4").await;
+    assert_eq!(status, 200, "{review}");
+    assert_eq!(review["tenant_id"], tenant.as_str());
+
     // The audit log names actions and ids, never questions or file names.
-    let events = send(
-        http.get(server.url(&format!("/v1/tenants/{tenant}/audit?limit=1000")))
-            .bearer_auth(&auditor),
-    )
-    .await
-    .1;
+    let (status, events) = auditor.get("/audit?limit=1000").await;
+    assert_eq!(status, 200, "{events}");
     let log = events.to_string();
     assert!(
         log.contains("\"ask\"") && log.contains("document.upload"),
@@ -279,48 +310,6 @@ async fn the_whole_api_works_end_to_end() {
     ] {
         assert!(!log.contains(secret), "audit log holds {secret}");
     }
-    assert_eq!(review["tenant_id"], tenant.as_str());
-
-    // Delete: gone from search at once.
-    let response = http
-        .delete(server.url(&format!("/v1/tenants/{tenant}/documents/{lifeway_id}")))
-        .bearer_auth(&editor)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
-    let results = send(
-        http.post(server.url(&format!("/v1/tenants/{tenant}/search")))
-            .bearer_auth(&reader)
-            .json(&serde_json::json!({"query": "Lifeway Illinois endorsement", "mode": "hybrid"})),
-    )
-    .await
-    .1;
-    assert!(
-        results["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["document_id"] != lifeway_id.as_str())
-    );
-    let (status, body) = send(
-        http.get(server.url(&format!("/v1/tenants/{tenant}/documents/{lifeway_id}")))
-            .bearer_auth(&reader),
-    )
-    .await;
-    assert_error(status, &body, 404, "not_found");
-
-    // Metrics count what happened, by route template.
-    let metrics = http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("bulkhead_http_requests_total{method=\"POST\",route=\"/v1/tenants/{t}/ask\",status=\"200\"}"), "{metrics}");
-    assert!(!metrics.contains(&tenant), "metrics carry no tenant ids");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -449,8 +438,7 @@ async fn errors_use_the_api_shape() {
     .await;
     assert_error(status, &body, 415, "unsupported_media_type");
     let (status, body) = send(http.delete(server.url("/healthz"))).await;
-    assert_eq!(status, 405, "{body}");
-    assert!(body["error"]["code"].is_string());
+    assert_error(status, &body, 405, "method_not_allowed");
 
     // 413: over the upload limit (50 MiB by default), refused from the declared length
     // before the body is sent (`Expect: 100-continue`).
@@ -599,7 +587,8 @@ async fn tenant_deletion_certificate_verifies_with_the_published_key_and_tokens_
             .bearer_auth(&reader),
     )
     .await;
-    assert!(status == 401 || status == 403, "{body}");
+    // Verifying the chain is the platform's: a tenant reader is refused by role.
+    assert_error(status, &body, 403, "forbidden");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -138,3 +138,88 @@ pub fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str)
         "{body}"
     );
 }
+
+/// Someone holding a token for one tenant. Paths are relative to `/v1/tenants/{tenant}`,
+/// so a test reads `reader.get("/documents")`.
+pub struct Caller<'a> {
+    pub server: &'a Server,
+    pub tenant: String,
+    pub token: String,
+}
+
+impl Server {
+    /// A caller with a token minted by the CLI for `user` with `roles`.
+    pub fn caller(&self, tenant: &str, user: &str, roles: &[&str]) -> Caller<'_> {
+        self.caller_with(tenant, self.token(tenant, user, roles))
+    }
+
+    /// A caller with a token obtained elsewhere (the tokens endpoint, a platform token).
+    pub fn caller_with(&self, tenant: &str, token: String) -> Caller<'_> {
+        Caller {
+            server: self,
+            tenant: tenant.to_owned(),
+            token,
+        }
+    }
+}
+
+impl Caller<'_> {
+    /// A request with the caller's token, to read the raw response (bytes, text, SSE).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = self
+            .server
+            .url(&format!("/v1/tenants/{}{path}", self.tenant));
+        client().request(method, url).bearer_auth(&self.token)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.request(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    /// The response body as text, after checking the status is 200.
+    pub async fn get_text(&self, path: &str) -> String {
+        send_text(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn upload(&self, name: &str, bytes: Vec<u8>, wait: bool) -> (u16, Value) {
+        upload(self.server, &self.tenant, &self.token, name, bytes, wait).await
+    }
+
+    /// Uploads the sample contract starting with `prefix` with `wait=true` (201, indexed);
+    /// returns its document id.
+    pub async fn upload_indexed(&self, prefix: &str) -> String {
+        let (name, bytes) = sample(prefix);
+        let (status, body) = self.upload(&name, bytes, true).await;
+        assert_eq!(status, 201, "{body}");
+        body["document_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls a document until the background indexer has indexed it; returns its record.
+    pub async fn wait_until_indexed(&self, document: &str) -> Value {
+        let mut record = Value::Null;
+        for _ in 0..240 {
+            record = self.get(&format!("/documents/{document}")).await.1;
+            if record["status"] == "indexed" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        assert_eq!(record["status"], "indexed", "{record}");
+        record
+    }
+}
+
+/// Sends a request, checks the status is 200 and returns the body as text.
+pub async fn send_text(request: reqwest::RequestBuilder) -> String {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}

@@ -26,12 +26,71 @@ impl Row {
         self.outcomes.iter().filter(|o| o.leak.is_some()).count()
     }
     fn leaks_in(&self, class: &str) -> usize {
+        self.leaks_matching(class, "")
+    }
+    /// Leaks among the probes of `class` whose label starts with `prefix`.
+    fn leaks_matching(&self, class: &str, prefix: &str) -> usize {
+        self.leak_labels(class, prefix).len()
+    }
+    fn leak_labels(&self, class: &str, prefix: &str) -> Vec<String> {
         self.outcomes
             .iter()
-            .filter(|o| o.class == class && o.leak.is_some())
-            .count()
+            .filter(|o| o.class == class && o.label.starts_with(prefix))
+            .filter_map(|o| o.leak.as_ref().map(|leak| format!("{}: {leak}", o.label)))
+            .collect()
     }
 }
+
+/// The probes each layer must stop entirely on its own, from what it is designed to stop
+/// (ARCHITECTURE.md, "Tenant isolation"), as (class, label prefix; "" for the whole
+/// class). Each of these leaks with no layers on.
+const STOPS_ALONE: [(Layer, &[(&str, &str)]); 6] = [
+    (
+        Layer::Gateway,
+        &[
+            ("foreign tenant in path", ""),
+            ("path tricks", ""),
+            ("forged and swapped tokens", ""),
+        ],
+    ),
+    (
+        Layer::Scope,
+        &[
+            ("foreign tenant in path", ""),
+            ("path tricks", ""),
+            ("foreign ids on own path", ""),
+            ("forged and swapped tokens", ""),
+            ("prompt injection", ""),
+            ("files swapped between tenants", ""),
+            ("raw SQL on a tenant connection", ""),
+        ],
+    ),
+    (
+        Layer::RowSecurity,
+        &[
+            ("prompt injection", ""),
+            ("raw SQL on a tenant connection", ""),
+        ],
+    ),
+    (
+        Layer::Crypto,
+        &[
+            ("files swapped between tenants", ""),
+            ("raw SQL on a tenant connection", ""),
+        ],
+    ),
+    // The prompt layer guards what reaches the model: the asks, not the searches.
+    (Layer::Prompt, &[("prompt injection", "ask ")]),
+    (Layer::Output, &[("prompt injection", "")]),
+];
+
+/// Probes a layer is designed to stop alone but does not yet: 2 of the 16 leak with only
+/// this layer on (reported with issue 14; probably the two "deletes reached" records);
+/// asserted to leak still, so that a fix fails here and moves the entry to `STOPS_ALONE`.
+const KNOWN_GAPS: [(Layer, &str, &str); 2] = [
+    (Layer::RowSecurity, "foreign ids on own path", ""),
+    (Layer::Output, "foreign ids on own path", ""),
+];
 
 fn configurations() -> Vec<(String, Vec<Layer>)> {
     let mut configurations = vec![("all six layers".to_owned(), Vec::new())];
@@ -47,7 +106,7 @@ fn configurations() -> Vec<(String, Vec<Layer>)> {
 }
 
 #[test]
-fn no_single_layer_is_load_bearing_and_each_one_stops_probes_alone() {
+fn no_single_layer_is_load_bearing_and_each_one_stops_its_probe_classes_alone() {
     let with_crypto = world::prepare(&[]);
     let without_crypto = world::prepare(&[Layer::Crypto]);
     let mut rows = Vec::new();
@@ -63,6 +122,11 @@ fn no_single_layer_is_load_bearing_and_each_one_stops_probes_alone() {
             outcomes.len(),
             outcomes.iter().filter(|o| o.leak.is_some()).count()
         );
+        if off.len() == Layer::ALL.len() - 1 {
+            for outcome in outcomes.iter().filter(|o| o.leak.is_some()) {
+                eprintln!("  leaks [{}] {}", outcome.class, outcome.label);
+            }
+        }
         rows.push(Row {
             label,
             off,
@@ -135,13 +199,32 @@ fn no_single_layer_is_load_bearing_and_each_one_stops_probes_alone() {
                 leaks.join("\n")
             );
         }
-        if row.off.len() == Layer::ALL.len() - 1 {
-            // Alone, a layer must stop a class of probes that gets through with no layers.
+    }
+    let only = |layer: Layer| {
+        let label = format!("only {}", layer.name());
+        rows.iter().find(|row| row.label == label).unwrap()
+    };
+    for (layer, probes) in STOPS_ALONE {
+        for &(class, prefix) in probes {
             assert!(
-                row.leaks() < no_layers.leaks(),
-                "{} stops nothing on its own",
-                row.label
+                no_layers.leaks_matching(class, prefix) > 0,
+                "[{class}] {prefix}… leaks nothing with no layers on: these probes prove nothing"
+            );
+            let leaks = only(layer).leak_labels(class, prefix);
+            assert!(
+                leaks.is_empty(),
+                "only {} must stop every [{class}] {prefix}… probe on its own; {} leaked:\n{}",
+                layer.name(),
+                leaks.len(),
+                leaks.join("\n")
             );
         }
+    }
+    for (layer, class, prefix) in KNOWN_GAPS {
+        assert!(
+            only(layer).leaks_matching(class, prefix) > 0,
+            "only {} now stops [{class}] {prefix}…: move it to STOPS_ALONE",
+            layer.name()
+        );
     }
 }
