@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 /// A whole number from the environment, else `default`.
+#[allow(dead_code)] // the catalogue bench has no sizes to read
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -11,6 +12,7 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// The sample at `fraction` (0.5: the median) of sorted samples; zero when there are none.
+#[allow(dead_code)] // the catalogue bench times nothing
 pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
