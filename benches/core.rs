@@ -4,7 +4,7 @@
 //!
 //! Environment: `BENCH_CONTRACTS` (default 95: all), `BENCH_QUESTIONS` (default 20),
 //! `BENCH_DATA_DIR` (reuse an ingested data directory instead of a fresh one),
-//! `CUAD_DIR` (default `../shared/data/cuad-dev`). Prints one line per figure.
+//! `CUAD_DIR` (default `data/eval/cuad-dev`). Prints one line per figure.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

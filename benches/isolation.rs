@@ -7,7 +7,7 @@
 //! work).
 //!
 //! Environment: `BENCH_CONTRACTS` (default 12), `BENCH_ROUNDS` (default 30),
-//! `CUAD_DIR` (default `../shared/data/cuad-dev`). Needs the test-only `ablation` feature.
+//! `CUAD_DIR` (default `data/eval/cuad-dev`). Needs the test-only `ablation` feature.
 
 use std::time::{Duration, Instant};
 

@@ -16,6 +16,8 @@
 //! - `output` — the output layer: every document in a response is checked to be the
 //!   tenant's.
 //! - `answer` — grounding rules, prompt and citations (pure functions).
+//! - `clauses`, `catalogue`, `answer_facts` — the clause vocabulary, the per-document
+//!   catalogue and typed answers with their checker (pure functions, rules only).
 //! - `index` — per-tenant vector (HNSW) and keyword (tantivy) indexes, fused by RRF.
 //! - `ingest` — format sniffing, text extraction, chunking.
 //! - `embed`, `llm` — local models on candle.
@@ -25,10 +27,13 @@
 //! - `ids`, `config`, `logging` — leaf utilities.
 
 pub mod answer;
+pub mod answer_facts;
 pub mod api;
 pub mod appliance;
 pub mod audit;
 pub mod auth;
+pub mod catalogue;
+pub mod clauses;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 /// A whole number from the environment, else `default`.
+#[allow(dead_code)] // the catalogue bench has no sizes to read
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -11,6 +12,7 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// The sample at `fraction` (0.5: the median) of sorted samples; zero when there are none.
+#[allow(dead_code)] // the catalogue bench times nothing
 pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -18,13 +20,13 @@ pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
 }
 
-/// The CUAD dev set (`CUAD_DIR`, default `../shared/data/cuad-dev`).
+/// The CUAD dev set (`CUAD_DIR`, default `data/eval/cuad-dev` in this repository).
 #[allow(dead_code)] // the load bench uses the bundled samples, not CUAD
 pub fn cuad_dir() -> std::path::PathBuf {
     std::env::var_os("CUAD_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cuad-dev")
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/eval/cuad-dev")
         })
 }
 

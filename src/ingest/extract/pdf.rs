@@ -236,7 +236,7 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    const CUAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cuad-dev");
+    const CUAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/eval/cuad-dev");
 
     /// (file-name prefix, phrase from the parties field of contracts.json)
     const PDF_PHRASES: &[(&str, &str)] = &[

@@ -1,0 +1,686 @@
+//! The document catalogue: what a contract says about itself, found with rules in its
+//! extracted text — its title, its parties, its agreement, effective and expiration dates,
+//! its governing law, and a one-line summary built from those. Every field carries the
+//! character span where it was found, so that an answer from the catalogue can cite it.
+//!
+//! Pure functions: no I/O, no model, nothing about tenants (the caller seals the result
+//! like any other tenant content). Rules are general: nothing here names a contract.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::answer_facts::{self, DateValue, char_span};
+
+/// A value and the character span of the text it was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field<T> {
+    pub value: T,
+    pub span: Range<usize>,
+}
+
+/// A party named in the preamble, with the defined term it goes by, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Party {
+    pub name: String,
+    /// The defined term ("Licensor", "PrimeCall") from the parenthetical after the name.
+    pub alias: Option<String>,
+    pub span: Range<usize>,
+}
+
+/// What a contract says about itself. Any field may be missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Catalogue {
+    pub title: Option<Field<String>>,
+    pub parties: Vec<Party>,
+    pub agreement_date: Option<Field<DateValue>>,
+    pub effective_date: Option<Field<DateValue>>,
+    pub expiration_date: Option<Field<DateValue>>,
+    pub governing_law: Option<Field<String>>,
+    /// One line: "<title> between <parties>, dated <date>; governed by <law> law."
+    pub summary: String,
+}
+
+/// How far into a contract the title and preamble are looked for (characters).
+const PREAMBLE_CHARS: usize = 6_000;
+
+/// Builds the catalogue of one contract's extracted text.
+pub fn catalogue(text: &str) -> Catalogue {
+    let title = title(text);
+    let parties = parties(text);
+    let agreement_date = agreement_date(text);
+    let effective_date = effective_date(text).or_else(|| agreement_date.clone());
+    let expiration_date = expiration_date(text, effective_date.as_ref());
+    let governing_law = governing_law(text);
+    let summary = summary(
+        title.as_ref(),
+        &parties,
+        agreement_date.as_ref().or(effective_date.as_ref()),
+        governing_law.as_ref(),
+    );
+    Catalogue {
+        title,
+        parties,
+        agreement_date,
+        effective_date,
+        expiration_date,
+        governing_law,
+        summary,
+    }
+}
+
+// ---- title ---------------------------------------------------------------------------------
+
+const TITLE_NOUNS: &str = "AGREEMENT|CONTRACT|AMENDMENT|ADDENDUM|LICEN[CS]E|LEASE|MEMORANDUM OF UNDERSTANDING|ARRANGEMENT|TERMS AND CONDITIONS|PLAN|DEED|UNDERTAKING";
+
+static CAPS_TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    // A run of up to ten all-capital words on one or two lines ending in a title noun.
+    let word = r"(?:[A-Z0-9][A-Z0-9&'’\-\./,]*)";
+    let gap = r"(?:[ \t]{1,2}|[ \t]*\n[ \t]*)";
+    Regex::new(&format!(
+        r"\b(?:{word}{gap}){{0,10}}(?:{TITLE_NOUNS})S?\b(?:{gap}(?:NO\.|NUMBER)\s*\d+)?"
+    ))
+    .expect("title pattern")
+});
+
+static THIS_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s+THIS\s+").expect("this pattern"));
+
+static SENTENCE_END_RE: LazyLock<Regex> = LazyLock::new(|| {
+    // A word ending a sentence or a bracket, not "NO." or an initial.
+    Regex::new(r"[A-Z0-9]{2,}[.:\]]\s+|\]\s*").expect("sentence end pattern")
+});
+
+static PROSE_TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    // "This Supply Agreement", "THIS Co-Branding and Services Agreement"
+    Regex::new(r"(?:[A-Z][\w\-&’']*\s+(?:(?:and|of|for|to)\s+)?){1,7}(?:Agreement|Contract|Amendment|Addendum|Licen[cs]e|Lease)\b")
+        .expect("prose title pattern")
+});
+
+/// Leading words of a heading that are not part of the agreement's name.
+const NOT_TITLE_WORDS: &[&str] = &[
+    "EXHIBIT",
+    "EXECUTION",
+    "COPY",
+    "VERSION",
+    "FINAL",
+    "CONFIDENTIAL",
+    "THIS",
+    "THE",
+    "DRAFT",
+    "ANNEX",
+    "SCHEDULE",
+    "APPENDIX",
+    "AND",
+    "PAGE",
+];
+
+/// The agreement's own name: the first all-capital heading ending in "AGREEMENT" (or
+/// contract, amendment, licence, lease…) near the top, else "This … Agreement" in prose.
+pub fn title(text: &str) -> Option<Field<String>> {
+    let head = prefix(text, PREAMBLE_CHARS);
+    let caps = CAPS_TITLE_RE.find_iter(head).find_map(|m| {
+        // Drop leading words that label the filing rather than name the agreement.
+        let mut start = m.start();
+        let mut rest = m.as_str();
+        // "… PUBLICLY DISCLOSED. [EXECUTION VERSION] STRATEGIC ALLIANCE AGREEMENT": the
+        // name starts after the last word that ends a sentence or a bracket.
+        if let Some(cut) = SENTENCE_END_RE
+            .find_iter(rest)
+            .filter(|end| !end.as_str().starts_with("NO."))
+            .last()
+        {
+            start += cut.end();
+            rest = &rest[cut.end()..];
+        }
+        loop {
+            let trimmed = rest.trim_start();
+            start += rest.len() - trimmed.len();
+            rest = trimmed;
+            let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let word = rest[..word_end].trim_matches([',', '.', ':', '[', ']', '(', ')']);
+            let drop = NOT_TITLE_WORDS.contains(&word)
+                || word.chars().all(|c| !c.is_alphabetic())
+                || (word.len() <= 2 && !["OF", "TO"].contains(&word) && word_end < rest.len());
+            if !drop || word_end == rest.len() {
+                break;
+            }
+            start += word_end;
+            rest = &rest[word_end..];
+        }
+        // A heading followed by "THIS … AGREEMENT" in the preamble: keep the heading.
+        let rest = THIS_RE.split(rest).next().unwrap_or(rest);
+        let end = start + rest.len();
+        let name = normalise_space(rest);
+        let words = name.split(' ').count();
+        (words >= 2 || name.len() > 9).then(|| Field {
+            span: char_span(text, start..end),
+            value: name,
+        })
+    });
+    caps.or_else(|| {
+        let m = PROSE_TITLE_RE.find(head)?;
+        let mut value = m.as_str();
+        let mut start = m.start();
+        for lead in ["This ", "THIS ", "The ", "THE "] {
+            if let Some(rest) = value.strip_prefix(lead) {
+                start += lead.len();
+                value = rest;
+            }
+        }
+        Some(Field {
+            value: normalise_space(value),
+            span: char_span(text, start..m.end()),
+        })
+    })
+}
+
+// ---- parties -------------------------------------------------------------------------------
+
+static BETWEEN_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:by\s+and\s+(?:between|among)|between|among|entered\s+into\s+by|made\s+by)\b[\s:,]*")
+        .expect("between pattern")
+});
+
+static PREAMBLE_END_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\bwhereas\b|\brecitals?\b|w\s?i\s?t\s?n\s?e\s?s\s?s\s?e\s?t\s?h|\bbackground\b|now,?\s+therefore|agree\s+as\s+follows|\n\s*\n\s*(?:1\.|article|section)")
+        .expect("preamble end pattern")
+});
+
+static DEFINED_TERM_RE: LazyLock<Regex> = LazyLock::new(|| {
+    // ("PrimeCall"), (the "Company"), (hereinafter referred to as 'IMPCO', which …)
+    Regex::new(r#"\((?:[^()]{0,120}?)["“'‘]([^"”'’]{2,40})["”'’][^()]{0,200}\)"#)
+        .expect("defined term pattern")
+});
+
+static DESCRIPTION_RE: LazyLock<Regex> = LazyLock::new(|| {
+    // Where a party's name ends and its description begins.
+    Regex::new(r"(?:,\s*as\s+[A-Za-z]|\s+having\s|,?\s+represented\s+by|,\s*(?:an?|the)\s+[a-zA-Z]|,\s*(?:having|having\s+its|with|whose|located|incorporated|organized|organised|acting|through|on\s+behalf)\b|\s+\((?:hereinafter|the\s|a\s)|,\s*(?:a|an)\s+|\s+a\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited))")
+        .expect("description pattern")
+});
+
+static AND_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s+(?:and|AND)\s+").expect("and pattern"));
+
+static PIECE_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s+(?:and|AND)\s+|\n\s*\n|,\s*\n").expect("piece pattern"));
+
+/// Endings that mark a name as an organisation's.
+fn has_entity_suffix(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    [
+        "inc",
+        "inc.",
+        "llc",
+        "ltd",
+        "ltd.",
+        "limited",
+        "corp",
+        "corp.",
+        "corporation",
+        "company",
+        "co.",
+        "plc",
+        "gmbh",
+        "ag",
+        "b.v.",
+        "b.v",
+        "n.v.",
+        "s.a.",
+        "l.p.",
+        "lp",
+        "trust",
+        "partnership",
+        "bank",
+        "n.a.",
+        "s.r.l.",
+        "pty",
+    ]
+    .iter()
+    .any(|suffix| lower.ends_with(&format!(" {suffix}")) || lower.ends_with(&format!(",{suffix}")))
+}
+
+/// Defined terms that name the agreement or a date, not a party.
+const NOT_PARTY_TERMS: &[&str] = &[
+    "agreement",
+    "this agreement",
+    "effective date",
+    "execution date",
+    "commencement date",
+    "parties",
+    "party",
+    "amendment",
+    "contract",
+];
+
+/// The parties named in a contract's preamble ("by and between X, a Delaware corporation
+/// ("X"), and Y …"), in order, each with its defined term and the span of its name.
+pub fn parties(text: &str) -> Vec<Party> {
+    let head = prefix(text, PREAMBLE_CHARS);
+    // The preamble starts after "by and between" (or "among"); without one, after the
+    // title ("Aduro Biotech, Inc. (\"Aduro\") and IREYA B.V (\"Consultant\") agree …").
+    let base = match BETWEEN_RE.find(head) {
+        Some(between) => between.end(),
+        None => title(text).map_or(0, |t| {
+            let chars_to_bytes = text.char_indices().nth(t.span.end);
+            chars_to_bytes.map_or(head.len(), |(byte, _)| byte.min(head.len()))
+        }),
+    };
+    let window_end = PREAMBLE_END_RE
+        .find_at(head, base)
+        .map_or(head.len().min(base + 2_500), |m| m.start());
+    let window = &head[base..window_end];
+
+    let mut parties = Vec::new();
+    let mut segment_start = 0;
+    for term in DEFINED_TERM_RE.captures_iter(window) {
+        let whole = term.get(0).expect("match");
+        let alias = normalise_space(&term[1]);
+        let segment = &window[segment_start..whole.start()];
+        let next_start = whole.end();
+        if NOT_PARTY_TERMS.contains(&alias.to_lowercase().as_str()) {
+            segment_start = next_start;
+            continue;
+        }
+        // "…, is between Clear Capital (the \"Company\")": the name starts after "between".
+        let mut offset = BETWEEN_RE.find_iter(segment).last().map_or(0, |m| m.end());
+        // "iBio Inc., a corporation … and Beijing CC-Pharming Ltd. (\"CC-Pharming\")": an
+        // earlier party without a defined term of its own.
+        if let Some(and) = AND_RE.find_iter(&segment[offset..]).last() {
+            let before = &segment[offset..offset + and.start()];
+            if before.trim().len() > 2
+                && let Some((name, range)) = party_name(before)
+                && DESCRIPTION_RE.is_match(before)
+            {
+                let start = base + segment_start + offset + range.start;
+                parties.push(Party {
+                    name,
+                    alias: None,
+                    span: char_span(text, start..start + range.len()),
+                });
+                offset += and.start();
+            }
+        }
+        if let Some((name, range)) = party_name(&segment[offset..]) {
+            let start = base + segment_start + offset + range.start;
+            parties.push(Party {
+                name,
+                alias: Some(alias),
+                span: char_span(text, start..start + range.len()),
+            });
+        }
+        segment_start = next_start;
+    }
+    if parties.is_empty() {
+        // No defined terms: "between X and Y."
+        // No defined terms: "between X and Y." or a cover page "among X, as Issuer, Y, as
+        // Depositor and Z, as Servicer".
+        let sentence_end = window.find(". ").unwrap_or(window.len());
+        let sentence = &window[..sentence_end];
+        let mut offset = 0;
+        for piece in PIECE_RE.split(sentence) {
+            if let Some((name, range)) = party_name(piece)
+                && (name.split_whitespace().count() >= 2 || has_entity_suffix(&name))
+            {
+                parties.push(Party {
+                    name,
+                    alias: None,
+                    span: char_span(text, base + offset + range.start..base + offset + range.end),
+                });
+            }
+            offset += piece.len();
+            offset += PIECE_RE.find_at(sentence, offset).map_or(0, |m| m.len());
+        }
+    }
+    parties.truncate(8);
+    parties
+}
+
+/// The party's name in the text between two defined terms: after a leading "and", up to
+/// its description (", a Delaware corporation"). Byte range within `segment`.
+fn party_name(segment: &str) -> Option<(String, Range<usize>)> {
+    let mut start = 0;
+    let mut rest = segment;
+    loop {
+        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || ",;:".contains(c));
+        start += rest.len() - trimmed.len();
+        rest = trimmed;
+        let lower = rest.to_lowercase();
+        let lead = ["and ", "between ", "among ", "by "]
+            .iter()
+            .find(|lead| lower.starts_with(*lead));
+        match lead {
+            Some(lead) => {
+                start += lead.len();
+                rest = &rest[lead.len()..];
+            }
+            None => break,
+        }
+    }
+    let end = DESCRIPTION_RE.find(rest).map_or(rest.len(), |m| m.start());
+    let mut name = rest[..end].trim_end_matches(|c: char| c.is_whitespace() || ",;:".contains(c));
+    // A sentence's full stop is not part of the name; "Inc." and "N.A." keep theirs.
+    if let Some(bare) = name.strip_suffix('.') {
+        let last = bare.rsplit(' ').next().unwrap_or_default().to_lowercase();
+        if !last.contains('.')
+            && !["inc", "ltd", "co", "corp", "jr", "sr", "bhd"].contains(&last.as_str())
+        {
+            name = bare;
+        }
+    }
+    let words = name.split_whitespace().count();
+    // Names may start in lower case ("deltathree.com, Inc."), prose may not.
+    let first = name
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    let prose = [
+        "is",
+        "are",
+        "dated",
+        "made",
+        "entered",
+        "source",
+        "page",
+        "exhibit",
+        "table",
+        "this",
+        "each",
+        "which",
+        "who",
+        "collectively",
+        "individually",
+        "together",
+        "hereinafter",
+    ]
+    .contains(&first.as_str());
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_uppercase() || (c.is_alphanumeric() && name.contains('.')));
+    (starts_well && !prose && (1..=12).contains(&words) && name.len() <= 120)
+        .then(|| (normalise_space(name), start..start + name.len()))
+}
+
+// ---- dates ---------------------------------------------------------------------------------
+
+static EFFECTIVE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)effective\s+(?:as\s+of|on|from)?|["“]effective\s+date["”]"#)
+        .expect("effective pattern")
+});
+
+static EXPIRY_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:until|expires?\s+on|expiring\s+on|terminates?\s+on|ending\s+on|through)\b",
+    )
+    .expect("expiry pattern")
+});
+
+static TERM_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:initial\s+term|term\s+of\s+(?:this|the)\s+agreement|term\b[^.]{0,40}\b(?:shall|will)\s+(?:be|continue|remain|commence|begin)|agreement\s+(?:shall|will)\s+(?:continue|remain|commence|begin|become\s+effective|be\s+effective))")
+        .expect("term pattern")
+});
+
+/// The date the agreement was made: the first date in the preamble.
+pub fn agreement_date(text: &str) -> Option<Field<DateValue>> {
+    let head = prefix(text, PREAMBLE_CHARS);
+    let dates = answer_facts::find_dates(head);
+    dates
+        .iter()
+        .find(|(date, _)| date.day.is_some())
+        .or_else(|| dates.iter().find(|(date, _)| date.month.is_some()))
+        .map(|(value, span)| Field {
+            value: *value,
+            span: span.clone(),
+        })
+}
+
+/// The effective date: a date within 120 characters after "effective" in the preamble.
+pub fn effective_date(text: &str) -> Option<Field<DateValue>> {
+    let head = prefix(text, PREAMBLE_CHARS);
+    let dates = answer_facts::find_dates(head);
+    EFFECTIVE_RE.find_iter(head).find_map(|m| {
+        let at = char_span(head, m.range());
+        dates
+            .iter()
+            .find(|(date, span)| {
+                date.month.is_some()
+                    && (span.start >= at.start && span.start - at.start < 120
+                        || span.end <= at.start && at.start - span.end < 40)
+            })
+            .map(|(value, span)| Field {
+                value: *value,
+                span: span.clone(),
+            })
+    })
+}
+
+/// When the initial term ends: a date after "until"/"expires on" in a term clause, else
+/// the effective date plus the initial term ("for a period of five (5) years").
+pub fn expiration_date(
+    text: &str,
+    effective: Option<&Field<DateValue>>,
+) -> Option<Field<DateValue>> {
+    for term in TERM_RE.find_iter(text) {
+        let window_end = floor_char_boundary(text, (term.end() + 400).min(text.len()));
+        let window = &text[term.start()..window_end];
+        let sentence = &window[..window.find(". ").map_or(window.len(), |i| i + 1)];
+        let base = char_span(text, 0..term.start()).end;
+        if let Some(expiry) = EXPIRY_RE.find(sentence) {
+            let after = &sentence[expiry.end()..];
+            if let Some((value, span)) = answer_facts::find_dates(after).into_iter().next() {
+                let offset = base + char_span(sentence, 0..expiry.end()).end;
+                return Some(Field {
+                    value,
+                    span: offset + span.start..offset + span.end,
+                });
+            }
+        }
+        if let Some(effective) = effective
+            && let Some((period, span)) = answer_facts::find_durations(sentence)
+                .into_iter()
+                .find(|(period, _)| period.contains("year") || period.contains("month"))
+        {
+            let value = add_period(effective.value, &period)?;
+            return Some(Field {
+                value,
+                span: base + span.start..base + span.end,
+            });
+        }
+    }
+    None
+}
+
+fn add_period(date: DateValue, period: &str) -> Option<DateValue> {
+    let (n, unit) = period.split_once(' ')?;
+    let n: i32 = n.parse().ok()?;
+    let months = match unit.trim_end_matches('s') {
+        "year" => n * 12,
+        "month" => n,
+        _ => return None,
+    };
+    let month0 = i32::from(date.month?) - 1 + months;
+    Some(DateValue {
+        year: date.year + month0.div_euclid(12),
+        month: Some((month0.rem_euclid(12) + 1) as u8),
+        day: date.day,
+    })
+}
+
+// ---- governing law -------------------------------------------------------------------------
+
+static GOVERNING_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)governed\s+by|governing\s+law|choice\s+of\s+law|applicable\s+law|construed\s+(?:and\s+\w+\s+)?(?:in\s+accordance\s+with|under)|laws\s+of\s+the\s+state\s+of")
+        .expect("governing law pattern")
+});
+
+/// The jurisdiction named in the governing-law clause. Every place the clause could be
+/// ("governed by", "governing law", "construed in accordance with"…) is scored by how
+/// much of the usual wording is near it; the best-worded one wins, so "a Delaware
+/// corporation" in the preamble or an "applicable law" definition loses to "shall be
+/// governed by the laws of the State of New York".
+pub fn governing_law(text: &str) -> Option<Field<String>> {
+    let mut best: Option<(u32, Field<String>)> = None;
+    for m in GOVERNING_RE.find_iter(text) {
+        let end = floor_char_boundary(text, (m.end() + 350).min(text.len()));
+        let window = &text[m.start()..end];
+        let base = char_span(text, 0..m.start()).end;
+        let Some((name, span)) = answer_facts::governing_jurisdiction(window) else {
+            continue;
+        };
+        let near = window[..floor_char_boundary(window, window.len().min(250))].to_lowercase();
+        let score = [
+            ("governed by", 3),
+            ("laws of", 2),
+            ("law of", 2),
+            ("construed", 1),
+            ("governing law", 1),
+            ("choice of law", 1),
+            ("conflict", 1),
+        ]
+        .iter()
+        .filter(|(phrase, _)| near.contains(phrase))
+        .map(|(_, weight)| weight)
+        .sum::<u32>();
+        if best.as_ref().is_none_or(|(top, _)| score > *top) {
+            best = Some((
+                score,
+                Field {
+                    value: name.to_owned(),
+                    span: base + span.start..base + span.end,
+                },
+            ));
+        }
+    }
+    best.map(|(_, field)| field)
+}
+
+// ---- summary -------------------------------------------------------------------------------
+
+fn summary(
+    title: Option<&Field<String>>,
+    parties: &[Party],
+    date: Option<&Field<DateValue>>,
+    law: Option<&Field<String>>,
+) -> String {
+    let mut line = title.map_or_else(|| "Agreement".to_owned(), |t| t.value.clone());
+    let names: Vec<&str> = parties.iter().map(|p| p.name.as_str()).collect();
+    match names.as_slice() {
+        [] => {}
+        [one] => line.push_str(&format!(" of {one}")),
+        [init @ .., last] => line.push_str(&format!(" between {} and {last}", init.join(", "))),
+    }
+    if let Some(date) = date {
+        line.push_str(&format!(", dated {}", date.value));
+    }
+    if let Some(law) = law {
+        line.push_str(&format!("; governed by {} law", law.value));
+    }
+    line.push('.');
+    line
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+fn prefix(text: &str, bytes: usize) -> &str {
+    &text[..floor_char_boundary(text, bytes.min(text.len()))]
+}
+
+fn floor_char_boundary(text: &str, mut index: usize) -> usize {
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+fn normalise_space(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREAMBLE: &str = "Execution Copy\n\n        CO-BRANDING AND SERVICES AGREEMENT\n\n \
+        Co-Branding and Services Agreement, effective as of October 1, 1999 (this \"Agreement\"), \
+        between RSL COM PrimeCall, Inc., a Delaware corporation (\"PrimeCall\"), and Delta Three, Inc., \
+        a Delaware corporation (\"DeltaThree\").\n\n WHEREAS, PrimeCall sells cards;\n\n\
+        8. Term. The initial term of this Agreement shall be three (3) years from the Effective Date.\n\
+        15. Governing Law. This Agreement, signed in Tokyo, shall be governed by the laws of the State of New York.";
+
+    fn at(text: &str, span: &Range<usize>) -> String {
+        text.chars().skip(span.start).take(span.len()).collect()
+    }
+
+    #[test]
+    fn title_parties_dates_and_law_with_exact_spans() {
+        let catalogue = catalogue(PREAMBLE);
+        let title = catalogue.title.unwrap();
+        assert_eq!(title.value, "CO-BRANDING AND SERVICES AGREEMENT");
+        assert_eq!(at(PREAMBLE, &title.span), title.value);
+        let names: Vec<(&str, Option<&str>)> = catalogue
+            .parties
+            .iter()
+            .map(|p| (p.name.as_str(), p.alias.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("RSL COM PrimeCall, Inc.", Some("PrimeCall")),
+                ("Delta Three, Inc.", Some("DeltaThree"))
+            ]
+        );
+        for party in &catalogue.parties {
+            assert_eq!(at(PREAMBLE, &party.span), party.name);
+        }
+        let effective = catalogue.effective_date.unwrap();
+        assert_eq!(effective.value.to_string(), "1999-10-01");
+        assert_eq!(at(PREAMBLE, &effective.span), "October 1, 1999");
+        assert_eq!(
+            catalogue.expiration_date.unwrap().value.to_string(),
+            "2002-10-01"
+        );
+        let law = catalogue.governing_law.unwrap();
+        assert_eq!(law.value, "New York");
+        assert_eq!(at(PREAMBLE, &law.span), "New York");
+        assert!(catalogue.summary.starts_with(
+            "CO-BRANDING AND SERVICES AGREEMENT between RSL COM PrimeCall, Inc. and Delta Three, Inc., dated 1999-10-01"
+        ));
+    }
+
+    #[test]
+    fn single_line_filing_with_exhibit_label() {
+        let text = "Exhibit 10.2   FORM OF CONTENT LICENSE AGREEMENT   THIS CONTENT LICENSE AGREEMENT \
+            (this \"Agreement\"), dated as of June 2, 2015 (the \"Effective Date\"), is entered into between \
+            Beijing Sun Seven Stars Culture Development Limited, a P.R.C. company (\"Licensor\"), and \
+            YOU ON DEMAND HOLDINGS, INC., a Nevada corporation (\"Licensee\").   WHEREAS, Licensor …";
+        let catalogue = catalogue(text);
+        assert_eq!(
+            catalogue.title.unwrap().value,
+            "FORM OF CONTENT LICENSE AGREEMENT"
+        );
+        let names: Vec<&str> = catalogue.parties.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Beijing Sun Seven Stars Culture Development Limited",
+                "YOU ON DEMAND HOLDINGS, INC."
+            ]
+        );
+        assert_eq!(
+            catalogue.agreement_date.unwrap().value.to_string(),
+            "2015-06-02"
+        );
+    }
+
+    #[test]
+    fn prose_title_and_parties_without_defined_terms() {
+        let text = "This Supply Agreement is made between Acme Widgets Ltd and Beta Stores LLC.";
+        let catalogue = catalogue(text);
+        assert_eq!(catalogue.title.unwrap().value, "Supply Agreement");
+        let names: Vec<&str> = catalogue.parties.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["Acme Widgets Ltd", "Beta Stores LLC"]);
+    }
+}
