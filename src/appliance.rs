@@ -115,7 +115,10 @@ impl Appliance {
     /// Opens an initialised data directory. Start-up does no per-tenant work: indexes open
     /// on first use.
     pub fn open(config: Config) -> Result<Appliance, ApplianceError> {
-        let store = Store::open(&config.data_dir)?;
+        let mut store = Store::open(&config.data_dir)?;
+        if let Some(signer) = crate::auth::tokens::checkpoint_signer(&config.data_dir) {
+            store.set_checkpoint_signer(signer);
+        }
         crate::index::vector::remove_stale_staging();
         Ok(Appliance {
             config,
@@ -203,7 +206,7 @@ impl Appliance {
         actor: &str,
         signer: &crate::auth::tokens::Signer,
     ) -> Result<DeletionCertificate, ApplianceError> {
-        let requested_at = crate::auth::tokens::unix_now();
+        let requested_at = crate::time::now();
         // Nothing may still be indexing this tenant while its files go.
         let _running = lock(&self.indexing);
         lock(&self.open_tenants).remove(tenant_id);
@@ -219,8 +222,8 @@ impl Appliance {
         let certificate = serde_json::json!({
             "type": "bulkhead.tenant_deletion",
             "tenant_id": tenant_id.to_string(),
-            "requested_at": crate::wire::timestamp(requested_at as i64),
-            "completed_at": crate::wire::timestamp(crate::auth::tokens::unix_now() as i64),
+            "requested_at": crate::time::rfc3339(requested_at),
+            "completed_at": crate::time::rfc3339(crate::time::now()),
             "deleted": {
                 "documents": deletion.documents,
                 "chunks": deletion.chunks,

@@ -327,6 +327,8 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
     match cli.command {
         Command::Init => {
             let report = Store::init(&config.data_dir)?;
+            let created_signing_key = crate::auth::tokens::Signer::init(&config.data_dir)
+                .map_err(|error| UserFailure(error.to_string()))?;
             println!(
                 "initialised {} (master key {}, signing key {}, database {})",
                 config.data_dir.display(),
@@ -335,7 +337,7 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
                 } else {
                     "kept"
                 },
-                if report.created_signing_key {
+                if created_signing_key {
                     "created"
                 } else {
                     "kept"
@@ -384,7 +386,7 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
                                 "{}  {:<10}  {}  {}",
                                 tenant.tenant_id,
                                 tenant.tier.as_str(),
-                                wire::timestamp(tenant.created_at),
+                                crate::time::rfc3339(tenant.created_at),
                                 tenant.name
                             );
                         }
@@ -496,8 +498,8 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
             let store = Store::open(&config.data_dir)?;
             let signer = crate::auth::tokens::Signer::load(&config.data_dir)
                 .map_err(|error| UserFailure(error.to_string()))?;
-            let report = crate::audit::verify_store(&store, &signer.jwk())?;
-            print_json(&report);
+            let report = store.verify_audit(&signer)?;
+            print_json(&crate::wire::AuditVerification::from(&report));
             if report.ok {
                 Ok(())
             } else {
@@ -593,13 +595,11 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
             let appliance = Appliance::open(config)?;
             let scope = scope(&appliance, &tenant)?;
             let parse = |text: &str| {
-                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                    .map(|at| at.unix_timestamp())
-                    .map_err(|_| {
-                        UserFailure(format!(
-                            "`{text}` is not an RFC 3339 time (e.g. 2026-10-01T00:00:00Z)"
-                        ))
-                    })
+                crate::time::parse_rfc3339(text).ok_or_else(|| {
+                    UserFailure(format!(
+                        "`{text}` is not an RFC 3339 time (e.g. 2026-10-01T00:00:00Z)"
+                    ))
+                })
             };
             let (start, end) = match quarter {
                 Some(quarter) => crate::report::quarter_bounds(&quarter)

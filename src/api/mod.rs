@@ -166,7 +166,7 @@ impl AppState {
     pub fn audit(&self, event: AuditEvent) {
         let store = self.appliance.store();
         let append = || {
-            if let Err(error) = crate::audit::append_and_checkpoint(store, &self.signer, &event) {
+            if let Err(error) = store.append_audit(&event) {
                 tracing::error!(%error, "audit append failed");
             }
         };
