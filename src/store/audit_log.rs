@@ -244,3 +244,102 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{new_tenant, temp_store};
+    use super::*;
+    use crate::audit::{CheckpointError, CheckpointVerifier, Outcome};
+
+    /// Signs by writing the payload out: enough to see what was signed and when.
+    struct FakeSigner;
+
+    impl CheckpointSigner for FakeSigner {
+        fn sign_checkpoint(&self, seq: i64, head: &[u8]) -> Result<String, CheckpointError> {
+            Ok(audit::checkpoint_payload(seq, head).to_string())
+        }
+    }
+
+    impl CheckpointVerifier for FakeSigner {
+        fn verified_payload(&self, jws: &str) -> Option<serde_json::Value> {
+            serde_json::from_str(jws).ok()
+        }
+    }
+
+    fn event(action: &'static str) -> AuditEvent {
+        AuditEvent {
+            tenant_id: Some("t_0123456789abcdef0123".into()),
+            actor: "u_test".into(),
+            action,
+            resource: "r".into(),
+            outcome: Outcome::Ok,
+        }
+    }
+
+    #[test]
+    fn appended_entries_form_a_chain_that_verifies() {
+        let (_dir, store) = temp_store();
+        let (first, first_hash) = store.append_audit(&event("ask")).unwrap();
+        let (second, _) = store.append_audit(&event("search")).unwrap();
+        assert_eq!((first, second), (1, 2));
+        let chain = store.audit_chain().unwrap();
+        assert_eq!(chain[1].prev_hash, first_hash);
+        assert_eq!(chain[1].action, "search");
+        let report = store.verify_audit(&FakeSigner).unwrap();
+        assert!(report.ok);
+        assert_eq!(report.entries, 2);
+    }
+
+    /// Issue 14: every append path checkpoints — entry 100 written by anyone (the CLI,
+    /// tenant deletion, the store's own integrity audits) gets its signed checkpoint.
+    #[test]
+    fn every_hundredth_entry_is_checkpointed_or_not_written() {
+        let (dir, mut store) = temp_store();
+        for _ in 1..audit::CHECKPOINT_EVERY {
+            store.append_audit(&event("ask")).unwrap();
+        }
+        // Without a signer the entry that needs a checkpoint fails closed, and nothing of
+        // it is written.
+        assert!(matches!(
+            store.append_audit(&event("ask")),
+            Err(StoreError::CheckpointUnsigned { seq: 100, .. })
+        ));
+        assert_eq!(store.audit_chain().unwrap().len(), 99);
+        assert!(store.audit_checkpoints().unwrap().is_empty());
+
+        store.set_checkpoint_signer(Arc::new(FakeSigner));
+        let (seq, head) = store.append_audit(&event("ask")).unwrap();
+        assert_eq!(seq, 100);
+        let checkpoints = store.audit_checkpoints().unwrap();
+        assert_eq!(checkpoints.len(), 1);
+        assert_eq!(
+            (checkpoints[0].0, checkpoints[0].1.as_slice()),
+            (100, &head[..])
+        );
+        assert!(store.verify_audit(&FakeSigner).unwrap().ok);
+
+        // The store's own integrity audit goes through the same writer.
+        let alpha = new_tenant(&store, "Alpha");
+        let document_id = store.put_document(&alpha, "a.txt", None, b"a").unwrap();
+        let blob = dir
+            .path()
+            .join("tenants")
+            .join(alpha.tenant_id().as_str())
+            .join("blobs")
+            .join(format!("{document_id}.bin"));
+        let mut sealed = std::fs::read(&blob).unwrap();
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        std::fs::write(&blob, sealed).unwrap();
+        assert!(store.document_original(&alpha, &document_id).is_err());
+        let chain = store.audit_chain().unwrap();
+        let failure = chain.last().unwrap();
+        assert_eq!(
+            (failure.seq, failure.action.as_str(), failure.actor.as_str()),
+            (101, "integrity.failure", "appliance")
+        );
+        let events = store.audit_events(&alpha).unwrap();
+        assert_eq!(events.last().unwrap().action, "integrity.failure");
+        assert!(store.verify_audit(&FakeSigner).unwrap().ok);
+    }
+}

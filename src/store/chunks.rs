@@ -213,3 +213,74 @@ impl Store {
             .join(format!("{}.bin", kind.label()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::DocumentStatus;
+    use super::super::test_support::{new_tenant, temp_store};
+    use super::*;
+
+    #[test]
+    fn completed_chunks_round_trip_and_stay_with_their_tenant() {
+        let (_dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha");
+        let beta = new_tenant(&store, "Beta");
+        let document_id = store
+            .put_document(&alpha, "a.txt", None, b"one two")
+            .unwrap();
+        let job = store.claim_jobs(&alpha).unwrap().remove(0);
+        let chunks = [
+            NewChunk {
+                start: 0,
+                end: 3,
+                text: "one".into(),
+                embedding: vec![1.0, 0.0],
+            },
+            NewChunk {
+                start: 4,
+                end: 7,
+                text: "two".into(),
+                embedding: vec![0.0, 1.0],
+            },
+        ];
+        let row_ids = store
+            .complete_document(&alpha, &job, "text/plain", "one two", &chunks)
+            .unwrap();
+        assert_eq!(row_ids.len(), 2);
+        assert_eq!(
+            store.document(&alpha, &document_id).unwrap().status,
+            DocumentStatus::Indexed
+        );
+        assert_eq!(store.chunk_row_ids(&alpha).unwrap(), row_ids);
+        assert_eq!(store.chunk_signature(&alpha).unwrap(), (2, row_ids[1]));
+        let vectors = store.chunk_vectors(&alpha).unwrap();
+        assert_eq!(vectors[1].embedding, [0.0, 1.0]);
+        // Rank order is the caller's.
+        let read = store.chunks(&alpha, &[row_ids[1], row_ids[0]]).unwrap();
+        assert_eq!(read[0].text, "two");
+        assert_eq!(read[0].chunk_id.to_string(), format!("{document_id}:1"));
+        assert_eq!(
+            (read[1].start, read[1].end, read[1].filename.as_str()),
+            (0, 3, "a.txt")
+        );
+        assert!(store.chunks(&beta, &row_ids).unwrap().is_empty());
+        assert_eq!(store.chunk_signature(&beta).unwrap(), (0, 0));
+
+        assert!(
+            store
+                .read_index_file(&alpha, ObjectKind::TextIndex)
+                .unwrap()
+                .is_none()
+        );
+        store
+            .write_index_file(&alpha, ObjectKind::TextIndex, b"snapshot")
+            .unwrap();
+        assert_eq!(
+            store
+                .read_index_file(&alpha, ObjectKind::TextIndex)
+                .unwrap()
+                .unwrap(),
+            b"snapshot"
+        );
+    }
+}

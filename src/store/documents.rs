@@ -323,3 +323,43 @@ impl Store {
         Ok(owners)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{new_tenant, temp_store};
+    use super::*;
+
+    #[test]
+    fn a_document_is_listed_read_and_deleted_only_by_its_tenant() {
+        let (_dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha");
+        let beta = new_tenant(&store, "Beta");
+        let metadata = serde_json::json!({"kind": "nda"});
+        let document_id = store
+            .put_document(&alpha, "nda.txt", Some(&metadata), b"secret terms")
+            .unwrap();
+
+        let listed = store.list_documents(&alpha).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].document_id, document_id);
+        assert_eq!(listed[0].filename, "nda.txt");
+        assert_eq!(listed[0].status, DocumentStatus::Queued);
+        assert_eq!(listed[0].bytes, 12);
+        assert_eq!(
+            store.document_original(&alpha, &document_id).unwrap(),
+            b"secret terms"
+        );
+        assert!(store.list_documents(&beta).unwrap().is_empty());
+        assert!(matches!(
+            store.document(&beta, &document_id),
+            Err(StoreError::DocumentNotFound(_))
+        ));
+        assert!(store.delete_document(&beta, &document_id).is_err());
+        let owners = store.document_owners(&[&document_id]).unwrap();
+        assert_eq!(owners.get(&document_id), Some(alpha.tenant_id()));
+
+        store.delete_document(&alpha, &document_id).unwrap();
+        assert!(store.list_documents(&alpha).unwrap().is_empty());
+        assert!(store.document_owners(&[&document_id]).unwrap().is_empty());
+    }
+}

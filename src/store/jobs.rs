@@ -211,3 +211,35 @@ impl Store {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::DocumentStatus;
+    use super::super::test_support::{new_tenant, temp_store};
+    use super::*;
+
+    #[test]
+    fn a_claimed_job_counts_attempts_until_it_is_exhausted() {
+        let (_dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha");
+        let beta = new_tenant(&store, "Beta");
+        let document_id = store.put_document(&alpha, "a.txt", None, b"a").unwrap();
+        assert_eq!(
+            store.tenants_with_jobs().unwrap(),
+            [alpha.tenant_id().clone()]
+        );
+        assert!(store.claim_jobs(&beta).unwrap().is_empty());
+        for attempt in 1..=MAX_JOB_ATTEMPTS + 1 {
+            let jobs = store.claim_jobs(&alpha).unwrap();
+            assert_eq!(jobs.len(), 1);
+            assert_eq!(jobs[0].document_id, document_id);
+            assert_eq!(jobs[0].exhausted, attempt > MAX_JOB_ATTEMPTS);
+        }
+        let job = store.claim_jobs(&alpha).unwrap().remove(0);
+        store.fail_document(&alpha, &job, "gave up").unwrap();
+        let record = store.document(&alpha, &document_id).unwrap();
+        assert_eq!(record.status, DocumentStatus::Failed);
+        assert_eq!(record.error.as_deref(), Some("gave up"));
+        assert!(store.tenants_with_jobs().unwrap().is_empty());
+    }
+}

@@ -400,3 +400,22 @@ fn verify_key_check(master_key: &SecretKey, sealed: &[u8]) -> Result<(), StoreEr
         _ => Err(StoreError::WrongMasterKey),
     }
 }
+
+/// A store in a temporary directory, for the unit tests of the store's modules.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Store, Tier};
+    use crate::auth::{OperatorReason, TenantScope, operator_scope};
+
+    pub fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        Store::init(dir.path()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    pub fn new_tenant(store: &Store, name: &str) -> TenantScope {
+        let tenant = store.create_tenant(name, Tier::Standard).unwrap();
+        operator_scope(tenant.tenant_id, OperatorReason::CommandLine)
+    }
+}

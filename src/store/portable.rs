@@ -128,3 +128,44 @@ impl Store {
         Ok(document_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{new_tenant, temp_store};
+    use super::*;
+
+    #[test]
+    fn an_exported_document_imports_with_its_chunks_unchanged() {
+        let (_dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha");
+        let beta = new_tenant(&store, "Beta");
+        let metadata = serde_json::json!({"kind": "nda"});
+        let chunks = [NewChunk {
+            start: 0,
+            end: 5,
+            text: "terms".into(),
+            embedding: vec![0.5, 0.5],
+        }];
+        let imported = store
+            .import_document(
+                &alpha,
+                &DocumentImport {
+                    filename: "nda.txt",
+                    metadata: Some(&metadata),
+                    original: b"terms",
+                    content_type: "text/plain",
+                    text: "terms",
+                    chunks: &chunks,
+                },
+            )
+            .unwrap();
+        let exported = store.export_document(&alpha, &imported).unwrap();
+        assert_eq!(exported.record.filename, "nda.txt");
+        assert_eq!(exported.metadata, Some(metadata));
+        assert_eq!(exported.text.as_deref(), Some("terms"));
+        assert_eq!(exported.original, b"terms");
+        assert_eq!(exported.chunks[0].text, "terms");
+        assert_eq!(exported.chunks[0].embedding, [0.5, 0.5]);
+        assert!(store.export_document(&beta, &imported).is_err());
+    }
+}

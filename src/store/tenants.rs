@@ -242,3 +242,44 @@ impl Store {
         Ok(deletion)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{new_tenant, temp_store};
+    use super::*;
+
+    #[test]
+    fn a_created_tenant_is_listed_found_and_shredded_on_deletion() {
+        let (_dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha Cola Corp");
+        let beta = new_tenant(&store, "Beta Soda Inc");
+        // Listed by creation time, then id: within one second the order is the ids'.
+        let mut names: Vec<String> = store
+            .list_tenants()
+            .unwrap()
+            .into_iter()
+            .map(|tenant| tenant.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Alpha Cola Corp", "Beta Soda Inc"]);
+        assert_eq!(
+            store.find_tenant(alpha.tenant_id()).unwrap().name,
+            "Alpha Cola Corp"
+        );
+        store.put_document(&alpha, "a.txt", None, b"alpha").unwrap();
+
+        let deletion = store.delete_tenant(alpha.tenant_id()).unwrap();
+        assert_eq!((deletion.documents, deletion.bytes), (1, 5));
+        assert!(deletion.key_id.starts_with("k_"));
+        assert!(matches!(
+            store.find_tenant(alpha.tenant_id()),
+            Err(StoreError::TenantNotFound(_))
+        ));
+        assert!(!store.tenant_dir(&alpha).exists());
+        assert!(matches!(
+            store.data_key(&alpha),
+            Err(StoreError::TenantNotFound(_))
+        ));
+        assert!(store.data_key(&beta).is_ok());
+    }
+}

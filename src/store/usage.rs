@@ -75,3 +75,29 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{new_tenant, temp_store};
+
+    #[test]
+    fn usage_counts_the_period_s_queries_and_what_is_stored() {
+        let (_dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha");
+        let beta = new_tenant(&store, "Beta");
+        store.put_document(&alpha, "a.txt", None, b"abcd").unwrap();
+        store.record_usage(&alpha, "ask", 100, 20).unwrap();
+        store.record_usage(&alpha, "search", 7, 0).unwrap();
+        store.record_usage(&beta, "ask", 1_000, 1_000).unwrap();
+        let usage = store.usage(&alpha, 0, i64::MAX).unwrap();
+        assert_eq!(
+            (usage.documents, usage.bytes_stored, usage.chunks),
+            (1, 4, 0)
+        );
+        assert_eq!(
+            (usage.queries, usage.tokens_in, usage.tokens_out),
+            (2, 107, 20)
+        );
+        assert_eq!(store.usage(&alpha, 0, 1).unwrap().queries, 0);
+    }
+}
