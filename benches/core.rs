@@ -54,6 +54,7 @@ fn main() {
         ),
     };
     Store::init(&data_dir).unwrap();
+    bulkhead::auth::tokens::Signer::init(&data_dir).unwrap();
     let config = Config::new(data_dir.clone(), config::default_models_dir());
     let appliance = Appliance::open(config.clone()).unwrap();
 

@@ -41,6 +41,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     Store::init(dir.path()).unwrap();
+    bulkhead::auth::tokens::Signer::init(dir.path()).unwrap();
     let appliance = Appliance::open(Config::new(
         dir.path().to_path_buf(),
         config::default_models_dir(),

@@ -71,6 +71,7 @@ fn main() {
     let burst = env_usize("LOAD_BURST", 24);
     let data = tempfile::tempdir().unwrap();
     Store::init(data.path()).unwrap();
+    bulkhead::auth::tokens::Signer::init(data.path()).unwrap();
     let appliance = Arc::new(
         Appliance::open(Config::new(
             data.path().to_path_buf(),

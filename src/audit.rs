@@ -7,7 +7,12 @@
 //!
 //! Tamper evidence: each entry stores the hash of the previous entry and its own hash over
 //! all its fields and that previous hash ([`entry_hash`]). [`verify_chain`] recomputes the
-//! chain and names the first entry that was changed, removed or reordered.
+//! chain and names the first entry that was changed, removed or reordered; every
+//! [`CHECKPOINT_EVERY`]th entry gets a checkpoint of the chain head signed through a
+//! [`CheckpointSigner`], which [`verify_checkpoints`] checks.
+//!
+//! Pure: hashing and verification only. Persisting entries is `store::audit_log`'s job
+//! (the one writer); signing keys are `auth::tokens`'. This module imports neither.
 
 use serde::Serialize;
 
@@ -82,37 +87,46 @@ pub fn pseudonym(key: &[u8], subject: &str) -> String {
 /// A signed checkpoint is written every this many entries.
 pub const CHECKPOINT_EVERY: i64 = 100;
 
-/// Appends an event and, every [`CHECKPOINT_EVERY`] entries, a checkpoint of the chain
-/// head signed with the appliance key: rewriting the whole chain after a checkpoint would
-/// need that key.
-pub fn append_and_checkpoint(
-    store: &crate::store::Store,
-    signer: &crate::auth::tokens::Signer,
-    event: &AuditEvent,
-) -> Result<(), crate::store::StoreError> {
-    let (seq, hash) = store.append_audit(event)?;
-    if seq % CHECKPOINT_EVERY == 0 {
-        let head = hex::encode(hash);
-        match signer.sign(
-            &serde_json::json!({"type": "bulkhead.audit_checkpoint", "seq": seq, "head": head}),
-        ) {
-            Ok(jws) => store.append_checkpoint(seq, &hash, &jws)?,
-            Err(error) => tracing::error!(%error, "audit checkpoint not signed"),
-        }
-    }
-    Ok(())
+/// Whether the entry with this sequence number gets a signed checkpoint of the chain head.
+pub fn needs_checkpoint(seq: i64) -> bool {
+    seq % CHECKPOINT_EVERY == 0
 }
 
-/// Checks signed checkpoints against the chain: each must verify with the appliance key
-/// and name the hash the chain has at its position.
+/// What a checkpoint signs: the chain head (hex) at entry `seq`.
+pub fn checkpoint_payload(seq: i64, head: &[u8]) -> serde_json::Value {
+    serde_json::json!({"type": "bulkhead.audit_checkpoint", "seq": seq, "head": hex::encode(head)})
+}
+
+/// Why a checkpoint could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckpointError(pub String);
+
+/// Signs checkpoints of the chain head with the appliance key. Implemented by
+/// `auth::tokens::Signer` and handed to the store by whoever opens it, so the store — the
+/// one audit writer — checkpoints without depending on `auth`.
+pub trait CheckpointSigner: Send + Sync {
+    /// A compact JWS over [`checkpoint_payload`]`(seq, head)`.
+    fn sign_checkpoint(&self, seq: i64, head: &[u8]) -> Result<String, CheckpointError>;
+}
+
+/// Checks a checkpoint's signature against the appliance's public key.
+pub trait CheckpointVerifier {
+    /// The signed payload, or `None` when the signature is not the appliance's.
+    fn verified_payload(&self, jws: &str) -> Option<serde_json::Value>;
+}
+
+/// Checks signed checkpoints (seq, head, jws) against the chain: each must verify with
+/// the appliance key and name the hash the chain has at its position.
 pub fn verify_checkpoints(
     entries: &[ChainEntry],
     checkpoints: &[(i64, Vec<u8>, String)],
-    jwk: &serde_json::Value,
+    verifier: &dyn CheckpointVerifier,
 ) -> Result<usize, String> {
     for (seq, head, jws) in checkpoints {
-        let payload = crate::auth::tokens::verify_signed_document(jws, jwk)
-            .map_err(|_| format!("checkpoint at entry {seq} is not signed by this appliance"))?;
+        let payload = verifier
+            .verified_payload(jws)
+            .ok_or_else(|| format!("checkpoint at entry {seq} is not signed by this appliance"))?;
         let signed_head = payload["head"].as_str().unwrap_or_default();
         if payload["seq"] != *seq || signed_head != hex::encode(head) {
             return Err(format!("checkpoint at entry {seq} was altered"));
@@ -129,20 +143,21 @@ pub fn verify_checkpoints(
     Ok(checkpoints.len())
 }
 
-/// Verifies the stored chain and its signed checkpoints (`jwk`: the appliance's key).
-pub fn verify_store(
-    store: &crate::store::Store,
-    jwk: &serde_json::Value,
-) -> Result<VerifyReport, crate::store::StoreError> {
-    let entries = store.audit_chain()?;
-    let mut report = verify_chain(&entries);
+/// Verifies a stored chain and its signed checkpoints: [`verify_chain`], then, if the
+/// chain holds, [`verify_checkpoints`].
+pub fn verify(
+    entries: &[ChainEntry],
+    checkpoints: &[(i64, Vec<u8>, String)],
+    verifier: &dyn CheckpointVerifier,
+) -> VerifyReport {
+    let mut report = verify_chain(entries);
     if report.ok
-        && let Err(problem) = verify_checkpoints(&entries, &store.audit_checkpoints()?, jwk)
+        && let Err(problem) = verify_checkpoints(entries, checkpoints, verifier)
     {
         report.ok = false;
         report.problem = Some(problem);
     }
-    Ok(report)
+    report
 }
 
 /// The hash before the first entry.
@@ -209,17 +224,15 @@ impl ChainEntry {
     }
 }
 
-/// The result of checking the chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// The result of checking the chain (shown as `wire::AuditVerification`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
     pub ok: bool,
     pub entries: usize,
     /// Hash of the last entry (hex); the genesis hash for an empty log.
     pub head: String,
     /// The first entry (by position) where the chain breaks.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_seq: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 

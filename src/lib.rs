@@ -24,7 +24,8 @@
 //! - `store` — SQLite, encrypted blobs and index files, the job queue.
 //! - `isolation` — the six isolation layers, and their test-only ablation switches.
 //! - `crypto` — keys and authenticated encryption bound to tenant, kind and object.
-//! - `ids`, `config`, `logging` — leaf utilities.
+//! - `ids`, `config`, `logging`, `time` — leaf utilities (`time`: the one clock and
+//!   RFC 3339 format).
 
 pub mod answer;
 pub mod answer_facts;
@@ -49,4 +50,5 @@ pub mod portability;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod time;
 pub mod wire;

@@ -127,7 +127,7 @@ fn write_archive(
             "filename": record.filename,
             "content_type": record.content_type,
             "bytes": record.bytes,
-            "created_at": crate::wire::timestamp(record.created_at),
+            "created_at": crate::time::rfc3339(record.created_at),
             "metadata": exported.metadata,
             "chunks": exported.chunks.len(),
         });
@@ -165,7 +165,7 @@ fn write_archive(
     let manifest_json = serde_json::json!({
         "format": FORMAT,
         "tenant_id": scope.tenant_id().to_string(),
-        "exported_at": crate::wire::timestamp(crate::auth::tokens::unix_now() as i64),
+        "exported_at": crate::time::rfc3339(crate::time::now()),
         "embedding_model": "all-MiniLM-L6-v2",
         "documents": summary.documents,
         "files": manifest.iter().map(|entry| serde_json::json!({"path": entry.path, "bytes": entry.bytes, "sha256": entry.sha256})).collect::<Vec<_>>(),

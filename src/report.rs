@@ -45,7 +45,7 @@ impl From<&AuditRow> for ReviewEvent {
     fn from(row: &AuditRow) -> ReviewEvent {
         ReviewEvent {
             seq: row.seq,
-            at: crate::wire::timestamp(row.at),
+            at: crate::time::rfc3339(row.at),
             user: row.actor.clone(),
             action: row.action.clone(),
             resource: row.resource.clone(),
@@ -66,9 +66,8 @@ pub fn period(
         return quarter_bounds(quarter).ok_or_else(|| "quarter must look like 2026Q4".into());
     }
     let parse = |text: &str| {
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .map(|at| at.unix_timestamp())
-            .map_err(|_| format!("`{text}` is not an RFC 3339 time (e.g. 2026-10-01T00:00:00Z)"))
+        crate::time::parse_rfc3339(text)
+            .ok_or_else(|| format!("`{text}` is not an RFC 3339 time (e.g. 2026-10-01T00:00:00Z)"))
     };
     let from = from.map(parse).transpose()?.unwrap_or(0);
     let to = to.map(parse).transpose()?.unwrap_or(i64::MAX);
@@ -109,7 +108,7 @@ pub fn build(tenant_id: &str, rows: &[AuditRow], from: i64, to: i64) -> AccessRe
             .or_default()
             .entry(row.action.clone())
             .or_default() += 1;
-        let day = crate::wire::timestamp(row.at)
+        let day = crate::time::rfc3339(row.at)
             .chars()
             .take(10)
             .collect::<String>();
@@ -124,8 +123,8 @@ pub fn build(tenant_id: &str, rows: &[AuditRow], from: i64, to: i64) -> AccessRe
     };
     AccessReview {
         tenant_id: tenant_id.to_owned(),
-        from: crate::wire::timestamp(from.max(0)),
-        to: crate::wire::timestamp(to.min(253_402_300_799)),
+        from: crate::time::rfc3339(from.max(0)),
+        to: crate::time::rfc3339(to.min(crate::time::LATEST_RFC3339)),
         total_events: selected.len(),
         by_user: by_user
             .into_iter()
@@ -154,7 +153,7 @@ pub fn to_csv(rows: &[AuditRow], from: i64, to: i64) -> String {
             out,
             "{},{},{},{},{},{}",
             row.seq,
-            crate::wire::timestamp(row.at),
+            crate::time::rfc3339(row.at),
             csv_field(&row.actor),
             csv_field(&row.action),
             csv_field(&row.resource),
@@ -267,8 +266,8 @@ mod tests {
     #[test]
     fn quarters_and_reviews() {
         let (start, end) = quarter_bounds("2026Q4").unwrap();
-        assert_eq!(crate::wire::timestamp(start), "2026-10-01T00:00:00Z");
-        assert_eq!(crate::wire::timestamp(end), "2027-01-01T00:00:00Z");
+        assert_eq!(crate::time::rfc3339(start), "2026-10-01T00:00:00Z");
+        assert_eq!(crate::time::rfc3339(end), "2027-01-01T00:00:00Z");
         assert!(quarter_bounds("2026Q5").is_none());
         let rows = [
             row(1, start + 10, "u_a", "ask", "ok"),

@@ -6,16 +6,55 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::appliance::{Answer, IndexOutcome, SearchResult};
-use crate::store::{ChunkRecord, DocumentRecord, TenantRecord};
+use crate::audit::VerifyReport;
+use crate::store::{self, ChunkRecord, DocumentRecord, TenantRecord};
 
-pub fn timestamp(unix_seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .ok()
-        .and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+/// `bulkhead audit verify` and `GET /v1/audit/verify`.
+#[derive(Serialize)]
+pub struct AuditVerification {
+    pub ok: bool,
+    pub entries: usize,
+    pub head: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl From<&VerifyReport> for AuditVerification {
+    fn from(report: &VerifyReport) -> AuditVerification {
+        AuditVerification {
+            ok: report.ok,
+            entries: report.entries,
+            head: report.head.clone(),
+            first_bad_seq: report.first_bad_seq,
+            problem: report.problem.clone(),
+        }
+    }
+}
+
+/// `GET /v1/tenants/{t}/usage` (the route adds the period's `from` and `to`).
+#[derive(Serialize)]
+pub struct Usage {
+    pub documents: u64,
+    pub chunks: u64,
+    pub bytes_stored: u64,
+    pub queries: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+}
+
+impl From<&store::Usage> for Usage {
+    fn from(usage: &store::Usage) -> Usage {
+        Usage {
+            documents: usage.documents,
+            chunks: usage.chunks,
+            bytes_stored: usage.bytes_stored,
+            queries: usage.queries,
+            tokens_in: usage.tokens_in,
+            tokens_out: usage.tokens_out,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -32,7 +71,7 @@ impl From<&TenantRecord> for Tenant {
             tenant_id: record.tenant_id.to_string(),
             name: record.name.clone(),
             tier: record.tier.as_str(),
-            created_at: timestamp(record.created_at),
+            created_at: crate::time::rfc3339(record.created_at),
         }
     }
 }
@@ -64,7 +103,7 @@ impl From<&DocumentRecord> for Document {
             bytes: record.bytes,
             status: record.status.as_str(),
             chunks: record.chunks,
-            created_at: timestamp(record.created_at),
+            created_at: crate::time::rfc3339(record.created_at),
             error: record.error.clone(),
         }
     }

@@ -65,7 +65,7 @@ pub async fn events(
     Ok(Json(serde_json::json!({
         "events": page.iter().map(|row| serde_json::json!({
             "seq": row.seq,
-            "at": crate::wire::timestamp(row.at),
+            "at": crate::time::rfc3339(row.at),
             "user": row.actor,
             "action": row.action,
             "resource": row.resource,
@@ -79,16 +79,16 @@ pub async fn events(
 pub async fn verify(
     State(state): State<AppState>,
     _platform: Platform,
-) -> Result<Json<crate::audit::VerifyReport>, ApiError> {
+) -> Result<Json<crate::wire::AuditVerification>, ApiError> {
     let store_state = state.clone();
     let report = state
         .blocking(move || {
             Ok(store_state
                 .appliance
-                .verify_audit(&store_state.signer.jwk())?)
+                .verify_audit(store_state.signer.as_ref())?)
         })
         .await?;
-    Ok(Json(report))
+    Ok(Json(crate::wire::AuditVerification::from(&report)))
 }
 
 #[derive(Deserialize)]
@@ -157,9 +157,10 @@ pub async fn usage(
     let usage = state
         .blocking(move || Ok(store_state.appliance.usage(&scope, from, to)?))
         .await?;
-    let mut body = serde_json::to_value(&usage).map_err(|_| ApiError::Internal)?;
-    body["from"] = serde_json::json!(crate::wire::timestamp(from));
-    body["to"] = serde_json::json!(crate::wire::timestamp(to.min(253_402_300_799)));
+    let mut body =
+        serde_json::to_value(crate::wire::Usage::from(&usage)).map_err(|_| ApiError::Internal)?;
+    body["from"] = serde_json::json!(crate::time::rfc3339(from));
+    body["to"] = serde_json::json!(crate::time::rfc3339(to.min(crate::time::LATEST_RFC3339)));
     Ok(Json(body))
 }
 

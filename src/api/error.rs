@@ -150,7 +150,8 @@ impl From<StoreError> for ApiError {
             | StoreError::Crypto(_)
             | StoreError::NotThisTenant { .. }
             | StoreError::Database(_)
-            | StoreError::Io(_) => internal(&error),
+            | StoreError::Io(_)
+            | StoreError::CheckpointUnsigned { .. } => internal(&error),
         }
     }
 }

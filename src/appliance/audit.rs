@@ -10,8 +10,7 @@ impl Appliance {
     /// Appends an event to the hash-chained log (a durable commit), with the signed
     /// checkpoint every 100th entry needs, whichever door the event came through.
     pub fn audit(&self, event: &AuditEvent) -> Result<(), ApplianceError> {
-        let signer = self.audit_signer()?;
-        crate::audit::append_and_checkpoint(&self.store, &signer, event)?;
+        self.store.append_audit(event)?;
         Ok(())
     }
 
@@ -48,9 +47,12 @@ impl Appliance {
         Ok(self.store.audit_events(scope)?)
     }
 
-    /// Recomputes the hash chain and checks the signed checkpoints against `jwk`.
-    pub fn verify_audit(&self, jwk: &serde_json::Value) -> Result<VerifyReport, ApplianceError> {
-        Ok(crate::audit::verify_store(&self.store, jwk)?)
+    /// Recomputes the hash chain and checks the signed checkpoints with `verifier`.
+    pub fn verify_audit(
+        &self,
+        verifier: &dyn crate::audit::CheckpointVerifier,
+    ) -> Result<VerifyReport, ApplianceError> {
+        Ok(self.store.verify_audit(verifier)?)
     }
 
     /// The tenant's usage between `from` (inclusive) and `to` (exclusive), Unix seconds.
@@ -74,18 +76,5 @@ impl Appliance {
     /// The tenant's record; `TenantNotFound` once it is deleted.
     pub fn find_tenant(&self, tenant_id: &TenantId) -> Result<TenantRecord, ApplianceError> {
         Ok(self.store.find_tenant(tenant_id)?)
-    }
-
-    fn audit_signer(&self) -> Result<Arc<crate::auth::tokens::Signer>, ApplianceError> {
-        let mut slot = lock(&self.audit_signer);
-        if let Some(signer) = slot.as_ref() {
-            return Ok(signer.clone());
-        }
-        let signer = Arc::new(
-            crate::auth::tokens::Signer::load(&self.config.data_dir)
-                .map_err(|error| ApplianceError::Signing(error.to_string()))?,
-        );
-        *slot = Some(signer.clone());
-        Ok(signer)
     }
 }

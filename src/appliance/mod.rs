@@ -113,7 +113,6 @@ pub struct Appliance {
     embedder: Mutex<Option<Arc<Embedder>>>,
     chunker: Mutex<Option<Arc<Chunker>>>,
     generator: Mutex<Option<Arc<Generator>>>,
-    audit_signer: Mutex<Option<Arc<crate::auth::tokens::Signer>>>,
     open_tenants: Mutex<HashMap<TenantId, OpenTenant>>,
     // One indexing run at a time (std mutex, held on a blocking thread for the run): the
     // background indexer and an upload waiting for its document must not claim the same
@@ -125,7 +124,10 @@ impl Appliance {
     /// Opens an initialised data directory. Start-up does no per-tenant work: indexes open
     /// on first use.
     pub fn open(config: Config) -> Result<Appliance, ApplianceError> {
-        let store = Store::open(&config.data_dir)?;
+        let mut store = Store::open(&config.data_dir)?;
+        if let Some(signer) = crate::auth::tokens::checkpoint_signer(&config.data_dir) {
+            store.set_checkpoint_signer(signer);
+        }
         crate::index::vector::remove_stale_staging();
         Ok(Appliance {
             config,
@@ -133,7 +135,6 @@ impl Appliance {
             embedder: Mutex::new(None),
             chunker: Mutex::new(None),
             generator: Mutex::new(None),
-            audit_signer: Mutex::new(None),
             open_tenants: Mutex::new(HashMap::new()),
             indexing: Mutex::new(()),
         })

@@ -35,7 +35,7 @@ impl Appliance {
         actor: &str,
         signer: &crate::auth::tokens::Signer,
     ) -> Result<DeletionCertificate, ApplianceError> {
-        let requested_at = crate::auth::tokens::unix_now();
+        let requested_at = crate::time::now();
         // Nothing may still be indexing this tenant while its files go.
         let _running = lock(&self.indexing);
         lock(&self.open_tenants).remove(tenant_id);
@@ -51,8 +51,8 @@ impl Appliance {
         let certificate = serde_json::json!({
             "type": "bulkhead.tenant_deletion",
             "tenant_id": tenant_id.to_string(),
-            "requested_at": crate::wire::timestamp(requested_at as i64),
-            "completed_at": crate::wire::timestamp(crate::auth::tokens::unix_now() as i64),
+            "requested_at": crate::time::rfc3339(requested_at),
+            "completed_at": crate::time::rfc3339(crate::time::now()),
             "deleted": {
                 "documents": deletion.documents,
                 "chunks": deletion.chunks,

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -16,6 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use crate::audit::{CheckpointError, CheckpointSigner, CheckpointVerifier};
 use crate::crypto::SecretKey;
 use crate::ids::TenantId;
 
@@ -104,11 +106,12 @@ impl Principal {
     }
 }
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
+/// The appliance's Ed25519 signing seed in the data directory (0600).
+pub const SIGNING_KEY_FILE: &str = "signing.key";
+
+/// Seconds since the Unix epoch, as the JWT claims count them ([`crate::time::now`]).
+fn unix_now() -> u64 {
+    crate::time::now() as u64
 }
 
 /// The appliance's Ed25519 signing key (from `signing.key`, created by `init`).
@@ -119,8 +122,21 @@ pub struct Signer {
 }
 
 impl Signer {
+    /// Creates the signing key in an initialised data directory unless it has one (part of
+    /// `bulkhead init`; never overwrites). Returns whether it created one.
+    pub fn init(data_dir: &Path) -> Result<bool, TokenError> {
+        let path = data_dir.join(SIGNING_KEY_FILE);
+        if path.exists() {
+            return Ok(false);
+        }
+        SecretKey::generate()
+            .write_new_file(&path)
+            .map_err(|error| TokenError::SigningKey(error.to_string()))?;
+        Ok(true)
+    }
+
     pub fn load(data_dir: &Path) -> Result<Signer, TokenError> {
-        let seed = SecretKey::read_file(&data_dir.join(crate::store::SIGNING_KEY_FILE))
+        let seed = SecretKey::read_file(&data_dir.join(SIGNING_KEY_FILE))
             .map_err(|error| TokenError::SigningKey(error.to_string()))?;
         Signer::from_seed(&seed)
     }
@@ -191,6 +207,35 @@ impl Signer {
             jti: crate::ids::DocumentId::generate().as_str()[2..].to_owned(),
         };
         self.sign(&claims)
+    }
+}
+
+/// The appliance key signs the audit log's checkpoints (the store calls it; see
+/// `store::audit_log`).
+impl CheckpointSigner for Signer {
+    fn sign_checkpoint(&self, seq: i64, head: &[u8]) -> Result<String, CheckpointError> {
+        self.sign(&crate::audit::checkpoint_payload(seq, head))
+            .map_err(|error| CheckpointError(error.to_string()))
+    }
+}
+
+/// Checkpoints are verified against the public half of the appliance key.
+impl CheckpointVerifier for Signer {
+    fn verified_payload(&self, jws: &str) -> Option<serde_json::Value> {
+        verify_signed_document(jws, &self.jwk()).ok()
+    }
+}
+
+/// The checkpoint signer for a store opened on `data_dir`: the appliance key, or `None`
+/// (logged) when it cannot be loaded — the store then refuses an audit entry that needs a
+/// checkpoint rather than write it unsigned.
+pub fn checkpoint_signer(data_dir: &Path) -> Option<Arc<dyn CheckpointSigner>> {
+    match Signer::load(data_dir) {
+        Ok(signer) => Some(Arc::new(signer)),
+        Err(error) => {
+            tracing::warn!(%error, "no audit checkpoint signer: entries that need a checkpoint will be refused");
+            None
+        }
     }
 }
 

@@ -95,6 +95,10 @@ fn run_in(config: &Config) -> Result<(), UserFailure> {
         config.data_dir.display()
     );
     Store::init(&config.data_dir)?;
+    crate::auth::tokens::Signer::init(&config.data_dir)
+        .map_err(|error| UserFailure(error.to_string()))?;
+    crate::auth::tokens::Signer::init(&config.data_dir)
+        .map_err(|error| UserFailure(error.to_string()))?;
     let appliance = Appliance::open(config.clone())?;
 
     let mut tenants: Vec<(&SampleTenant, TenantScope)> = Vec::new();

@@ -126,12 +126,14 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
 
 fn init(config: &Config) -> Result<(), UserFailure> {
     let report = Store::init(&config.data_dir)?;
+    let created_signing_key = crate::auth::tokens::Signer::init(&config.data_dir)
+        .map_err(|error| UserFailure(error.to_string()))?;
     let said = |created: bool| if created { "created" } else { "kept" };
     println!(
         "initialised {} (master key {}, signing key {}, database {})",
         config.data_dir.display(),
         said(report.created_master_key),
-        said(report.created_signing_key),
+        said(created_signing_key),
         said(report.created_database),
     );
     Ok(())
@@ -245,8 +247,8 @@ fn audit_verify(config: Config) -> Result<(), UserFailure> {
     let appliance = Appliance::open(config)?;
     let signer = crate::auth::tokens::Signer::load(&appliance.config().data_dir)
         .map_err(|error| UserFailure(error.to_string()))?;
-    let report = appliance.verify_audit(&signer.jwk())?;
-    print_json(&report);
+    let report = appliance.verify_audit(&signer)?;
+    print_json(&wire::AuditVerification::from(&report));
     if report.ok {
         Ok(())
     } else {

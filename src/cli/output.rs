@@ -25,7 +25,7 @@ pub(super) fn print_tenants(tenants: &[TenantRecord]) {
             "{}  {:<10}  {}  {}",
             tenant.tenant_id,
             tenant.tier.as_str(),
-            crate::wire::timestamp(tenant.created_at),
+            crate::time::rfc3339(tenant.created_at),
             tenant.name
         );
     }

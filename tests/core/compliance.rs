@@ -26,6 +26,7 @@ fn event(tenant: &str, action: &'static str) -> AuditEvent {
 fn audit_chain_names_the_first_tampered_entry() {
     let dir = tempfile::tempdir().unwrap();
     Store::init(dir.path()).unwrap();
+    bulkhead::auth::tokens::Signer::init(dir.path()).unwrap();
     let store = Store::open(dir.path()).unwrap();
     for action in [
         "ask",
@@ -378,22 +379,17 @@ fn export_then_import_answers_the_same_and_holds_nothing_of_other_tenants() {
 fn signed_checkpoints_pin_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     Store::init(dir.path()).unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let signer = bulkhead::auth::tokens::Signer::load(dir.path()).unwrap();
+    bulkhead::auth::tokens::Signer::init(dir.path()).unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let signer = std::sync::Arc::new(bulkhead::auth::tokens::Signer::load(dir.path()).unwrap());
+    store.set_checkpoint_signer(signer.clone());
     for _ in 0..bulkhead::audit::CHECKPOINT_EVERY + 5 {
-        bulkhead::audit::append_and_checkpoint(
-            &store,
-            &signer,
-            &event("t_0123456789abcdef0123", "ask"),
-        )
-        .unwrap();
+        store
+            .append_audit(&event("t_0123456789abcdef0123", "ask"))
+            .unwrap();
     }
     assert_eq!(store.audit_checkpoints().unwrap().len(), 1);
-    assert!(
-        bulkhead::audit::verify_store(&store, &signer.jwk())
-            .unwrap()
-            .ok
-    );
+    assert!(store.verify_audit(signer.as_ref()).unwrap().ok);
     drop(store);
     // Rewriting the whole chain consistently (here: recomputing every hash after an edit)
     // still contradicts the signed checkpoint.
@@ -440,7 +436,7 @@ fn signed_checkpoints_pin_the_chain() {
         bulkhead::audit::verify_chain(&store.audit_chain().unwrap()).ok,
         "the chain alone is consistent"
     );
-    let report = bulkhead::audit::verify_store(&store, &signer.jwk()).unwrap();
+    let report = store.verify_audit(signer.as_ref()).unwrap();
     assert!(!report.ok);
     assert!(report.problem.unwrap().contains("signed checkpoint"));
 }

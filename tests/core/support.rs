@@ -22,6 +22,7 @@ pub fn config_for(data_dir: &Path) -> Config {
 pub fn fresh_appliance() -> (tempfile::TempDir, Arc<Appliance>) {
     let dir = tempfile::tempdir().unwrap();
     Store::init(dir.path()).unwrap();
+    bulkhead::auth::tokens::Signer::init(dir.path()).unwrap();
     let appliance = Appliance::open(config_for(dir.path())).unwrap();
     (dir, Arc::new(appliance))
 }

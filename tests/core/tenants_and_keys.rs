@@ -11,6 +11,7 @@ use crate::support::{cli, config_for, ingest, new_tenant, sample_contract, stder
 fn wrong_master_key_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     Store::init(dir.path()).unwrap();
+    bulkhead::auth::tokens::Signer::init(dir.path()).unwrap();
     assert!(matches!(
         Store::open_with_key(dir.path(), SecretKey::generate()),
         Err(StoreError::WrongMasterKey)
@@ -158,6 +159,7 @@ fn command_line_follows_the_contract() {
 fn tenants_open_lazily_and_idle_ones_are_evicted() {
     let dir = tempfile::tempdir().unwrap();
     Store::init(dir.path()).unwrap();
+    bulkhead::auth::tokens::Signer::init(dir.path()).unwrap();
     let mut config = config_for(dir.path());
     config.max_open_tenants = 2;
     let appliance = Appliance::open(config.clone()).unwrap();

@@ -68,9 +68,9 @@ async fn forged_tampered_and_expired_tokens_are_refused() {
     let expired = server.data.path().to_owned();
     let signer = bulkhead::auth::tokens::Signer::load(&expired).unwrap();
     let mut old = claims.clone();
-    old["exp"] = serde_json::json!(bulkhead::auth::tokens::unix_now() - 3600);
-    old["iat"] = serde_json::json!(bulkhead::auth::tokens::unix_now() - 7200);
-    old["nbf"] = serde_json::json!(bulkhead::auth::tokens::unix_now() - 7200);
+    old["exp"] = serde_json::json!(bulkhead::time::now() - 3600);
+    old["iat"] = serde_json::json!(bulkhead::time::now() - 7200);
+    old["nbf"] = serde_json::json!(bulkhead::time::now() - 7200);
     let expired = signer.sign(&old).unwrap();
     let mut wrong_audience = claims.clone();
     wrong_audience["aud"] = serde_json::json!("another-service");

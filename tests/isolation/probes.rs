@@ -495,7 +495,7 @@ fn forged_tokens(base: &Base) -> Vec<(&'static str, String)> {
     )
     .unwrap();
     let signer = bulkhead::auth::tokens::Signer::load(base.dir.path()).unwrap();
-    let now = bulkhead::auth::tokens::unix_now();
+    let now = bulkhead::time::now();
     let mut expired = claims.clone();
     expired["exp"] = json!(now - 3600);
     expired["iat"] = json!(now - 7200);

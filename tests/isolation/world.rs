@@ -77,6 +77,7 @@ pub fn prepare(off: &[Layer]) -> Base {
     ablation::set_off(off);
     let dir = tempfile::tempdir().unwrap();
     Store::init(dir.path()).unwrap();
+    bulkhead::auth::tokens::Signer::init(dir.path()).unwrap();
     let appliance = Appliance::open(config_for(dir.path())).unwrap();
     let alpha_id = appliance
         .create_tenant("Alpha Cola Corp", Tier::Standard)

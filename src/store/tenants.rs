@@ -1,0 +1,285 @@
+//! Tenants: records, sealed names, wrapped data keys, and deletion by crypto-shredding.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, files, usage::stored_totals};
+use crate::auth::TenantScope;
+use crate::crypto::{Aad, ObjectKind, SecretKey};
+use crate::ids::TenantId;
+use crate::isolation::{Layer, enabled};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    Standard,
+    Premium,
+    Enterprise,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Standard => "standard",
+            Tier::Premium => "premium",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Tier> {
+        match text {
+            "standard" => Some(Tier::Standard),
+            "premium" => Some(Tier::Premium),
+            "enterprise" => Some(Tier::Enterprise),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TenantRecord {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub tier: Tier,
+    pub created_at: i64,
+}
+
+/// What a tenant deletion removed.
+#[derive(Clone, Debug)]
+pub struct TenantDeletion {
+    pub documents: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    /// The id of the destroyed data key.
+    pub key_id: String,
+}
+
+impl Store {
+    pub fn create_tenant(&self, name: &str, tier: Tier) -> Result<TenantRecord, StoreError> {
+        let tenant_id = TenantId::generate();
+        let data_key = SecretKey::generate();
+        let key_id = format!("k_{}", &TenantId::generate().as_str()[2..]);
+        let wrapped = self.master_key.seal(
+            Aad {
+                tenant: Some(&tenant_id),
+                kind: ObjectKind::DataKey,
+                object_id: &key_id,
+            },
+            data_key.to_hex().as_bytes(),
+        );
+        let name_sealed = self.master_key.seal(
+            Aad {
+                tenant: Some(&tenant_id),
+                kind: ObjectKind::TenantName,
+                object_id: tenant_id.as_str(),
+            },
+            name.as_bytes(),
+        );
+        let created_at = crate::time::now();
+        files::create_private_dir(
+            &self
+                .root
+                .join("tenants")
+                .join(tenant_id.as_str())
+                .join("blobs"),
+        )?;
+        self.connection().execute(
+            "INSERT INTO tenants (tenant_id, name_sealed, tier, key_id, wrapped_key, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                tenant_id.as_str(),
+                name_sealed,
+                tier.as_str(),
+                key_id,
+                wrapped,
+                created_at
+            ],
+        )?;
+        Ok(TenantRecord {
+            tenant_id,
+            name: name.to_owned(),
+            tier,
+            created_at,
+        })
+    }
+
+    pub fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        let rows: Vec<(String, Vec<u8>, String, i64)> = {
+            let connection = self.connection();
+            let mut statement = connection.prepare(
+                "SELECT tenant_id, name_sealed, tier, created_at FROM tenants ORDER BY created_at, tenant_id",
+            )?;
+            statement
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?
+        };
+        rows.into_iter()
+            .map(|(id, name_sealed, tier, created_at)| {
+                let tenant_id = TenantId::try_from(id.as_str())
+                    .map_err(|_| StoreError::TenantNotFound(id.clone()))?;
+                let name = self.audited(self.master_key.open_string(
+                    Aad {
+                        tenant: Some(&tenant_id),
+                        kind: ObjectKind::TenantName,
+                        object_id: tenant_id.as_str(),
+                    },
+                    &name_sealed,
+                ))?;
+                Ok(TenantRecord {
+                    tenant_id,
+                    name,
+                    tier: Tier::parse(&tier).unwrap_or(Tier::Standard),
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// The tenant's record, or `TenantNotFound`. Used by auth before minting a scope.
+    pub fn find_tenant(&self, tenant_id: &TenantId) -> Result<TenantRecord, StoreError> {
+        self.list_tenants()?
+            .into_iter()
+            .find(|tenant| &tenant.tenant_id == tenant_id)
+            .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))
+    }
+
+    /// The tenant's data key, unwrapped with the master key (cached).
+    pub fn data_key(&self, scope: &TenantScope) -> Result<SecretKey, StoreError> {
+        if !enabled(Layer::Crypto) {
+            // Ablation test builds only: one key for every tenant.
+            return Ok(self.master_key.clone());
+        }
+        let tenant_id = scope.tenant_id();
+        if let Some(key) = self
+            .data_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(tenant_id)
+        {
+            return Ok(key.clone());
+        }
+        let (key_id, wrapped): (String, Vec<u8>) = self
+            .connection()
+            .query_row(
+                "SELECT key_id, wrapped_key FROM tenants WHERE tenant_id = ?1",
+                params![tenant_id.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))?;
+        let hex = zeroize::Zeroizing::new(self.audited(self.master_key.open_string(
+            Aad {
+                tenant: Some(tenant_id),
+                kind: ObjectKind::DataKey,
+                object_id: &key_id,
+            },
+            &wrapped,
+        ))?);
+        let key = SecretKey::from_hex(&hex)?;
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(tenant_id.clone(), key.clone());
+        Ok(key)
+    }
+
+    /// Deletes a tenant for good: its rows, its files, and its wrapped data key — without
+    /// the key, any copy of its ciphertext (a backup, a stray page) is noise. The audit log
+    /// keeps its entries, whose pseudonyms can no longer be resolved. Then the WAL is
+    /// checkpointed and truncated so no page with the old key survives in it
+    /// (`secure_delete` zeroes freed pages in the database file).
+    pub fn delete_tenant(&self, tenant_id: &TenantId) -> Result<TenantDeletion, StoreError> {
+        self.find_tenant(tenant_id)?;
+        let tenant = tenant_id.as_str();
+        let (documents, bytes, chunks) = stored_totals(
+            &self.tenant(&crate::auth::operator_scope(
+                tenant_id.clone(),
+                crate::auth::OperatorReason::Deletion,
+            )),
+            tenant,
+        )?;
+        let deletion = {
+            let mut connection = self.connection();
+            let transaction = connection.transaction()?;
+            let key_id: String = transaction.query_row(
+                "SELECT key_id FROM tenants WHERE tenant_id = ?1",
+                params![tenant],
+                |row| row.get(0),
+            )?;
+            for table in [
+                "chunks",
+                "document_texts",
+                "jobs",
+                "documents",
+                "usage_events",
+                "tenants",
+            ] {
+                transaction.execute(
+                    &format!("DELETE FROM {table} WHERE tenant_id = ?1"),
+                    params![tenant],
+                )?;
+            }
+            transaction.commit()?;
+            TenantDeletion {
+                documents: documents as u64,
+                chunks: chunks as u64,
+                bytes: bytes as u64,
+                key_id,
+            }
+        };
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(tenant_id);
+        let dir = self.root.join("tenants").join(tenant);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => files::sync_dir(&self.root.join("tenants"))?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        self.connection()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(deletion)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{new_tenant, temp_store};
+    use super::*;
+
+    #[test]
+    fn a_created_tenant_is_listed_found_and_shredded_on_deletion() {
+        let (_dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha Cola Corp");
+        let beta = new_tenant(&store, "Beta Soda Inc");
+        // Listed by creation time, then id: within one second the order is the ids'.
+        let mut names: Vec<String> = store
+            .list_tenants()
+            .unwrap()
+            .into_iter()
+            .map(|tenant| tenant.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Alpha Cola Corp", "Beta Soda Inc"]);
+        assert_eq!(
+            store.find_tenant(alpha.tenant_id()).unwrap().name,
+            "Alpha Cola Corp"
+        );
+        store.put_document(&alpha, "a.txt", None, b"alpha").unwrap();
+
+        let deletion = store.delete_tenant(alpha.tenant_id()).unwrap();
+        assert_eq!((deletion.documents, deletion.bytes), (1, 5));
+        assert!(deletion.key_id.starts_with("k_"));
+        assert!(matches!(
+            store.find_tenant(alpha.tenant_id()),
+            Err(StoreError::TenantNotFound(_))
+        ));
+        assert!(!store.tenant_dir(&alpha).exists());
+        assert!(matches!(
+            store.data_key(&alpha),
+            Err(StoreError::TenantNotFound(_))
+        ));
+        assert!(store.data_key(&beta).is_ok());
+    }
+}
