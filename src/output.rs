@@ -8,7 +8,7 @@
 //! from the answer text. For answers, citations must also be in this request's retrieved
 //! set, and an answer whose sentences its cited excerpts do not support is withheld
 //! (`grounded: false`). Streams pass the same check sentence by sentence (see
-//! `appliance::SentenceGate` and ARCHITECTURE.md).
+//! `answer::SentenceGate` and ARCHITECTURE.md).
 
 use std::collections::HashSet;
 

@@ -152,6 +152,53 @@ fn top_level_modules_import_each_other_without_cycles() {
     );
 }
 
+/// Module → its rank in ARCHITECTURE.md's code map (0 at the top). Modules named in one
+/// heading share a rank.
+fn documented_order() -> BTreeMap<String, usize> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("ARCHITECTURE.md is readable");
+    let map = text
+        .split("## Code map")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("ARCHITECTURE.md has a code map");
+    let mut order = BTreeMap::new();
+    for (rank, heading) in map
+        .lines()
+        .filter_map(|line| line.strip_prefix("### "))
+        .enumerate()
+    {
+        for name in heading.split('`').skip(1).step_by(2) {
+            order.insert(name.to_owned(), rank);
+        }
+    }
+    order
+}
+
+#[test]
+fn imports_point_down_architecture_md_code_map() {
+    let order = documented_order();
+    let graph = module_imports();
+    let mut problems = Vec::new();
+    for (module, targets) in &graph {
+        let Some(rank) = order.get(module) else {
+            problems.push(format!("`{module}` is not in ARCHITECTURE.md's code map"));
+            continue;
+        };
+        for target in targets {
+            match order.get(target) {
+                Some(target_rank) if target_rank < rank => problems.push(format!(
+                    "{module} imports {target}, which is listed above it"
+                )),
+                Some(_) => {}
+                None => problems.push(format!("`{target}` is not in ARCHITECTURE.md's code map")),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 #[test]
 fn the_cycle_check_finds_a_cycle() {
     let graph: BTreeMap<String, BTreeSet<String>> = [
