@@ -178,6 +178,10 @@ pub struct TimingsMs {
     pub retrieve: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_token: Option<u64>,
+    /// Running the prompt through the model; with `prompt_tokens`, prefill tokens/s.
+    pub prefill_ms: u64,
+    /// Sampling the answer after the prefill; with `answer_tokens`, decode tokens/s.
+    pub decode_ms: u64,
     pub generate: u64,
     pub total: u64,
     pub prompt_tokens: usize,
@@ -204,6 +208,8 @@ impl From<&Answer> for AskResponse {
                 retrieve: timings.retrieve_ms,
                 first_token: timings.first_token_ms,
                 generate: timings.generate_ms,
+                prefill_ms: timings.prefill_ms,
+                decode_ms: timings.decode_ms,
                 total: timings.total_ms,
                 prompt_tokens: timings.prompt_tokens,
                 answer_tokens: timings.answer_tokens,

@@ -79,6 +79,11 @@ impl Appliance {
         timings.generate_ms = generate_started.elapsed().as_millis() as u64;
         timings.prompt_tokens = generation.prompt_tokens;
         timings.answer_tokens = generation.generated_tokens;
+        timings.prefill_ms = generation.prefill.as_millis() as u64;
+        timings.decode_ms = generation
+            .total
+            .saturating_sub(generation.prefill)
+            .as_millis() as u64;
         if checked.dropped > 0 {
             tracing::debug!(tenant = %scope.tenant_id(), dropped = checked.dropped, "unsupported answer sentences withheld");
         }

@@ -84,6 +84,10 @@ pub struct Timings {
     pub retrieve_ms: u64,
     pub first_token_ms: Option<u64>,
     pub generate_ms: u64,
+    /// Running the prompt through the model (0 when the model was not called).
+    pub prefill_ms: u64,
+    /// Sampling the answer's tokens after the prefill.
+    pub decode_ms: u64,
     pub total_ms: u64,
     pub prompt_tokens: usize,
     pub answer_tokens: usize,
