@@ -114,8 +114,20 @@ pub(super) enum Command {
     },
     /// Serve the HTTP API (plain HTTP on loopback by default; TLS 1.3 only with a certificate)
     Serve(ServeArgs),
-    /// Print a token signed with the appliance's key
+    /// Print a token signed with the appliance's key (or `token revoke` one)
     Token(TokenArgs),
+    /// The appliance's signing key
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum SigningKeyCommand {
+    /// Replace the signing key: every token it signed stops working; its certificate and
+    /// audit checkpoint keys are kept (public halves) to verify what it signed
+    Rotate,
 }
 
 /// `serve` options. Each comes from the flag, else its environment variable, else the

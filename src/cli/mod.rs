@@ -23,8 +23,8 @@ use crate::wire;
 
 pub use args::Cli;
 use args::{
-    AuditCommand, CertificateCommand, Command, ModeArg, ReportCommand, ReportFormat, TenantCommand,
-    TokenArgs, TokenCommand,
+    AuditCommand, CertificateCommand, Command, ModeArg, ReportCommand, ReportFormat,
+    SigningKeyCommand, TenantCommand, TokenArgs, TokenCommand,
 };
 pub use output::{print_citations, snippet};
 use output::{print_json, progress_bar};
@@ -121,7 +121,28 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
             format,
         ),
         Command::Token(args) => token(config, args),
+        Command::SigningKey {
+            command: SigningKeyCommand::Rotate,
+        } => rotate_signing_key(config),
     }
+}
+
+fn rotate_signing_key(config: Config) -> Result<(), UserFailure> {
+    let appliance = Appliance::open(config)?;
+    let signer = crate::auth::tokens::Signer::rotate(&appliance.config().data_dir)
+        .map_err(|error| UserFailure(error.to_string()))?;
+    appliance.audit(&crate::audit::AuditEvent {
+        tenant_id: None,
+        actor: "operator".into(),
+        action: "signing_key.rotate",
+        resource: signer.kid().to_owned(),
+        outcome: crate::audit::Outcome::Ok,
+    })?;
+    println!(
+        "signing key rotated (access tokens {}): every earlier token is refused; restart `serve` to use it",
+        signer.kid()
+    );
+    Ok(())
 }
 
 fn init(config: &Config) -> Result<(), UserFailure> {
