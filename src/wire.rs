@@ -76,6 +76,14 @@ impl From<&TenantRecord> for Tenant {
     }
 }
 
+/// A created tenant with its single-use first-admin invitation (shown once).
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTenant {
+    #[serde(flatten)]
+    pub tenant: Tenant,
+    pub invitation: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<Tenant>,
@@ -249,9 +257,23 @@ pub struct SearchResponse {
     pub results: Vec<SearchHit>,
 }
 
+/// A minted token: `jti` revokes it (`DELETE /v1/tenants/{t}/tokens/{jti}`);
+/// `expires_at` is RFC 3339.
 #[derive(Serialize, ToSchema)]
 pub struct Token {
     pub token: String,
+    pub jti: String,
+    pub expires_at: String,
+}
+
+impl From<crate::auth::tokens::MintedToken> for Token {
+    fn from(minted: crate::auth::tokens::MintedToken) -> Token {
+        Token {
+            token: minted.token,
+            jti: minted.jti,
+            expires_at: crate::time::rfc3339(minted.expires_at as i64),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -1,11 +1,12 @@
 //! The gateway (isolation layer 1): the edge checks every request to a tenant's routes
 //! before any handler runs.
 //!
-//! - The bearer token is verified (signature, algorithm bound to its key id, audience,
-//!   issuer, expiry): 401 otherwise.
+//! - The bearer token is verified (signature, algorithm bound to its key id, `typ`,
+//!   audience, issuer, expiry) and must not be revoked: 401 otherwise.
 //! - The tenant segment of the path, exactly as sent (before any decoding), must be the
 //!   token's tenant: 403 `tenant_mismatch` otherwise, audited. Platform administrators
-//!   reach only the platform routes of a tenant (deletion, minting tokens).
+//!   reach only the one platform route of a tenant, its deletion: never its tokens
+//!   (minting an admin token would let them read its content).
 //! - The rest of the path may hold no dot segments, encoded separators or doubled
 //!   slashes (404), and a document id must be well-formed (404).
 //! - A JSON body may not name a tenant (`tenant`, `tenant_id`, `tenantId`, at any depth):
@@ -49,7 +50,7 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
     let principal = authenticate(state, request.headers(), &path)?;
     let requested = segments[3];
     let rest = &segments[4..];
-    let platform_route = rest.is_empty() || rest == ["tokens"];
+    let platform_route = rest.is_empty();
     match &principal.tenant_id {
         Some(own) if own.as_str() == requested => {}
         Some(_) => {

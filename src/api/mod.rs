@@ -246,11 +246,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// Verifies the request's bearer token; a rejected token is audited.
+/// Verifies the request's bearer token and that it has not been revoked; a rejected token
+/// is audited. Both the gateway and the [`Tenant`] extractor call this, each on its own.
 fn authenticate(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Principal, ApiError> {
     let token = bearer(headers).ok_or(ApiError::Unauthenticated)?;
-    state.verifier.verify(token).map_err(|error| {
-        tracing::info!(%error, "token rejected");
+    let rejected = |reason: &dyn std::fmt::Display| {
+        tracing::info!(%reason, "token rejected");
         state.audit(AuditEvent {
             tenant_id: None,
             actor: "anonymous".into(),
@@ -259,7 +260,15 @@ fn authenticate(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Pri
             outcome: Outcome::Denied,
         });
         ApiError::Unauthenticated
-    })
+    };
+    let principal = state
+        .verifier
+        .verify(token)
+        .map_err(|error| rejected(&error))?;
+    if state.appliance.token_revoked(&principal) {
+        return Err(rejected(&"token revoked"));
+    }
+    Ok(principal)
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -306,7 +315,7 @@ impl Permission for WriteDocuments {
     const ROLES: &'static [Role] = &[Role::Editor, Role::Admin];
 }
 
-/// Tenant administration: tokens, export, usage.
+/// Tenant administration: tokens (minting, revoking), export, usage.
 pub struct AdministerTenant;
 impl Permission for AdministerTenant {
     const ROLES: &'static [Role] = &[Role::Admin];

@@ -33,7 +33,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", responses((status = 200, description = "the appliance's public signing keys (OKP/Ed25519)")))]
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    Json(serde_json::json!({"keys": [state.signer.jwk()]}))
+    Json(state.signer.jwks())
 }
 
 #[derive(OpenApi)]
@@ -46,6 +46,8 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::tenants::create_tenant,
         super::tenants::list_tenants,
         super::tenants::mint_token,
+        super::tenants::revoke_token,
+        super::tenants::accept_invitation,
         super::tenants::delete_tenant,
         super::audit::events,
         super::audit::verify,

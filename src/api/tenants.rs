@@ -1,4 +1,6 @@
-//! Tenants (platform admin) and tokens (tenant admin or platform admin).
+//! Tenants (platform admin), first-admin invitations (the invitation is the credential),
+//! and tokens (the tenant's own admins only: a platform admin never mints for a tenant,
+//! which would let it read the tenant's content).
 
 use axum::Json;
 use axum::Router;
@@ -7,9 +9,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde::Deserialize;
 
-use super::{AdministerTenant, ApiError, ApiJson, AppState, Caller, Platform};
+use super::{AdministerTenant, ApiError, ApiJson, AppState, Platform, Tenant};
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::tokens::Role;
+use crate::auth::tokens::{Grant, Role};
 use crate::ids::TenantId;
 use crate::store::Tier;
 use crate::wire;
@@ -19,6 +21,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
         .route("/v1/tenants/{t}", axum::routing::delete(delete_tenant))
         .route("/v1/tenants/{t}/tokens", post(mint_token))
+        .route(
+            "/v1/tenants/{t}/tokens/{jti}",
+            axum::routing::delete(revoke_token),
+        )
+        .route("/v1/invitations/accept", post(accept_invitation))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -30,12 +37,12 @@ pub struct CreateTenant {
 }
 
 #[utoipa::path(post, path = "/v1/tenants", request_body = CreateTenant,
-    responses((status = 201, body = wire::Tenant)), security(("bearer" = [])))]
+    responses((status = 201, body = wire::CreatedTenant)), security(("bearer" = [])))]
 pub async fn create_tenant(
     State(state): State<AppState>,
     Platform(principal): Platform,
     ApiJson(body): ApiJson<CreateTenant>,
-) -> Result<(StatusCode, Json<wire::Tenant>), ApiError> {
+) -> Result<(StatusCode, Json<wire::CreatedTenant>), ApiError> {
     let tier = match body.tier.as_deref() {
         None => Tier::Standard,
         Some(text) => Tier::parse(text).ok_or_else(|| {
@@ -43,8 +50,13 @@ pub async fn create_tenant(
         })?,
     };
     let appliance = state.appliance.clone();
-    let tenant = state
-        .blocking(move || Ok(appliance.create_tenant(&body.name, tier)?))
+    let actor = state.appliance.pseudonym(None, &principal.subject);
+    let (tenant, invitation) = state
+        .blocking(move || {
+            let (tenant, invitation) =
+                appliance.create_tenant_with_invitation(&body.name, tier, &actor)?;
+            Ok((tenant, invitation))
+        })
         .await?;
     state.audit(AuditEvent {
         tenant_id: Some(tenant.tenant_id.to_string()),
@@ -53,7 +65,75 @@ pub async fn create_tenant(
         resource: tenant.tenant_id.to_string(),
         outcome: Outcome::Ok,
     });
-    Ok((StatusCode::CREATED, Json(wire::Tenant::from(&tenant))))
+    Ok((
+        StatusCode::CREATED,
+        Json(wire::CreatedTenant {
+            tenant: wire::Tenant::from(&tenant),
+            invitation: invitation.secret,
+        }),
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitation {
+    invitation: String,
+    user: String,
+}
+
+/// How long the first admin's token lives: the tenant's admins (or its identity provider)
+/// make every later token, and none outlives the one that made it.
+const FIRST_ADMIN_TTL_SECONDS: u64 = 7 * 24 * 3600;
+
+#[utoipa::path(post, path = "/v1/invitations/accept", request_body = AcceptInvitation,
+    responses((status = 201, body = wire::Token), (status = 401, description = "unknown, used or expired invitation")))]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AcceptInvitation>,
+) -> Result<(StatusCode, Json<wire::Token>), ApiError> {
+    // Checked before the invitation is used up, so a bad user name does not burn it.
+    crate::auth::tokens::validate_grant(
+        &body.user,
+        Some(&TenantId::generate()),
+        &[Role::Admin],
+        FIRST_ADMIN_TTL_SECONDS,
+    )
+    .map_err(|error| ApiError::InvalidRequest(error.to_string()))?;
+    let appliance = state.appliance.clone();
+    let (secret, user) = (body.invitation, body.user.clone());
+    let accepted = state
+        .blocking(move || Ok(appliance.accept_invitation(&secret, &user)?))
+        .await?;
+    let Some(tenant_id) = accepted else {
+        state.audit(AuditEvent {
+            tenant_id: None,
+            actor: "anonymous".into(),
+            action: "invitation.rejected",
+            resource: "/v1/invitations/accept".into(),
+            outcome: Outcome::Denied,
+        });
+        return Err(ApiError::Unauthenticated);
+    };
+    let minted = state
+        .signer
+        .issue(&Grant {
+            subject: &body.user,
+            tenant_id: Some(&tenant_id),
+            roles: &[Role::Admin],
+            ttl_seconds: FIRST_ADMIN_TTL_SECONDS,
+            not_after: None,
+            minted_by: Some("invitation".into()),
+        })
+        .map_err(|error| ApiError::InvalidRequest(error.to_string()))?;
+    let user = state.appliance.pseudonym(Some(&tenant_id), &body.user);
+    state.audit(AuditEvent {
+        tenant_id: Some(tenant_id.to_string()),
+        actor: user.clone(),
+        action: "token.mint",
+        resource: format!("{user} token {}", minted.jti),
+        outcome: Outcome::Ok,
+    });
+    Ok((StatusCode::CREATED, Json(wire::Token::from(minted))))
 }
 
 #[utoipa::path(get, path = "/v1/tenants", responses((status = 200, body = wire::TenantList)), security(("bearer" = [])))]
@@ -84,36 +164,9 @@ pub struct MintToken {
     responses((status = 201, body = wire::Token)), security(("bearer" = [])))]
 pub async fn mint_token(
     State(state): State<AppState>,
-    Path(requested): Path<String>,
-    caller: Caller,
+    admin: Tenant<AdministerTenant>,
     ApiJson(body): ApiJson<MintToken>,
 ) -> Result<(StatusCode, Json<wire::Token>), ApiError> {
-    // A tenant admin mints for its own tenant only; a platform admin for any tenant.
-    let principal = caller.0;
-    let tenant_id = if principal.has_any(&[Role::PlatformAdmin]) {
-        let tenant_id = TenantId::try_from(requested.as_str())
-            .map_err(|_| ApiError::NotFound("no tenant with this id".into()))?;
-        state.appliance.find_tenant(&tenant_id)?;
-        tenant_id
-    } else {
-        match crate::auth::scope_for(
-            &principal,
-            &requested,
-            <AdministerTenant as super::Permission>::ROLES,
-        ) {
-            Ok(scope) => scope.tenant_id().clone(),
-            Err(crate::auth::AccessError::TenantMismatch) => {
-                super::audit_mismatch(
-                    &state,
-                    &principal,
-                    &requested,
-                    &format!("/v1/tenants/{requested}/tokens"),
-                );
-                return Err(ApiError::TenantMismatch);
-            }
-            Err(crate::auth::AccessError::Forbidden) => return Err(ApiError::Forbidden),
-        }
-    };
     let mut roles = Vec::new();
     for role in &body.roles {
         match Role::parse(role) {
@@ -125,25 +178,45 @@ pub async fn mint_token(
             Some(role) => roles.push(role),
         }
     }
-    let token = state
+    let minter = admin.actor(&state);
+    let tenant_id = admin.scope.tenant_id();
+    // No longer than the minting token: an admin cannot outlast its own access.
+    let minted = state
         .signer
-        .mint(
-            &body.user,
-            Some(&tenant_id),
-            &roles,
-            body.ttl_seconds.unwrap_or(3600),
-        )
+        .issue(&Grant {
+            subject: &body.user,
+            tenant_id: Some(tenant_id),
+            roles: &roles,
+            ttl_seconds: body.ttl_seconds.unwrap_or(3600),
+            not_after: Some(admin.principal.expires_at),
+            minted_by: Some(minter),
+        })
         .map_err(|error| ApiError::InvalidRequest(error.to_string()))?;
-    state.audit(AuditEvent {
-        tenant_id: Some(tenant_id.to_string()),
-        actor: state
-            .appliance
-            .pseudonym(principal.tenant_id.as_ref(), &principal.subject),
-        action: "token.mint",
-        resource: state.appliance.pseudonym(Some(&tenant_id), &body.user),
-        outcome: Outcome::Ok,
-    });
-    Ok((StatusCode::CREATED, Json(wire::Token { token })))
+    let user = state.appliance.pseudonym(Some(tenant_id), &body.user);
+    admin.audit(
+        &state,
+        "token.mint",
+        format!("{user} token {}", minted.jti),
+        Outcome::Ok,
+    );
+    Ok((StatusCode::CREATED, Json(wire::Token::from(minted))))
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{t}/tokens/{jti}",
+    params(("t" = String, Path, description = "tenant id"), ("jti" = String, Path, description = "the token's id")),
+    responses((status = 204, description = "the token is refused from now on")), security(("bearer" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    admin: Tenant<AdministerTenant>,
+    Path((_tenant, jti)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let appliance = state.appliance.clone();
+    let actor = admin.actor(&state);
+    let scope = admin.scope.clone();
+    state
+        .blocking(move || Ok(appliance.revoke_token(&scope, &jti, &actor)?))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{t}", params(("t" = String, Path, description = "tenant id")),

@@ -23,6 +23,112 @@ impl Appliance {
         Ok(self.store.create_tenant(name, tier)?)
     }
 
+    /// Creates a tenant and its one first-admin invitation (single use, 24 hours), recorded
+    /// in the tenant's own audit log. `actor` is the pseudonym of who asked.
+    pub fn create_tenant_with_invitation(
+        &self,
+        name: &str,
+        tier: Tier,
+        actor: &str,
+    ) -> Result<(TenantRecord, crate::store::Invitation), ApplianceError> {
+        let tenant = self.create_tenant(name, tier)?;
+        let scope = auth::operator_scope(tenant.tenant_id.clone(), OperatorReason::Invitation);
+        let invitation = self.store.issue_invitation(&scope)?;
+        self.audit(&crate::audit::AuditEvent {
+            tenant_id: Some(tenant.tenant_id.to_string()),
+            actor: actor.to_owned(),
+            action: "invitation.issue",
+            resource: format!(
+                "first-admin invitation, expires {}",
+                crate::time::rfc3339(invitation.expires_at)
+            ),
+            outcome: crate::audit::Outcome::Ok,
+        })?;
+        Ok((tenant, invitation))
+    }
+
+    /// Uses up a first-admin invitation for `user`: the tenant it admits them to, or
+    /// `None` (nothing changes) when it is unknown, used or expired. Audited in the
+    /// tenant's log.
+    pub fn accept_invitation(
+        &self,
+        secret: &str,
+        user: &str,
+    ) -> Result<Option<TenantId>, ApplianceError> {
+        let Some(tenant_id) = self.store.use_invitation(secret)? else {
+            return Ok(None);
+        };
+        if self.store.find_tenant(&tenant_id).is_err() {
+            return Ok(None);
+        }
+        self.audit(&crate::audit::AuditEvent {
+            tenant_id: Some(tenant_id.to_string()),
+            actor: self.pseudonym(Some(&tenant_id), user),
+            action: "invitation.accept",
+            resource: "first-admin invitation".into(),
+            outcome: crate::audit::Outcome::Ok,
+        })?;
+        Ok(Some(tenant_id))
+    }
+
+    /// Revokes the token `jti` of the scope's tenant, audited in its log.
+    pub fn revoke_token(
+        &self,
+        scope: &TenantScope,
+        jti: &str,
+        actor: &str,
+    ) -> Result<(), ApplianceError> {
+        if jti.is_empty() || jti.len() > 200 || jti.chars().any(char::is_control) {
+            return Err(ApplianceError::InvalidRequest(
+                "a token id is 1 to 200 printable characters".into(),
+            ));
+        }
+        self.store.revoke_token(scope, jti)?;
+        self.audit(&crate::audit::AuditEvent {
+            tenant_id: Some(scope.tenant_id().to_string()),
+            actor: actor.to_owned(),
+            action: "token.revoke",
+            resource: format!("token {jti}"),
+            outcome: crate::audit::Outcome::Ok,
+        })?;
+        Ok(())
+    }
+
+    /// Revokes every token of `user` of the scope's tenant issued up to now, audited.
+    pub fn revoke_user_tokens(
+        &self,
+        scope: &TenantScope,
+        user: &str,
+        actor: &str,
+    ) -> Result<(), ApplianceError> {
+        let pseudonym = self.pseudonym(Some(scope.tenant_id()), user);
+        self.store.revoke_user_tokens(scope, &pseudonym)?;
+        self.audit(&crate::audit::AuditEvent {
+            tenant_id: Some(scope.tenant_id().to_string()),
+            actor: actor.to_owned(),
+            action: "token.revoke",
+            resource: format!("every token of user {pseudonym}"),
+            outcome: crate::audit::Outcome::Ok,
+        })?;
+        Ok(())
+    }
+
+    /// Whether a verified token has been revoked (by its id, or all of its user's). Tokens
+    /// without a tenant (platform admins) are revoked by rotating the signing key. A
+    /// store error counts as revoked: fail closed.
+    pub fn token_revoked(&self, principal: &crate::auth::tokens::Principal) -> bool {
+        let Some(tenant_id) = &principal.tenant_id else {
+            return false;
+        };
+        let user = self.pseudonym(Some(tenant_id), &principal.subject);
+        self.store
+            .token_revoked(tenant_id, &principal.token_id, &user, principal.issued_at)
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "revocation check failed: refusing the token");
+                true
+            })
+    }
+
     pub fn list_tenants(&self) -> Result<Vec<TenantRecord>, ApplianceError> {
         Ok(self.store.list_tenants()?)
     }
@@ -64,10 +170,10 @@ impl Appliance {
             "destroyed_key_ids": [deletion.key_id],
             "audit_chain_head": head,
             "issuer": crate::auth::tokens::ISSUER,
-            "kid": signer.kid(),
+            "kid": signer.kid_for(crate::auth::tokens::Purpose::DeletionCertificate),
         });
         let jws = signer
-            .sign(&certificate)
+            .sign_certificate(&certificate)
             .map_err(|error| ApplianceError::Signing(error.to_string()))?;
         Ok(DeletionCertificate { certificate, jws })
     }

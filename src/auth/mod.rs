@@ -55,6 +55,8 @@ pub enum OperatorReason {
     Audit,
     /// Deleting a tenant (counting what is removed, for the certificate).
     Deletion,
+    /// Issuing a new tenant's first-admin invitation.
+    Invitation,
 }
 
 impl OperatorReason {
@@ -66,6 +68,7 @@ impl OperatorReason {
             OperatorReason::Demo => "demo",
             OperatorReason::Audit => "audit",
             OperatorReason::Deletion => "deletion",
+            OperatorReason::Invitation => "invitation",
         }
     }
 }
@@ -132,6 +135,8 @@ mod tests {
             tenant_id: tenant,
             roles: roles.to_vec(),
             token_id: "j".into(),
+            issued_at: 0,
+            expires_at: u64::MAX,
         }
     }
 

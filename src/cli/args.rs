@@ -114,8 +114,20 @@ pub(super) enum Command {
     },
     /// Serve the HTTP API (plain HTTP on loopback by default; TLS 1.3 only with a certificate)
     Serve(ServeArgs),
-    /// Print a token signed with the appliance's key
+    /// Print a token signed with the appliance's key (or `token revoke` one)
     Token(TokenArgs),
+    /// The appliance's signing key
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum SigningKeyCommand {
+    /// Replace the signing key: every token it signed stops working; its certificate and
+    /// audit checkpoint keys are kept (public halves) to verify what it signed
+    Rotate,
 }
 
 /// `serve` options. Each comes from the flag, else its environment variable, else the
@@ -194,7 +206,10 @@ impl ServeArgs {
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["platform_admin", "tenant"])))]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(super) struct TokenArgs {
+    #[command(subcommand)]
+    pub(super) command: Option<TokenCommand>,
     /// A platform administrator's token (manages tenants, reads no tenant content)
     #[arg(long)]
     pub(super) platform_admin: bool,
@@ -212,6 +227,21 @@ pub(super) struct TokenArgs {
     pub(super) ttl: u64,
     #[arg(long)]
     pub(super) json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum TokenCommand {
+    /// Refuse a token (by its `jti`) or every token a user was issued up to now (audited)
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["jti", "user"])))]
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        /// The token's id (its `jti` claim; `token --json` prints it)
+        jti: Option<String>,
+        /// Revoke every token issued to this user until now
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 fn parse_ttl(text: &str) -> Result<u64, String> {
@@ -274,7 +304,7 @@ pub(super) enum CertificateCommand {
 pub(super) enum TenantCommand {
     /// Delete a tenant for good and print the signed deletion certificate (JSON)
     Delete { tenant: String },
-    /// Create a tenant and print its id
+    /// Create a tenant and print its id (`--json`: with its first-admin invitation)
     Create {
         name: String,
         #[arg(long, value_enum, default_value_t = TierArg::Standard)]

@@ -23,8 +23,8 @@ use crate::wire;
 
 pub use args::Cli;
 use args::{
-    AuditCommand, CertificateCommand, Command, ModeArg, ReportCommand, ReportFormat, TenantCommand,
-    TokenArgs,
+    AuditCommand, CertificateCommand, Command, ModeArg, ReportCommand, ReportFormat,
+    SigningKeyCommand, TenantCommand, TokenArgs, TokenCommand,
 };
 pub use output::{print_citations, snippet};
 use output::{print_json, progress_bar};
@@ -121,7 +121,28 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
             format,
         ),
         Command::Token(args) => token(config, args),
+        Command::SigningKey {
+            command: SigningKeyCommand::Rotate,
+        } => rotate_signing_key(config),
     }
+}
+
+fn rotate_signing_key(config: Config) -> Result<(), UserFailure> {
+    let appliance = Appliance::open(config)?;
+    let signer = crate::auth::tokens::Signer::rotate(&appliance.config().data_dir)
+        .map_err(|error| UserFailure(error.to_string()))?;
+    appliance.audit(&crate::audit::AuditEvent {
+        tenant_id: None,
+        actor: "operator".into(),
+        action: "signing_key.rotate",
+        resource: signer.kid().to_owned(),
+        outcome: crate::audit::Outcome::Ok,
+    })?;
+    println!(
+        "signing key rotated (access tokens {}): every earlier token is refused; restart `serve` to use it",
+        signer.kid()
+    );
+    Ok(())
 }
 
 fn init(config: &Config) -> Result<(), UserFailure> {
@@ -143,9 +164,13 @@ fn tenant(config: Config, command: TenantCommand) -> Result<(), UserFailure> {
     let appliance = Appliance::open(config)?;
     match command {
         TenantCommand::Create { name, tier, json } => {
-            let tenant = appliance.create_tenant(&name, tier.into())?;
+            let (tenant, invitation) =
+                appliance.create_tenant_with_invitation(&name, tier.into(), "operator")?;
             if json {
-                print_json(&wire::Tenant::from(&tenant));
+                print_json(&wire::CreatedTenant {
+                    tenant: wire::Tenant::from(&tenant),
+                    invitation: invitation.secret,
+                });
             } else {
                 println!("{}", tenant.tenant_id);
             }
@@ -343,28 +368,57 @@ fn access_review(
 }
 
 fn token(config: Config, args: TokenArgs) -> Result<(), UserFailure> {
-    use crate::auth::tokens::Role;
+    use crate::auth::tokens::{Grant, Role};
     let appliance = Appliance::open(config)?;
+    if let Some(TokenCommand::Revoke { tenant, jti, user }) = args.command {
+        let scope = scope(&appliance, &tenant)?;
+        match (jti, user) {
+            (Some(jti), _) => appliance.revoke_token(&scope, &jti, "operator")?,
+            (None, Some(user)) => appliance.revoke_user_tokens(&scope, &user, "operator")?,
+            (None, None) => return Err(UserFailure("name a token id or --user".into())),
+        }
+        eprintln!("revoked");
+        return Ok(());
+    }
     let signer = crate::auth::tokens::Signer::load(&appliance.config().data_dir)
         .map_err(|error| UserFailure(error.to_string()))?;
-    let token = if args.platform_admin {
-        signer.mint("platform-admin", None, &[Role::PlatformAdmin], args.ttl)
+    let minted = if args.platform_admin {
+        signer.issue(&Grant {
+            subject: "platform-admin",
+            tenant_id: None,
+            roles: &[Role::PlatformAdmin],
+            ttl_seconds: args.ttl,
+            not_after: None,
+            minted_by: Some("operator".into()),
+        })
     } else {
         let scope = scope(&appliance, args.tenant.as_deref().unwrap_or_default())?;
         let roles: Vec<Role> = args.role.iter().map(|&role| role.into()).collect();
         let user = args.user.as_deref().unwrap_or_default();
-        let token = signer.mint(user, Some(scope.tenant_id()), &roles, args.ttl);
-        if token.is_ok() {
+        let minted = signer.issue(&Grant {
+            subject: user,
+            tenant_id: Some(scope.tenant_id()),
+            roles: &roles,
+            ttl_seconds: args.ttl,
+            not_after: None,
+            minted_by: Some("operator".into()),
+        });
+        if let Ok(minted) = &minted {
             let pseudonym = appliance.pseudonym(Some(scope.tenant_id()), user);
-            audit(&appliance, &scope, "token.mint", &pseudonym)?;
+            audit(
+                &appliance,
+                &scope,
+                "token.mint",
+                &format!("{pseudonym} token {}", minted.jti),
+            )?;
         }
-        token
+        minted
     }
     .map_err(|error| UserFailure(error.to_string()))?;
     if args.json {
-        print_json(&wire::Token { token });
+        print_json(&wire::Token::from(minted));
     } else {
-        println!("{token}");
+        println!("{}", minted.token);
     }
     Ok(())
 }

@@ -24,23 +24,24 @@ pub(super) fn verify_certificate(
     let jws = document["jws"].as_str().ok_or_else(|| {
         UserFailure("the file has no `jws`: use the JSON `tenant delete` printed".into())
     })?;
-    let keys: Vec<serde_json::Value> = match jwks {
+    // The signature must be a deletion certificate's (its own `typ` and key), and the
+    // claims a certificate's: an access token or a checkpoint wrapped as one is refused.
+    let invalid = || {
+        UserFailure("certificate signature is invalid for the appliance's certificate keys: this is not a deletion certificate it signed".into())
+    };
+    let payload = match jwks {
         Some(path) => read_json(path)?["keys"]
             .as_array()
             .cloned()
-            .unwrap_or_default(),
-        None => vec![
-            crate::auth::tokens::Signer::load(&config.data_dir)
-                .map_err(|error| UserFailure(error.to_string()))?
-                .jwk(),
-        ],
+            .unwrap_or_default()
+            .iter()
+            .find_map(|key| crate::auth::tokens::verify_signed_document(jws, key).ok())
+            .ok_or_else(invalid)?,
+        None => crate::auth::tokens::Signer::load(&config.data_dir)
+            .map_err(|error| UserFailure(error.to_string()))?
+            .verify_certificate(jws)
+            .map_err(|_| invalid())?,
     };
-    let payload = keys
-        .iter()
-        .find_map(|key| crate::auth::tokens::verify_signed_document(jws, key).ok())
-        .ok_or_else(|| {
-            UserFailure("certificate signature is invalid for the appliance's key".into())
-        })?;
     if payload != document["certificate"] {
         return Err(UserFailure(
             "the certificate JSON differs from what was signed".into(),

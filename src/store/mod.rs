@@ -19,11 +19,12 @@
 //!
 //! Layout: this file holds the [`Store`] itself (opening, connections, sealing helpers);
 //! each area has its own `impl Store` and types: [`tenants`], [`documents`], [`jobs`],
-//! [`chunks`] (and index snapshots), [`portable`] (export and import), [`usage`],
+//! [`chunks`] (and index snapshots), [`credentials`] (invitations, revoked tokens), [`portable`] (export and import), [`usage`],
 //! [`audit_log`]; [`rows`] is row security, [`files`] durable file writes.
 
 mod audit_log;
 mod chunks;
+mod credentials;
 mod documents;
 pub mod files;
 mod jobs;
@@ -34,6 +35,7 @@ mod usage;
 
 pub use audit_log::AuditRow;
 pub use chunks::{ChunkRecord, ChunkVector, NewChunk};
+pub use credentials::{INVITATION_TTL_SECONDS, Invitation};
 pub use documents::{DOCUMENT_COLUMNS, DocumentRecord, DocumentStatus};
 pub use jobs::IndexJob;
 pub use portable::{DocumentImport, ExportedDocument};
@@ -168,6 +170,27 @@ CREATE TABLE IF NOT EXISTS usage_events (
     tokens_out INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage_events(tenant_id, at);
+-- Credentials (system tables, see `credentials`): invitations by the hash of their secret,
+-- revoked token ids, and per-user watermarks (tokens issued up to `not_before` are refused).
+CREATE TABLE IF NOT EXISTS invitations (
+    secret_hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    tenant_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, jti)
+);
+CREATE TABLE IF NOT EXISTS token_watermarks (
+    tenant_id TEXT NOT NULL,
+    user TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, user)
+);
 ";
 
 fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {

@@ -212,6 +212,9 @@ impl Store {
                 "jobs",
                 "documents",
                 "usage_events",
+                "invitations",
+                "revoked_tokens",
+                "token_watermarks",
                 "tenants",
             ] {
                 transaction.execute(

@@ -191,3 +191,70 @@ fn tenants_open_lazily_and_idle_ones_are_evicted() {
     }
     assert_eq!(appliance.open_tenant_count(), 2);
 }
+
+/// Issue 11: rotating the signing key ends every token it signed, but the audit log's
+/// checkpoints and the certificates it signed still verify (with the retired keys).
+#[test]
+fn issue_11_rotating_the_signing_key_keeps_checkpoints_and_certificates_verifiable() {
+    use bulkhead::audit::{AuditEvent, Outcome};
+    use bulkhead::auth::tokens::{Signer, Verifier};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(cli(dir.path(), &["init"]).status.success());
+    let doomed = stdout(&cli(dir.path(), &["tenant", "create", "Doomed"]))
+        .trim()
+        .to_owned();
+    let kept = stdout(&cli(dir.path(), &["tenant", "create", "Kept"]))
+        .trim()
+        .to_owned();
+    let deleted = cli(dir.path(), &["tenant", "delete", &doomed]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    let certificate = dir.path().join("certificate.json");
+    std::fs::write(&certificate, stdout(&deleted)).unwrap();
+    {
+        // Enough entries for signed checkpoints.
+        let appliance = Appliance::open(config_for(dir.path())).unwrap();
+        for _ in 0..bulkhead::audit::CHECKPOINT_EVERY + 5 {
+            appliance
+                .audit(&AuditEvent {
+                    tenant_id: None,
+                    actor: "operator".into(),
+                    action: "test.event",
+                    resource: String::new(),
+                    outcome: Outcome::Ok,
+                })
+                .unwrap();
+        }
+    }
+    let old_token = stdout(&cli(
+        dir.path(),
+        &[
+            "token", "--tenant", &kept, "--user", "u", "--role", "reader",
+        ],
+    ))
+    .trim()
+    .to_owned();
+    assert!(cli(dir.path(), &["audit", "verify"]).status.success());
+
+    let rotated = cli(dir.path(), &["signing-key", "rotate"]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+
+    let verified = cli(dir.path(), &["audit", "verify"]);
+    assert!(verified.status.success(), "{}", stdout(&verified));
+    let path = certificate.to_str().unwrap();
+    let verified = cli(dir.path(), &["certificate", "verify", path]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    let verifier = Verifier::new(&Signer::load(dir.path()).unwrap());
+    assert!(
+        verifier.verify(&old_token).is_err(),
+        "an old token outlived the rotation"
+    );
+    let new_token = stdout(&cli(
+        dir.path(),
+        &[
+            "token", "--tenant", &kept, "--user", "u", "--role", "reader",
+        ],
+    ))
+    .trim()
+    .to_owned();
+    assert!(verifier.verify(&new_token).is_ok());
+}

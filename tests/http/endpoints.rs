@@ -363,7 +363,9 @@ async fn roles_allow_and_refuse_the_right_routes() {
         )
     };
     assert_eq!(mint(admin.clone()).await.0, 201);
-    assert_eq!(mint(platform.clone()).await.0, 201);
+    // Issue 11: a platform admin never mints a tenant's tokens.
+    let (status, body) = mint(platform.clone()).await;
+    assert_error(status, &body, 403, "forbidden");
     let (status, body) = mint(editor.clone()).await;
     assert_error(status, &body, 403, "forbidden");
     let (status, body) = send(

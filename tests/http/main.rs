@@ -6,4 +6,5 @@ mod attacks;
 mod common;
 mod endpoints;
 mod harness;
+mod identities;
 mod operations;
