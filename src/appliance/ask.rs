@@ -12,12 +12,18 @@ impl Appliance {
     ) -> Result<Vec<SearchResult>, ApplianceError> {
         let query = validate_query(query)?;
         let top_k = top_k.clamp(1, 50);
-        let vector = match mode {
-            SearchMode::Keyword => None,
-            SearchMode::Hybrid | SearchMode::Vector => Some(self.embedder()?.embed_one(query)?),
+        // Hybrid is the product's search: clause-aware. Keyword and vector stay the plain
+        // methods (the eval's baselines).
+        let hits = if matches!(mode, SearchMode::Hybrid) {
+            self.clause_search(scope, query, top_k, mode)?.hits
+        } else {
+            let vector = match mode {
+                SearchMode::Keyword => None,
+                SearchMode::Hybrid | SearchMode::Vector => Some(self.embedder()?.embed_one(query)?),
+            };
+            let index = self.tenant_index(scope)?;
+            read(&index).search(vector.as_deref(), query, top_k, mode)?
         };
-        let index = self.tenant_index(scope)?;
-        let hits = read(&index).search(vector.as_deref(), query, top_k, mode)?;
         let scores: HashMap<u64, f32> = hits.iter().map(|hit| (hit.row_id, hit.score)).collect();
         let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
         let chunks = self.store.chunks(scope, &row_ids)?;
@@ -139,24 +145,25 @@ impl Appliance {
         started: Instant,
         timings: &mut Timings,
     ) -> Result<Result<AnswerContext, Ungrounded>, ApplianceError> {
-        let query_vector = self.embedder()?.embed_one(question)?;
-        timings.embed_ms = started.elapsed().as_millis() as u64;
-
         let retrieve_started = Instant::now();
+        let searched = self.clause_search(
+            scope,
+            question,
+            top_k.max(answer::QUOTE_CANDIDATE_CHUNKS),
+            SearchMode::Hybrid,
+        )?;
+        tracing::debug!(
+            named_documents = searched.documents.as_ref().map_or(0, Vec::len),
+            clause = searched.clause.map(|clause| clause.name),
+            "clause search"
+        );
+        let hits = searched.hits;
+        timings.embed_ms = started.elapsed().as_millis() as u64;
         let index = self.tenant_index(scope)?;
-        let (hits, absent, chunk_count) = {
+        let (absent, chunk_count) = {
             let index = read(&index);
             let specific = answer::specific_words(question);
-            (
-                index.search(
-                    Some(&query_vector),
-                    question,
-                    top_k.max(answer::QUOTE_CANDIDATE_CHUNKS),
-                    SearchMode::Hybrid,
-                )?,
-                index.absent_words(&specific),
-                index.chunk_count(),
-            )
+            (index.absent_words(&specific), index.chunk_count())
         };
         let best_similarity = hits
             .iter()
