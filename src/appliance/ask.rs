@@ -66,6 +66,19 @@ impl Appliance {
             Ok(context) => context,
             Err(reason) => return Ok(ungrounded(reason, timings)),
         };
+        if let Some((text, chunk)) = self.typed_answer(scope, question, &context)? {
+            // Checked against its passage before it is streamed (output layer).
+            on_token(&text);
+            let (text, citations) = context.cite(&text, vec![chunk]);
+            timings.total_ms = started.elapsed().as_millis() as u64;
+            let grounded = !citations.is_empty();
+            return Ok(Answer {
+                text,
+                grounded,
+                citations,
+                timings,
+            });
+        }
         let (excerpts, excerpt_chunks) =
             answer::excerpts_from_sentences(&context.retrieved, &context.ranked, top_k);
         let citable: Vec<bool> = excerpt_chunks
@@ -157,6 +170,7 @@ impl Appliance {
             clause = searched.clause.map(|clause| clause.name),
             "clause search"
         );
+        let documents = searched.documents;
         let hits = searched.hits;
         timings.embed_ms = started.elapsed().as_millis() as u64;
         let index = self.tenant_index(scope)?;
@@ -201,6 +215,7 @@ impl Appliance {
             retrieved,
             owned,
             ranked,
+            documents,
         }))
     }
 
@@ -242,10 +257,12 @@ impl Appliance {
 /// What an answer is built from: the retrieved chunks (the tenant's, by the prompt
 /// layer), which of them storage confirms are the tenant's (output layer), and their
 /// sentences ranked as answers to the question.
-struct AnswerContext {
-    retrieved: Vec<ChunkRecord>,
-    owned: Vec<bool>,
+pub(super) struct AnswerContext {
+    pub(super) retrieved: Vec<ChunkRecord>,
+    pub(super) owned: Vec<bool>,
     ranked: Vec<answer::RankedSentence>,
+    /// The documents the question names, when it names some.
+    pub(super) documents: Option<Vec<DocumentId>>,
 }
 
 impl AnswerContext {

@@ -33,6 +33,7 @@ mod documents;
 mod indexing;
 mod retrieval;
 mod tenants;
+mod typed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplianceError {
