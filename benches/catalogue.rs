@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use bulkhead::answer_facts::DateValue;
 use bulkhead::catalogue;
+use bulkhead::values::DateValue;
 use serde_json::Value;
 
 #[path = "common/mod.rs"]

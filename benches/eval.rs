@@ -20,12 +20,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use bulkhead::answer_facts::{self, DateValue};
 use bulkhead::appliance::Appliance;
 use bulkhead::auth::OperatorReason;
 use bulkhead::config::{self, Config};
 use bulkhead::index::SearchMode;
 use bulkhead::store::{Store, Tier};
+use bulkhead::values::{self, DateValue};
 use serde_json::{Value, json};
 
 #[path = "common/mod.rs"]
@@ -606,7 +606,7 @@ fn typed_match(category: &str, normalized: &str, answer: &str) -> Option<bool> {
                 _ => y,
             });
             let expected = (year, number(month), number(day));
-            answer_facts::find_dates(answer)
+            values::find_dates(answer)
                 .into_iter()
                 .any(|(date, _): (DateValue, _)| {
                     expected.0.is_none_or(|y| y == date.year)

@@ -10,18 +10,19 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 
-use crate::answer_facts::{self, DateValue, char_span};
+use crate::values::{self, DateValue, char_span};
 
 /// A value and the character span of the text it was read from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field<T> {
     pub value: T,
     pub span: Range<usize>,
 }
 
 /// A party named in the preamble, with the defined term it goes by, if any.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Party {
     pub name: String,
     /// The defined term ("Licensor", "PrimeCall") from the parenthetical after the name.
@@ -30,7 +31,9 @@ pub struct Party {
 }
 
 /// What a contract says about itself. Any field may be missing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+// Serde: the appliance stores a catalogue sealed as JSON (not a wire type: `wire` has its
+// own shape for API.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalogue {
     pub title: Option<Field<String>>,
     pub parties: Vec<Party>,
@@ -426,7 +429,7 @@ static TERM_RE: LazyLock<Regex> = LazyLock::new(|| {
 /// The date the agreement was made: the first date in the preamble.
 pub fn agreement_date(text: &str) -> Option<Field<DateValue>> {
     let head = prefix(text, PREAMBLE_CHARS);
-    let dates = answer_facts::find_dates(head);
+    let dates = values::find_dates(head);
     dates
         .iter()
         .find(|(date, _)| date.day.is_some())
@@ -440,7 +443,7 @@ pub fn agreement_date(text: &str) -> Option<Field<DateValue>> {
 /// The effective date: a date within 120 characters after "effective" in the preamble.
 pub fn effective_date(text: &str) -> Option<Field<DateValue>> {
     let head = prefix(text, PREAMBLE_CHARS);
-    let dates = answer_facts::find_dates(head);
+    let dates = values::find_dates(head);
     EFFECTIVE_RE.find_iter(head).find_map(|m| {
         let at = char_span(head, m.range());
         dates
@@ -470,7 +473,7 @@ pub fn expiration_date(
         let base = char_span(text, 0..term.start()).end;
         if let Some(expiry) = EXPIRY_RE.find(sentence) {
             let after = &sentence[expiry.end()..];
-            if let Some((value, span)) = answer_facts::find_dates(after).into_iter().next() {
+            if let Some((value, span)) = values::find_dates(after).into_iter().next() {
                 let offset = base + char_span(sentence, 0..expiry.end()).end;
                 return Some(Field {
                     value,
@@ -479,7 +482,7 @@ pub fn expiration_date(
             }
         }
         if let Some(effective) = effective
-            && let Some((period, span)) = answer_facts::find_durations(sentence)
+            && let Some((period, span)) = values::find_durations(sentence)
                 .into_iter()
                 .find(|(period, _)| period.contains("year") || period.contains("month"))
         {
@@ -527,7 +530,7 @@ pub fn governing_law(text: &str) -> Option<Field<String>> {
         let end = floor_char_boundary(text, (m.end() + 350).min(text.len()));
         let window = &text[m.start()..end];
         let base = char_span(text, 0..m.start()).end;
-        let Some((name, span)) = answer_facts::governing_jurisdiction(window) else {
+        let Some((name, span)) = values::governing_jurisdiction(window) else {
             continue;
         };
         let near = window[..floor_char_boundary(window, window.len().min(250))].to_lowercase();

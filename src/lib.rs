@@ -16,8 +16,10 @@
 //! - `output` — the output layer: every document in a response is checked to be the
 //!   tenant's.
 //! - `answer` — grounding rules, prompt and citations (pure functions).
-//! - `clauses`, `catalogue`, `answer_facts` — the clause vocabulary, the per-document
-//!   catalogue and typed answers with their checker (pure functions, rules only).
+//! - `clauses`, `catalogue`, `answer_facts`, `values` — the clause vocabulary, the
+//!   per-document catalogue, typed answers with their checker, and the typed values
+//!   (jurisdictions, dates, periods, amounts) they share (pure functions, rules only).
+//! - `resolution` — which contract a question names, and clause re-ranking scores.
 //! - `index` — per-tenant vector (HNSW) and keyword (tantivy) indexes, fused by RRF.
 //! - `ingest` — format sniffing, text extraction, chunking.
 //! - `embed`, `llm` — local models on candle.
@@ -48,7 +50,9 @@ pub mod logging;
 pub mod output;
 pub mod portability;
 pub mod report;
+pub mod resolution;
 pub mod server;
 pub mod store;
 pub mod time;
+pub mod values;
 pub mod wire;

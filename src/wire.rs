@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::appliance::{Answer, IndexOutcome, SearchResult};
 use crate::audit::VerifyReport;
+use crate::catalogue::Catalogue;
 use crate::store::{self, ChunkRecord, DocumentRecord, TenantRecord};
 
 /// `bulkhead audit verify` and `GET /v1/audit/verify`.
@@ -100,6 +101,72 @@ pub struct Document {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the contract says about itself, found at indexing (absent until indexed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalogue: Option<DocumentCatalogue>,
+}
+
+/// A document's catalogue: each field only when the rules found it. Dates are ISO 8601,
+/// possibly without day or month ("2019-09", "2019") when the contract leaves them open.
+#[derive(Serialize, ToSchema)]
+pub struct DocumentCatalogue {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub parties: Vec<CataloguedParty>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub governing_law: Option<String>,
+    pub summary: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CataloguedParty {
+    pub name: String,
+    /// The defined term the contract uses for it ("Licensor").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+}
+
+impl From<&Catalogue> for DocumentCatalogue {
+    fn from(catalogue: &Catalogue) -> DocumentCatalogue {
+        let date = |field: &Option<crate::catalogue::Field<crate::values::DateValue>>| {
+            field.as_ref().map(|field| field.value.to_string())
+        };
+        DocumentCatalogue {
+            title: catalogue.title.as_ref().map(|field| field.value.clone()),
+            parties: catalogue
+                .parties
+                .iter()
+                .map(|party| CataloguedParty {
+                    name: party.name.clone(),
+                    alias: party.alias.clone(),
+                })
+                .collect(),
+            agreement_date: date(&catalogue.agreement_date),
+            effective_date: date(&catalogue.effective_date),
+            expiration_date: date(&catalogue.expiration_date),
+            governing_law: catalogue
+                .governing_law
+                .as_ref()
+                .map(|field| field.value.clone()),
+            summary: catalogue.summary.clone(),
+        }
+    }
+}
+
+impl Document {
+    /// The document with its catalogue, when it has one.
+    pub fn with_catalogue(record: &DocumentRecord, catalogue: Option<&Catalogue>) -> Document {
+        Document {
+            catalogue: catalogue.map(DocumentCatalogue::from),
+            ..Document::from(record)
+        }
+    }
 }
 
 impl From<&DocumentRecord> for Document {
@@ -113,6 +180,7 @@ impl From<&DocumentRecord> for Document {
             chunks: record.chunks,
             created_at: crate::time::rfc3339(record.created_at),
             error: record.error.clone(),
+            catalogue: None,
         }
     }
 }

@@ -265,10 +265,17 @@ pub async fn get_one(
     let document_id = document_id(&path.1)?;
     let appliance = state.appliance.clone();
     let scope = tenant.scope.clone();
-    let record = state
-        .blocking(move || Ok(appliance.document(&scope, &document_id)?))
+    let (record, catalogue) = state
+        .blocking(move || {
+            let record = appliance.document(&scope, &document_id)?;
+            let catalogue = appliance.document_catalogue(&scope, &document_id)?;
+            Ok((record, catalogue))
+        })
         .await?;
-    Ok(Json(wire::Document::from(&record)))
+    Ok(Json(wire::Document::with_catalogue(
+        &record,
+        catalogue.as_ref(),
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{t}/documents/{d}/content",

@@ -12,12 +12,18 @@ impl Appliance {
     ) -> Result<Vec<SearchResult>, ApplianceError> {
         let query = validate_query(query)?;
         let top_k = top_k.clamp(1, 50);
-        let vector = match mode {
-            SearchMode::Keyword => None,
-            SearchMode::Hybrid | SearchMode::Vector => Some(self.embedder()?.embed_one(query)?),
+        // Hybrid is the product's search: clause-aware. Keyword and vector stay the plain
+        // methods (the eval's baselines).
+        let hits = if matches!(mode, SearchMode::Hybrid) {
+            self.clause_search(scope, query, top_k, mode)?.hits
+        } else {
+            let vector = match mode {
+                SearchMode::Keyword => None,
+                SearchMode::Hybrid | SearchMode::Vector => Some(self.embedder()?.embed_one(query)?),
+            };
+            let index = self.tenant_index(scope)?;
+            read(&index).search(vector.as_deref(), query, top_k, mode)?
         };
-        let index = self.tenant_index(scope)?;
-        let hits = read(&index).search(vector.as_deref(), query, top_k, mode)?;
         let scores: HashMap<u64, f32> = hits.iter().map(|hit| (hit.row_id, hit.score)).collect();
         let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
         let chunks = self.store.chunks(scope, &row_ids)?;
@@ -60,6 +66,19 @@ impl Appliance {
             Ok(context) => context,
             Err(reason) => return Ok(ungrounded(reason, timings)),
         };
+        if let Some((text, chunk)) = self.typed_answer(scope, question, &context)? {
+            // Checked against its passage before it is streamed (output layer).
+            on_token(&text);
+            let (text, citations) = context.cite(&text, vec![chunk]);
+            timings.total_ms = started.elapsed().as_millis() as u64;
+            let grounded = !citations.is_empty();
+            return Ok(Answer {
+                text,
+                grounded,
+                citations,
+                timings,
+            });
+        }
         let (excerpts, excerpt_chunks) =
             answer::excerpts_from_sentences(&context.retrieved, &context.ranked, top_k);
         let citable: Vec<bool> = excerpt_chunks
@@ -144,24 +163,26 @@ impl Appliance {
         started: Instant,
         timings: &mut Timings,
     ) -> Result<Result<AnswerContext, Ungrounded>, ApplianceError> {
-        let query_vector = self.embedder()?.embed_one(question)?;
-        timings.embed_ms = started.elapsed().as_millis() as u64;
-
         let retrieve_started = Instant::now();
+        let searched = self.clause_search(
+            scope,
+            question,
+            top_k.max(answer::QUOTE_CANDIDATE_CHUNKS),
+            SearchMode::Hybrid,
+        )?;
+        tracing::debug!(
+            named_documents = searched.documents.as_ref().map_or(0, Vec::len),
+            clause = searched.clause.map(|clause| clause.name),
+            "clause search"
+        );
+        let documents = searched.documents;
+        let hits = searched.hits;
+        timings.embed_ms = started.elapsed().as_millis() as u64;
         let index = self.tenant_index(scope)?;
-        let (hits, absent, chunk_count) = {
+        let (absent, chunk_count) = {
             let index = read(&index);
             let specific = answer::specific_words(question);
-            (
-                index.search(
-                    Some(&query_vector),
-                    question,
-                    top_k.max(answer::QUOTE_CANDIDATE_CHUNKS),
-                    SearchMode::Hybrid,
-                )?,
-                index.absent_words(&specific),
-                index.chunk_count(),
-            )
+            (index.absent_words(&specific), index.chunk_count())
         };
         let best_similarity = hits
             .iter()
@@ -199,6 +220,7 @@ impl Appliance {
             retrieved,
             owned,
             ranked,
+            documents,
         }))
     }
 
@@ -240,10 +262,12 @@ impl Appliance {
 /// What an answer is built from: the retrieved chunks (the tenant's, by the prompt
 /// layer), which of them storage confirms are the tenant's (output layer), and their
 /// sentences ranked as answers to the question.
-struct AnswerContext {
-    retrieved: Vec<ChunkRecord>,
-    owned: Vec<bool>,
+pub(super) struct AnswerContext {
+    pub(super) retrieved: Vec<ChunkRecord>,
+    pub(super) owned: Vec<bool>,
     ranked: Vec<answer::RankedSentence>,
+    /// The documents the question names, when it names some.
+    pub(super) documents: Option<Vec<DocumentId>>,
 }
 
 impl AnswerContext {

@@ -45,6 +45,35 @@ impl Appliance {
         Ok(self.store.document(scope, document_id)?)
     }
 
+    /// The catalogue of one document (title, parties, dates, governing law), if indexing
+    /// built one. The document must be the tenant's, by storage.
+    pub fn document_catalogue(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Option<Catalogue>, ApplianceError> {
+        self.require_owned(scope, document_id)?;
+        Ok(self
+            .store
+            .catalogue(scope, document_id)?
+            .and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    /// Every catalogue of the tenant, by document (documents indexed before catalogues
+    /// existed have none). Read through the tenant's scope like every store read; callers
+    /// show only the catalogues of documents the output layer passed.
+    pub fn catalogues(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<(DocumentId, Catalogue)>, ApplianceError> {
+        Ok(self
+            .store
+            .catalogues(scope)?
+            .into_iter()
+            .filter_map(|(id, text)| Some((id, serde_json::from_str(&text).ok()?)))
+            .collect())
+    }
+
     /// Output layer: a document about to be returned must be the tenant's, by storage.
     fn require_owned(
         &self,

@@ -1,6 +1,7 @@
 //! The indexing queue: extract, chunk, embed, commit and add to the tenant's index.
 
 use super::*;
+use crate::catalogue;
 
 impl Appliance {
     /// Indexes the queued documents of every tenant (the background indexer).
@@ -102,6 +103,14 @@ impl Appliance {
             .map(|(row_id, chunk)| (*row_id, chunk.text.as_str(), chunk.embedding.as_slice()))
             .collect();
         index.add(&additions)?;
+        drop(index);
+        // The catalogue is rebuildable from the stored text, so it is committed after the
+        // document rather than in its transaction.
+        let catalogue = catalogue::catalogue(&extracted.text);
+        // Strings, numbers and lists only: encoding cannot fail.
+        let encoded = serde_json::to_string(&catalogue).expect("a catalogue encodes as JSON");
+        self.store
+            .put_catalogue(scope, &job.document_id, &encoded)?;
         Ok(outcome(Ok(chunks.len())))
     }
 }

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crate::answer::{self, Ungrounded};
 use crate::auth::{self, OperatorReason, TenantScope};
+use crate::catalogue::Catalogue;
 use crate::config::Config;
 use crate::embed::{EmbedError, Embedder};
 use crate::ids::{DocumentId, TenantId};
@@ -30,7 +31,9 @@ mod ask;
 mod audit;
 mod documents;
 mod indexing;
+mod retrieval;
 mod tenants;
+mod typed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplianceError {

@@ -251,6 +251,9 @@ fn search(
 fn documents(config: Config, tenant: &str, json: bool) -> Result<(), UserFailure> {
     let (appliance, scope) = open_tenant(config, tenant)?;
     let documents = appliance.list_documents(&scope)?;
+    // Only the catalogues of listed documents (which the output layer checked) are shown.
+    let catalogues: std::collections::HashMap<_, _> =
+        appliance.catalogues(&scope)?.into_iter().collect();
     audit(
         &appliance,
         &scope,
@@ -259,11 +262,16 @@ fn documents(config: Config, tenant: &str, json: bool) -> Result<(), UserFailure
     )?;
     if json {
         print_json(&wire::DocumentList {
-            documents: documents.iter().map(wire::Document::from).collect(),
+            documents: documents
+                .iter()
+                .map(|record| {
+                    wire::Document::with_catalogue(record, catalogues.get(&record.document_id))
+                })
+                .collect(),
             next_cursor: None,
         });
     } else {
-        output::print_documents(&documents);
+        output::print_documents(&documents, &catalogues);
     }
     Ok(())
 }

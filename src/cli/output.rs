@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::appliance::{Answer, SearchResult};
+use crate::catalogue::Catalogue;
+use crate::ids::DocumentId;
 use crate::store::{DocumentRecord, TenantRecord};
 
 pub(super) fn progress_bar(length: u64) -> ProgressBar {
@@ -45,7 +47,11 @@ pub(super) fn print_results(results: &[SearchResult]) {
     }
 }
 
-pub(super) fn print_documents(documents: &[DocumentRecord]) {
+/// One line per document, then its catalogue summary (indented) when it has one.
+pub(super) fn print_documents(
+    documents: &[DocumentRecord],
+    catalogues: &std::collections::HashMap<DocumentId, Catalogue>,
+) {
     for document in documents {
         println!(
             "{}  {:<8}  {:>4} chunks  {}{}",
@@ -59,6 +65,11 @@ pub(super) fn print_documents(documents: &[DocumentRecord]) {
                 .map(|error| format!(" — {error}"))
                 .unwrap_or_default()
         );
+        if let Some(catalogue) = catalogues.get(&document.document_id)
+            && !catalogue.summary.is_empty()
+        {
+            println!("    {}", catalogue.summary);
+        }
     }
 }
 

@@ -18,6 +18,8 @@ use vector::VectorIndex;
 
 /// Reciprocal-rank-fusion constant (Cormack et al.): damps the weight of top ranks.
 const RRF_K: f32 = 60.0;
+/// How many keyword hits a search within some chunks filters.
+const KEYWORD_FILTER_CANDIDATES: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -194,15 +196,39 @@ impl TenantIndex {
         k: usize,
         mode: SearchMode,
     ) -> Result<Vec<Hit>, IndexError> {
+        self.search_within(query_vector, query_text, k, mode, None)
+    }
+
+    /// Like [`TenantIndex::search`], among the chunks `within` only (one contract's, when
+    /// a question names it). The keyword side filters a longer list: tantivy has no
+    /// cheap filter by row id here, and one contract's chunks are a small part of most
+    /// tenants' indexes.
+    pub fn search_within(
+        &self,
+        query_vector: Option<&[f32]>,
+        query_text: &str,
+        k: usize,
+        mode: SearchMode,
+        within: Option<&HashSet<u64>>,
+    ) -> Result<Vec<Hit>, IndexError> {
         let candidates = (k * 4).max(20);
         let vector_hits = match (mode, query_vector) {
             (SearchMode::Hybrid | SearchMode::Vector, Some(query)) => {
-                self.vector.search(query, candidates)
+                self.vector.search_within(query, candidates, within)
             }
             _ => Vec::new(),
         };
         let keyword_hits = match mode {
-            SearchMode::Hybrid | SearchMode::Keyword => self.text.search(query_text, candidates)?,
+            SearchMode::Hybrid | SearchMode::Keyword => match within {
+                None => self.text.search(query_text, candidates)?,
+                Some(within) => self
+                    .text
+                    .search(query_text, KEYWORD_FILTER_CANDIDATES.max(candidates))?
+                    .into_iter()
+                    .filter(|(row_id, _)| within.contains(row_id))
+                    .take(candidates)
+                    .collect(),
+            },
             SearchMode::Vector => Vec::new(),
         };
         let mut fused: HashMap<u64, Hit> = HashMap::new();

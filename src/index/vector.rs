@@ -92,10 +92,23 @@ impl VectorIndex {
 
     /// The `k` nearest live chunks: (row id, cosine similarity), best first.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<(u64, f32)> {
+        self.search_within(query, k, None)
+    }
+
+    /// Like [`VectorIndex::search`], among the chunks of `within` only (when given).
+    pub fn search_within(
+        &self,
+        query: &[f32],
+        k: usize,
+        within: Option<&HashSet<u64>>,
+    ) -> Vec<(u64, f32)> {
         if self.live.is_empty() || k == 0 {
             return Vec::new();
         }
-        let is_live = |id: &usize| self.live.contains(&(*id as u64));
+        let is_live = |id: &usize| {
+            let id = *id as u64;
+            self.live.contains(&id) && within.is_none_or(|within| within.contains(&id))
+        };
         let ef = EF_SEARCH_MIN.max(2 * k);
         self.graph
             .search_filter(query, k, ef, Some(&is_live))

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::answer_facts::char_span;
+use crate::values::char_span;
 
 /// One section: `start..end` are character offsets into the text (`start` is where its
 /// heading begins, `end` where the next section begins, or the end of the text).

@@ -97,6 +97,26 @@ impl Store {
             .collect())
     }
 
+    /// The row ids of one document's chunks (a search within a named contract).
+    pub fn document_row_ids(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Vec<u64>, StoreError> {
+        let rows: Vec<(String, i64)> = self.tenant_rows(
+            scope,
+            &sql(
+                "SELECT tenant_id, row_id FROM t_chunks WHERE tenant_id = ?1 AND document_id = ?2",
+            ),
+            params![scope.tenant_id().as_str(), document_id.as_str()],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter(|(tenant, _)| Self::row_is_ours(scope, tenant))
+            .map(|(_, id)| id as u64)
+            .collect())
+    }
+
     /// Chunks by row id, decrypted, with their document's file name. Row ids that are not
     /// this tenant's are silently absent: the query filters by the scope's tenant.
     pub fn chunks(

@@ -277,7 +277,13 @@ impl Store {
                     .map(|id| id.map(|id| id as u64))
                     .collect::<Result<Vec<_>, _>>()?
             };
-            for table in ["t_chunks", "t_document_texts", "t_jobs", "t_documents"] {
+            for table in [
+                "t_chunks",
+                "t_document_texts",
+                "t_document_catalogues",
+                "t_jobs",
+                "t_documents",
+            ] {
                 transaction.execute(
                     &sql(&format!(
                         "DELETE FROM {table} WHERE document_id = ?1 AND tenant_id = ?2"

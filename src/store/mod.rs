@@ -23,6 +23,7 @@
 //! [`audit_log`]; [`rows`] is row security, [`files`] durable file writes.
 
 mod audit_log;
+mod catalogues;
 mod chunks;
 mod credentials;
 mod documents;
@@ -141,6 +142,13 @@ CREATE TABLE IF NOT EXISTS document_texts (
 );
 -- AUTOINCREMENT: a row id is never reused, so an index snapshot can never confuse a
 -- deleted chunk with a new one.
+-- What a contract says about itself (title, parties, dates, governing law), found by rules
+-- at indexing; sealed like the text it was read from, and rebuildable from it.
+CREATE TABLE IF NOT EXISTS document_catalogues (
+    document_id TEXT PRIMARY KEY REFERENCES documents(document_id),
+    tenant_id TEXT NOT NULL,
+    catalogue_sealed BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chunks (
     row_id INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id TEXT NOT NULL,

@@ -41,6 +41,7 @@ enum Writes {
 const TABLES: &[(&str, Writes, bool)] = &[
     ("documents", Writes::Keyed("document_id"), false),
     ("document_texts", Writes::Keyed("document_id"), true),
+    ("document_catalogues", Writes::Keyed("document_id"), true),
     ("chunks", Writes::Keyed("row_id"), true),
     ("jobs", Writes::Keyed("job_id"), true),
     ("usage_events", Writes::InsertOnly, false),

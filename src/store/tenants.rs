@@ -209,6 +209,7 @@ impl Store {
             for table in [
                 "chunks",
                 "document_texts",
+                "document_catalogues",
                 "jobs",
                 "documents",
                 "usage_events",
