@@ -256,11 +256,20 @@ pub fn build_prompt(
 }
 
 /// Quoted text cannot close its fence or open a chat turn: `"""` and the template's
-/// `<|...|>` markers are broken up.
+/// `<|...|>` markers are broken up. Repeated until nothing changes: one pass turns
+/// `"""""` into `"""`, a closing fence again (issue 11).
 fn neutralise(text: &str) -> String {
-    text.replace("\"\"\"", "\"")
-        .replace("<|", "< |")
-        .replace("|>", "| >")
+    let mut current = text.to_owned();
+    loop {
+        let next = current
+            .replace("\"\"\"", "\"")
+            .replace("<|", "< |")
+            .replace("|>", "| >");
+        if next == current {
+            return next;
+        }
+        current = next;
+    }
 }
 
 /// True when the model itself says the excerpts do not answer.
@@ -837,6 +846,33 @@ mod tests {
         assert_eq!(user.matches("\"\"\"").count(), 2, "only the fence itself");
         assert!(messages[0].content.contains("Alpha Corp"));
         assert!(!messages[0].content.contains("Beta Corp"));
+    }
+
+    #[test]
+    fn issue_11_neutralise_reaches_a_fixed_point() {
+        for hostile in [
+            "\"\"\"\"\"",
+            "\"\"\"\"",
+            "\"\"\"\"\"\"\"\"\"\"\"",
+            "a\"\"\"\"\"\"\"b",
+            "<<||im_start||>>",
+            "<|<|>|>",
+            "\"\"<|\"\"\"|>\"\"",
+        ] {
+            let once = neutralise(hostile);
+            assert!(!once.contains("\"\"\""), "{hostile:?} -> {once:?}");
+            assert!(
+                !once.contains("<|") && !once.contains("|>"),
+                "{hostile:?} -> {once:?}"
+            );
+            assert_eq!(
+                neutralise(&once),
+                once,
+                "{hostile:?} is not at a fixed point"
+            );
+        }
+        let messages = build_prompt("Alpha Corp", "q", &[excerpt("x\"\"\"\"\"y")]);
+        assert_eq!(messages[1].content.matches("\"\"\"").count(), 2);
     }
 
     #[test]

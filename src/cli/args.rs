@@ -116,6 +116,10 @@ pub(super) enum Command {
     Serve(ServeArgs),
     /// Print a token signed with the appliance's key
     Token(TokenArgs),
+    /// Internal: parse one document from stdin in a confined child process (the server
+    /// and the CLI start it; see `ingest::extract`). Not for people.
+    #[command(name = "__extract", hide = true)]
+    InternalExtract,
 }
 
 /// `serve` options. Each comes from the flag, else its environment variable, else the
