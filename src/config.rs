@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ingest::extract::ExtractLimits;
+use crate::ingest::extract::{Confinement, ExtractLimits};
 
 pub const DATA_DIR_ENV: &str = "BULKHEAD_DATA_DIR";
 pub const MODELS_DIR_ENV: &str = "BULKHEAD_MODELS_DIR";
@@ -20,6 +20,8 @@ pub struct Config {
     pub llm_model: PathBuf,
     pub embedding_model_dir: PathBuf,
     pub extract_limits: ExtractLimits,
+    /// What an import of a portable archive may hold in memory.
+    pub import_limits: crate::portability::ImportLimits,
     /// Tenants whose indexes stay in memory; the least recently used beyond this are evicted.
     pub max_open_tenants: usize,
     /// Chunks retrieved for an answer by default.
@@ -38,7 +40,11 @@ impl Config {
             llm_model,
             data_dir,
             models_dir,
-            extract_limits: ExtractLimits::default(),
+            extract_limits: ExtractLimits {
+                confinement: Confinement::from_env(),
+                ..ExtractLimits::default()
+            },
+            import_limits: crate::portability::ImportLimits::default(),
             max_open_tenants: 64,
             answer_top_k: 3,
             max_answer_tokens: 48,
@@ -46,6 +52,8 @@ impl Config {
     }
 
     /// Directories from the flags, else the environment, else the defaults of API.md.
+    /// Documents are parsed by this very binary in a confined child process (unless
+    /// `BULKHEAD_EXTRACTOR` names another).
     pub fn resolve(data_dir: Option<PathBuf>, models_dir: Option<PathBuf>) -> Config {
         let data_dir = data_dir
             .or_else(|| std::env::var_os(DATA_DIR_ENV).map(PathBuf::from))
@@ -53,7 +61,11 @@ impl Config {
         let models_dir = models_dir
             .or_else(|| std::env::var_os(MODELS_DIR_ENV).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("./models"));
-        Config::new(data_dir, models_dir)
+        let mut config = Config::new(data_dir, models_dir);
+        if config.extract_limits.confinement == Confinement::Thread {
+            config.extract_limits.confinement = Confinement::this_executable();
+        }
+        config
     }
 }
 

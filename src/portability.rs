@@ -39,6 +39,27 @@ pub enum PortabilityError {
     Malformed(String),
     #[error("the archive fails its manifest check: {0}")]
     Integrity(String),
+    #[error("the archive is too large to import: {0}")]
+    TooLarge(String),
+}
+
+/// Bounds on what an import holds in memory: every file of the archive is kept until the
+/// manifest, which comes last, has been checked against all of them.
+#[derive(Clone, Debug)]
+pub struct ImportLimits {
+    /// Largest sum of the archive's file sizes.
+    pub max_archive_bytes: u64,
+    /// Largest single file (an original, its text, its chunks with embeddings).
+    pub max_entry_bytes: u64,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        ImportLimits {
+            max_archive_bytes: 1024 * 1024 * 1024,
+            max_entry_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -188,9 +209,10 @@ pub fn import(
     scope: &TenantScope,
     input: impl Read,
     identity: Option<&str>,
+    limits: &ImportLimits,
 ) -> Result<PortabilitySummary, PortabilityError> {
     match identity {
-        None => read_archive(store, scope, input),
+        None => read_archive(store, scope, input, limits),
         Some(identity) => {
             let identity = age::x25519::Identity::from_str(identity.trim())
                 .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
@@ -199,7 +221,7 @@ pub fn import(
             let reader = decryptor
                 .decrypt(std::iter::once(&identity as &dyn age::Identity))
                 .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
-            read_archive(store, scope, reader)
+            read_archive(store, scope, reader, limits)
         }
     }
 }
@@ -211,12 +233,56 @@ struct PendingDocument {
     chunks: Vec<NewChunk>,
 }
 
+/// Reads `entry` whole, refusing it when it (or the archive so far, `total`) passes the
+/// limits. The tar header's size is checked first, and the read is bounded anyway.
+fn read_entry(
+    entry: &mut tar::Entry<'_, impl Read>,
+    path: &str,
+    total: &mut u64,
+    limits: &ImportLimits,
+) -> Result<Vec<u8>, PortabilityError> {
+    let too_large = |what: String| PortabilityError::TooLarge(what);
+    let declared = entry.header().size()?;
+    if declared > limits.max_entry_bytes {
+        return Err(too_large(format!(
+            "{path} is {declared} bytes, over the limit of {} bytes per file",
+            limits.max_entry_bytes
+        )));
+    }
+    let mut data = Vec::with_capacity(declared as usize);
+    entry
+        .take(limits.max_entry_bytes.saturating_add(1))
+        .read_to_end(&mut data)?;
+    if data.len() as u64 > limits.max_entry_bytes {
+        return Err(too_large(format!(
+            "{path} is over the limit of {} bytes per file",
+            limits.max_entry_bytes
+        )));
+    }
+    *total += data.len() as u64;
+    if *total > limits.max_archive_bytes {
+        return Err(too_large(format!(
+            "its files pass the limit of {} bytes: import the tenant's documents in smaller exports",
+            limits.max_archive_bytes
+        )));
+    }
+    Ok(data)
+}
+
+/// The content types an import may carry: those of the formats extraction produces,
+/// since the stored value is served back as the original's `Content-Type`.
+fn allowed_content_type(content_type: &str) -> bool {
+    crate::ingest::extract::DocumentFormat::from_content_type(content_type).is_some()
+}
+
 fn read_archive(
     store: &Store,
     scope: &TenantScope,
     input: impl Read,
+    limits: &ImportLimits,
 ) -> Result<PortabilitySummary, PortabilityError> {
     let mut archive = tar::Archive::new(input);
+    let mut total = 0u64;
     let mut hashes: Vec<(String, String)> = Vec::new();
     let mut documents: std::collections::BTreeMap<String, PendingDocument> =
         std::collections::BTreeMap::new();
@@ -224,8 +290,7 @@ fn read_archive(
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data)?;
+        let data = read_entry(&mut entry, &path, &mut total, limits)?;
         if path == "manifest.json" {
             manifest = Some(
                 serde_json::from_slice(&data)
@@ -304,6 +369,17 @@ fn read_archive(
             return Err(PortabilityError::Integrity(format!(
                 "{path} does not match its SHA-256"
             )));
+        }
+    }
+    for document in documents.values() {
+        let content_type = document.description["content_type"]
+            .as_str()
+            .unwrap_or("text/plain");
+        if !allowed_content_type(content_type) {
+            return Err(PortabilityError::Malformed(
+                "a document's content type is not one Bulkhead stores (txt, md, html, pdf, docx)"
+                    .into(),
+            ));
         }
     }
     let mut summary = PortabilitySummary::default();

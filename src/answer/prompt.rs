@@ -58,11 +58,20 @@ pub fn build_prompt(
 }
 
 /// Quoted text cannot close its fence or open a chat turn: `"""` and the template's
-/// `<|...|>` markers are broken up.
+/// `<|...|>` markers are broken up. Repeated until nothing changes: one pass turns
+/// `"""""` into `"""`, a closing fence again (issue 11).
 fn neutralise(text: &str) -> String {
-    text.replace("\"\"\"", "\"")
-        .replace("<|", "< |")
-        .replace("|>", "| >")
+    let mut current = text.to_owned();
+    loop {
+        let next = current
+            .replace("\"\"\"", "\"")
+            .replace("<|", "< |")
+            .replace("|>", "| >");
+        if next == current {
+            return next;
+        }
+        current = next;
+    }
 }
 
 /// Chunks retrieved for an answer: the model sees their best sentences, and a quoted
@@ -199,4 +208,32 @@ mod tests {
             "document order"
         );
     }
+
+    #[test]
+    fn issue_11_neutralise_reaches_a_fixed_point() {
+        for hostile in [
+            "\"\"\"\"\"",
+            "\"\"\"\"",
+            "\"\"\"\"\"\"\"\"\"\"\"",
+            "a\"\"\"\"\"\"\"b",
+            "<<||im_start||>>",
+            "<|<|>|>",
+            "\"\"<|\"\"\"|>\"\"",
+        ] {
+            let once = neutralise(hostile);
+            assert!(!once.contains("\"\"\""), "{hostile:?} -> {once:?}");
+            assert!(
+                !once.contains("<|") && !once.contains("|>"),
+                "{hostile:?} -> {once:?}"
+            );
+            assert_eq!(
+                neutralise(&once),
+                once,
+                "{hostile:?} is not at a fixed point"
+            );
+        }
+        let messages = build_prompt("Alpha Corp", "q", &[excerpt("x\"\"\"\"\"y")]);
+        assert_eq!(messages[1].content.matches("\"\"\"").count(), 2);
+    }
+
 }

@@ -173,7 +173,9 @@ impl From<ApplianceError> for ApiError {
                 | ExtractError::Corrupt { .. }
                 | ExtractError::DecompressionBomb { .. }
                 | ExtractError::Timeout { .. }
-                | ExtractError::NoText { .. }),
+                | ExtractError::NoText { .. }
+                | ExtractError::ParserLimit
+                | ExtractError::ParserUnavailable { .. }),
             ) => ApiError::Unprocessable(error.to_string()),
             ApplianceError::Llm(LlmError::PromptTooLong { .. }) => ApiError::InvalidRequest(
                 "the question is too long for the model: shorten it".into(),
@@ -195,7 +197,8 @@ impl From<ApplianceError> for ApiError {
                 error @ (crate::portability::PortabilityError::Recipient(_)
                 | crate::portability::PortabilityError::Decrypt(_)
                 | crate::portability::PortabilityError::Malformed(_)
-                | crate::portability::PortabilityError::Integrity(_)),
+                | crate::portability::PortabilityError::Integrity(_)
+                | crate::portability::PortabilityError::TooLarge(_)),
             ) => ApiError::InvalidRequest(error.to_string()),
             ApplianceError::Portability(
                 error @ (crate::portability::PortabilityError::Store(_)

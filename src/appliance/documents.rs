@@ -118,7 +118,13 @@ impl Appliance {
         input: impl std::io::Read,
         identity: Option<&str>,
     ) -> Result<crate::portability::PortabilitySummary, ApplianceError> {
-        let summary = crate::portability::import(&self.store, scope, input, identity)?;
+        let summary = crate::portability::import(
+            &self.store,
+            scope,
+            input,
+            identity,
+            &self.config.import_limits,
+        )?;
         // The next use reopens the index, which reconciles it with the imported chunks.
         self.evict(scope);
         Ok(summary)

@@ -136,6 +136,10 @@ impl Appliance {
             store.set_checkpoint_signer(signer);
         }
         crate::index::vector::remove_stale_staging();
+        // Leftovers of writes a crash interrupted (ciphertext): housekeeping, not fatal.
+        if let Err(error) = store.remove_stale_temporaries() {
+            tracing::warn!(%error, "could not remove stale temporary files");
+        }
         Ok(Appliance {
             config,
             store,

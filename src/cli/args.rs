@@ -121,6 +121,10 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: SigningKeyCommand,
     },
+    /// Internal: parse one document from stdin in a confined child process (the server
+    /// and the CLI start it; see `ingest::extract`). Not for people.
+    #[command(name = "__extract", hide = true)]
+    InternalExtract,
 }
 
 #[derive(Subcommand, Debug)]

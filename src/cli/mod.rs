@@ -124,6 +124,8 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
         Command::SigningKey {
             command: SigningKeyCommand::Rotate,
         } => rotate_signing_key(config),
+        Command::InternalExtract => crate::ingest::extract::serve_child()
+            .map_err(|error| UserFailure(format!("extract: {error}"))),
     }
 }
 
@@ -299,8 +301,14 @@ fn export(
     recipient: Option<&str>,
 ) -> Result<(), UserFailure> {
     let (appliance, scope) = open_tenant(config, tenant)?;
-    let file = std::fs::File::create(out)
+    let file = create_private_file(out)
         .map_err(|error| UserFailure(format!("cannot create {}: {error}", out.display())))?;
+    if recipient.is_none() {
+        eprintln!(
+            "warning: {} is not encrypted: it holds the tenant's documents in plaintext; keep it private or export with --recipient age1...",
+            out.display()
+        );
+    }
     let summary = appliance.export_tenant(&scope, std::io::BufWriter::new(file), recipient)?;
     audit(
         &appliance,
@@ -315,6 +323,20 @@ fn export(
         out.display()
     );
     Ok(())
+}
+
+/// Creates (or truncates) `path` readable by the owner only, even when it existed with a
+/// wider mode: an export holds a tenant's documents.
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
 }
 
 fn import(

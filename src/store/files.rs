@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 
@@ -53,18 +54,102 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes leftovers of writes that a crash interrupted.
-pub fn remove_stale_temporaries(dir: &Path) -> io::Result<()> {
+/// A temporary older than this is a crash's leftover, not a write in progress in another
+/// process (`bulkhead ingest` beside a running server): a write takes well under a second.
+pub const STALE_TEMPORARY_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Removes leftovers of writes that a crash interrupted: `.tmp-*` files in `dir` last
+/// modified more than `older_than` ago. Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path, older_than: Duration) -> io::Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(error) => return Err(error),
     };
+    let now = SystemTime::now();
+    let mut removed = 0;
     for entry in entries {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            fs::remove_file(entry.path())?;
+        if !entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            continue;
+        }
+        let metadata = entry.metadata()?;
+        let age = metadata
+            .modified()
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok())
+            .unwrap_or_default();
+        if metadata.is_file() && age >= older_than {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                // Another process got there first.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
         }
     }
-    Ok(())
+    Ok(removed)
+}
+
+impl super::Store {
+    /// Removes the stale temporaries of every tenant's directories (blobs, index
+    /// snapshots), where [`write_atomic`] writes; called when the appliance opens.
+    /// Temporaries hold ciphertext only, so this is housekeeping, not secrecy.
+    pub fn remove_stale_temporaries(&self) -> io::Result<usize> {
+        let tenants = match fs::read_dir(self.root.join("tenants")) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let mut removed = 0;
+        for tenant in tenants {
+            let tenant = tenant?;
+            if !tenant.file_type()?.is_dir() {
+                continue;
+            }
+            let tenant_dir = tenant.path();
+            removed += remove_stale_temporaries(&tenant_dir, STALE_TEMPORARY_AGE)?;
+            for area in fs::read_dir(&tenant_dir)? {
+                let area = area?;
+                if area.file_type()?.is_dir() {
+                    removed += remove_stale_temporaries(&area.path(), STALE_TEMPORARY_AGE)?;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_temporaries_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".tmp-old");
+        let fresh = dir.path().join(".tmp-fresh");
+        let kept = dir.path().join("blob.bin");
+        for path in [&old, &fresh, &kept] {
+            fs::write(path, b"x").unwrap();
+        }
+        let past = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        File::options()
+            .write(true)
+            .open(&kept)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        assert_eq!(
+            remove_stale_temporaries(dir.path(), STALE_TEMPORARY_AGE).unwrap(),
+            1
+        );
+        assert!(!old.exists() && fresh.exists() && kept.exists());
+    }
 }

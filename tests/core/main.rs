@@ -7,6 +7,7 @@ mod common;
 mod compliance;
 mod crash;
 mod isolation;
+mod issue_11;
 mod plaintext;
 mod support;
 mod tenants_and_keys;

@@ -2,6 +2,7 @@
 //! the real models and a real data directory.
 
 mod attacks;
+mod bombs;
 #[path = "../common/mod.rs"]
 mod common;
 mod endpoints;

@@ -10,18 +10,22 @@
 //!
 //! Hostile input is expected: sizes are checked before parsing, docx archives are checked
 //! for decompression bombs before and while inflating, and every parser-backed format
-//! (html, pdf, docx) runs on a dedicated worker thread under `catch_unwind` with a
-//! timeout, because `pdf-extract`/`lopdf` can panic or spin on malformed files.
+//! (html, pdf, docx) runs confined ([`Confinement`]): in the server and the CLI, in a
+//! child process of its own under resource limits and a hard kill ([`child`]), because
+//! `lopdf` inflates streams without bound and `pdf-extract`/`lopdf` can panic or spin on
+//! malformed files; in library use without the binary, on a worker thread under
+//! `catch_unwind` with a timeout. Plain text never leaves the process.
 //!
 //! What this module must not do: log document text or file names (both are tenant
 //! content; logs carry only formats, sizes and durations), and know anything about
 //! tenants, storage or HTTP. Errors carry no document content either, so callers may show
 //! or log them as they are.
 //!
-//! Layout: [`sniff`] decides the format from the bytes, [`worker`] runs a parser on a
-//! thread of its own under a timeout, and [`html`], [`pdf`] and [`docx`] each turn one
+//! Layout: [`sniff`] decides the format from the bytes, [`child`] runs a parser in a
+//! confined child process, [`worker`] runs one on a thread of its own under a timeout, and [`html`], [`pdf`] and [`docx`] each turn one
 //! format into text.
 
+mod child;
 mod docx;
 mod html;
 mod pdf;
@@ -30,6 +34,7 @@ mod worker;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use docx::docx_to_text;
@@ -38,8 +43,11 @@ use pdf::pdf_to_text;
 use sniff::{Sniffed, sniff};
 use worker::run_isolated;
 
-/// Formats the appliance accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub use child::{INTERNAL_COMMAND, serve_child};
+
+/// Formats the appliance accepts. (The serde derives are for the child-process protocol
+/// of [`child`], not a wire type.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DocumentFormat {
     Text,
     Markdown,
@@ -62,6 +70,19 @@ impl DocumentFormat {
         }
     }
 
+    /// The format whose [`content_type`](Self::content_type) is exactly `content_type`.
+    pub fn from_content_type(content_type: &str) -> Option<DocumentFormat> {
+        [
+            DocumentFormat::Text,
+            DocumentFormat::Markdown,
+            DocumentFormat::Html,
+            DocumentFormat::Pdf,
+            DocumentFormat::Docx,
+        ]
+        .into_iter()
+        .find(|format| format.content_type() == content_type)
+    }
+
     /// Short lowercase name, as used in error messages and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,8 +101,46 @@ impl fmt::Display for DocumentFormat {
     }
 }
 
+/// Names the binary to re-execute as the confined parser (`bulkhead __extract`), for
+/// library users and tests whose own executable is not `bulkhead`.
+pub const EXTRACTOR_ENV: &str = "BULKHEAD_EXTRACTOR";
+
+/// Where the third-party parsers (html, pdf, docx) run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Confinement {
+    /// On a worker thread of this process, under `catch_unwind` and a timeout that can
+    /// only abandon the thread: no memory limit. For library use where no `bulkhead`
+    /// binary is at hand (unit tests); the server and the CLI never use it.
+    Thread,
+    /// In a child process, `program __extract`, under rlimits and a hard kill.
+    Process { program: PathBuf },
+}
+
+impl Confinement {
+    /// The child process when [`EXTRACTOR_ENV`] names a binary, else the thread.
+    pub fn from_env() -> Confinement {
+        match std::env::var_os(EXTRACTOR_ENV) {
+            Some(program) if !program.is_empty() => Confinement::Process {
+                program: PathBuf::from(program),
+            },
+            _ => Confinement::Thread,
+        }
+    }
+
+    /// A child process re-executing the running binary (the server and the CLI).
+    /// `/proc/self/exe` names the running image even after an upgrade replaced the file.
+    pub fn this_executable() -> Confinement {
+        let program = if cfg!(target_os = "linux") {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bulkhead"))
+        };
+        Confinement::Process { program }
+    }
+}
+
 /// Resource limits for one extraction.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ExtractLimits {
     /// Largest accepted upload, checked before any parsing.
     pub max_file_bytes: u64,
@@ -93,6 +152,11 @@ pub struct ExtractLimits {
     pub max_compression_ratio: u64,
     /// Wall-clock budget for parsing one document.
     pub timeout: Duration,
+    /// Address space of the parser process (`RLIMIT_AS`); a document that needs more is
+    /// failed as a possible bomb. Only enforced with [`Confinement::Process`].
+    pub parser_memory_bytes: u64,
+    /// Where the parsers run.
+    pub confinement: Confinement,
 }
 
 impl Default for ExtractLimits {
@@ -102,6 +166,8 @@ impl Default for ExtractLimits {
             max_decompressed_bytes: 200 * 1024 * 1024,
             max_compression_ratio: 100,
             timeout: Duration::from_secs(30),
+            parser_memory_bytes: 1024 * 1024 * 1024,
+            confinement: Confinement::Thread,
         }
     }
 }
@@ -120,7 +186,8 @@ pub struct Extracted {
 }
 
 /// Why a document could not be turned into text. Messages never contain document content.
-#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+/// (The serde derives carry it across the child-process protocol of [`child`].)
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExtractError {
     #[error("document is empty: upload a file with text in it")]
     Empty,
@@ -143,6 +210,14 @@ pub enum ExtractError {
     Timeout { seconds: u64 },
     #[error("{}", no_text_message(*format))]
     NoText { format: DocumentFormat },
+    /// The confined parser was killed or refused memory: not retried, since the same
+    /// file would do the same again.
+    #[error(
+        "the document needs more memory or time than allowed to parse: it may be malformed or a decompression bomb; re-save or re-export it and try again"
+    )]
+    ParserLimit,
+    #[error("the document parser could not run ({detail}): upload the document again later")]
+    ParserUnavailable { detail: String },
 }
 
 fn no_text_message(format: DocumentFormat) -> String {
@@ -209,28 +284,18 @@ fn extract_inner(
             // no copy of the upload, no thread.
             (format, normalise(text))
         }
-        Sniffed::Html(text) => {
-            let html = text.into_owned();
-            let out = run_isolated(DocumentFormat::Html, limits.timeout, move || {
-                html_to_text(&html)
-            })?;
-            (DocumentFormat::Html, out)
-        }
-        Sniffed::Pdf => {
-            let owned = bytes.to_vec();
-            let out = run_isolated(DocumentFormat::Pdf, limits.timeout, move || {
-                pdf_to_text(&owned)
-            })?;
-            (DocumentFormat::Pdf, out)
-        }
-        Sniffed::Zip => {
-            let owned = bytes.to_vec();
-            let docx_limits = limits.clone();
-            let out = run_isolated(DocumentFormat::Docx, limits.timeout, move || {
-                docx_to_text(&owned, &docx_limits)
-            })?;
-            (DocumentFormat::Docx, out)
-        }
+        Sniffed::Html(text) => (
+            DocumentFormat::Html,
+            parse_confined(DocumentFormat::Html, text.as_bytes(), limits)?,
+        ),
+        Sniffed::Pdf => (
+            DocumentFormat::Pdf,
+            parse_confined(DocumentFormat::Pdf, bytes, limits)?,
+        ),
+        Sniffed::Zip => (
+            DocumentFormat::Docx,
+            parse_confined(DocumentFormat::Docx, bytes, limits)?,
+        ),
     };
 
     if text.trim().is_empty() {
@@ -240,6 +305,45 @@ fn extract_inner(
         });
     }
     Ok(Extracted { format, text })
+}
+
+/// Runs the parser for `format` where `limits.confinement` says.
+fn parse_confined(
+    format: DocumentFormat,
+    input: &[u8],
+    limits: &ExtractLimits,
+) -> Result<String, ExtractError> {
+    match &limits.confinement {
+        Confinement::Process { program } => child::parse_in_child(program, format, input, limits),
+        Confinement::Thread => {
+            let owned = input.to_vec();
+            let worker_limits = limits.clone();
+            run_isolated(format, limits.timeout, move || {
+                parse(format, &owned, &worker_limits)
+            })
+        }
+    }
+}
+
+/// The parser for one of the parser-backed formats; `input` is the html's text (UTF-8)
+/// or the file's bytes.
+fn parse(
+    format: DocumentFormat,
+    input: &[u8],
+    limits: &ExtractLimits,
+) -> Result<String, ExtractError> {
+    match format {
+        DocumentFormat::Html => {
+            let html = std::str::from_utf8(input)
+                .map_err(|_| corrupt(DocumentFormat::Html, "it is not valid UTF-8"))?;
+            html_to_text(html)
+        }
+        DocumentFormat::Pdf => pdf_to_text(input),
+        DocumentFormat::Docx => docx_to_text(input, limits),
+        DocumentFormat::Text | DocumentFormat::Markdown => {
+            Err(unsupported("plain text has no parser"))
+        }
+    }
 }
 
 fn unsupported(detail: impl Into<String>) -> ExtractError {

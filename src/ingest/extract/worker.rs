@@ -24,8 +24,9 @@ const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
 /// extractions so that a stream of hostile files cannot pile up stuck workers. A stack
 /// overflow, an abort or an out-of-memory inside a parser is not catchable and takes the
 /// process down: the known recursion hazards are refused up front ([`pdf_preflight`](super::pdf::pdf_preflight),
-/// [`html_nesting_exceeds`](super::html::html_nesting_exceeds)) and the worker stack is large, but only a separate process
-/// with resource limits would contain the rest.
+/// [`html_nesting_exceeds`](super::html::html_nesting_exceeds)) and the worker stack is large; the rest is contained by
+/// running this worker inside the confined child process of [`child`](super::child),
+/// which the server and the CLI always do.
 pub(super) fn run_isolated<F>(
     format: DocumentFormat,
     timeout: Duration,

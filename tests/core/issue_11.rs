@@ -1,0 +1,170 @@
+//! Issue 11's smaller findings: export file mode, stale temporaries, bounded imports and
+//! allow-listed content types.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, SystemTime};
+
+use bulkhead::appliance::Appliance;
+use sha2::Digest;
+
+use crate::support::{cli, config_for, fresh_appliance, ingest, new_tenant, stderr, stdout};
+
+const CONTRACT: &str = "The Supplier shall deliver the hosting services described in Schedule 1. \
+    Either party may terminate this agreement with sixty days written notice.";
+
+#[test]
+fn issue_11_plaintext_export_is_private_and_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert!(cli(data, &["init"]).status.success());
+    let created = cli(data, &["tenant", "create", "Alpha", "--json"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let tenant: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+    let tenant = tenant["tenant_id"].as_str().unwrap();
+    let out = dir.path().join("alpha.tar");
+    // Even a file that already exists with a wider mode ends up private.
+    std::fs::write(&out, b"old").unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let exported = cli(
+        data,
+        &["export", "--tenant", tenant, "--out", out.to_str().unwrap()],
+    );
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "export mode is {mode:o}");
+    assert!(
+        stderr(&exported).contains("warning") && stderr(&exported).contains("not encrypted"),
+        "{}",
+        stderr(&exported)
+    );
+}
+
+#[test]
+fn issue_11_stale_temporaries_are_removed_when_the_appliance_opens() {
+    let (dir, appliance) = fresh_appliance();
+    let alpha = new_tenant(&appliance, "Alpha");
+    ingest(&appliance, &alpha, &[("terms.txt", CONTRACT)]);
+    drop(appliance);
+    let tenant_dir = dir.path().join("tenants").join(alpha.tenant_id().as_str());
+    let long_ago = SystemTime::now() - Duration::from_secs(24 * 3600);
+    let mut planted = Vec::new();
+    for area in [tenant_dir.clone(), tenant_dir.join("blobs")] {
+        std::fs::create_dir_all(&area).unwrap();
+        let stale = area.join(".tmp-0123456789ab");
+        std::fs::write(&stale, b"ciphertext left by a crash").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        planted.push(stale);
+    }
+    // A write in progress in another process is left alone.
+    let in_flight = tenant_dir.join("blobs").join(".tmp-in-flight");
+    std::fs::write(&in_flight, b"being written").unwrap();
+
+    let appliance = Appliance::open(config_for(dir.path())).unwrap();
+    for stale in &planted {
+        assert!(!stale.exists(), "{} survived the open", stale.display());
+    }
+    assert!(in_flight.exists());
+    // The tenant's real files are untouched.
+    assert_eq!(appliance.list_documents(&alpha).unwrap().len(), 1);
+}
+
+/// The archive with each file passed through `edit`, and the manifest recomputed to match.
+fn rewrite_archive(archive: &[u8], edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+    let mut files = Vec::new();
+    let mut reader = tar::Archive::new(archive);
+    for entry in reader.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        if path != "manifest.json" {
+            files.push((path.clone(), edit(&path, data)));
+        } else {
+            files.push((path, data));
+        }
+    }
+    let (manifest_path, manifest) = files.pop().unwrap();
+    assert_eq!(manifest_path, "manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    manifest["files"] = files
+        .iter()
+        .map(|(path, data)| {
+            serde_json::json!({"path": path, "bytes": data.len(), "sha256": hex::encode(sha2::Sha256::digest(data))})
+        })
+        .collect();
+    files.push((manifest_path, manifest.to_string().into_bytes()));
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o600);
+        header.set_cksum();
+        builder.append_data(&mut header, path, &data[..]).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn issue_11_import_allows_known_content_types_only_and_is_bounded() {
+    let (dir, appliance) = fresh_appliance();
+    let alpha = new_tenant(&appliance, "Alpha");
+    ingest(&appliance, &alpha, &[("terms.txt", CONTRACT)]);
+    let mut archive = Vec::new();
+    appliance.export_tenant(&alpha, &mut archive, None).unwrap();
+
+    let with_content_type = |content_type: &str| {
+        rewrite_archive(&archive, |path, data| {
+            if !path.ends_with("document.json") {
+                return data;
+            }
+            let mut description: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            description["content_type"] = content_type.into();
+            description.to_string().into_bytes()
+        })
+    };
+    let beta = new_tenant(&appliance, "Beta");
+    for hostile in [
+        "text/html\r\nSet-Cookie: session=stolen",
+        "application/x-msdownload",
+        "image/svg+xml",
+        "text/plain; charset=utf-7",
+    ] {
+        let error = appliance
+            .import_tenant(&beta, &with_content_type(hostile)[..], None)
+            .expect_err(hostile)
+            .to_string();
+        assert!(error.contains("content type"), "{hostile}: {error}");
+    }
+    assert!(appliance.list_documents(&beta).unwrap().is_empty());
+    // A known type (even another one than the original's) still imports.
+    let summary = appliance
+        .import_tenant(&beta, &with_content_type("text/markdown")[..], None)
+        .unwrap();
+    assert_eq!(summary.documents, 1);
+    let imported = appliance.list_documents(&beta).unwrap();
+    assert_eq!(imported[0].content_type.as_deref(), Some("text/markdown"));
+
+    // Over the configured bounds: refused with a clear error, nothing stored.
+    let gamma = new_tenant(&appliance, "Gamma");
+    for (max_archive_bytes, max_entry_bytes) in
+        [(archive.len() as u64 / 4, u64::MAX), (u64::MAX, 64)]
+    {
+        let mut config = config_for(dir.path());
+        config.import_limits.max_archive_bytes = max_archive_bytes;
+        config.import_limits.max_entry_bytes = max_entry_bytes;
+        let bounded = Appliance::open(config).unwrap();
+        let error = bounded
+            .import_tenant(&gamma, &archive[..], None)
+            .expect_err("over the limit")
+            .to_string();
+        assert!(error.contains("too large to import"), "{error}");
+    }
+    assert!(appliance.list_documents(&gamma).unwrap().is_empty());
+}
