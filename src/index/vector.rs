@@ -4,14 +4,20 @@
 //! deleted chunks are tombstoned and filtered at search time.
 //!
 //! Snapshots: hnsw_rs can only dump to and load from files in a directory, so
-//! [`VectorIndex::snapshot`] and [`VectorIndex::restore`] stage those files in a private
-//! directory on a RAM file system (`/dev/shm`) and remove them at once; the caller seals the
-//! bytes with the tenant's key. Where no RAM file system exists, there is no snapshot and
+//! [`VectorIndex::snapshot`] and [`VectorIndex::restore`] stage those files in anonymous
+//! memory files (`memfd_create`), which no file system lists and which vanish with the
+//! process, even after `kill -9` (issue 11, finding 8; they used to sit in `/dev/shm`).
+//! hnsw_rs reaches them by name through two symbolic links to `/proc/self/fd/N` in a
+//! private directory of the temp dir; the links hold no content. The caller seals the
+//! bytes with the tenant's key. Where memfds are unavailable, there is no snapshot and
 //! the graph is rebuilt from the store's (sealed) vectors: plaintext vectors never reach
-//! a disk.
+//! a file system.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::PathBuf;
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
@@ -120,45 +126,91 @@ impl VectorIndex {
 
 const DUMP_BASENAME: &str = "vectors";
 
-/// A private directory on a RAM file system, removed on drop.
-struct RamStaging(PathBuf);
+/// hnsw_rs's two dump files as anonymous memory files, named for hnsw_rs by symbolic
+/// links in a private directory (removed on drop; the memfds close with it).
+struct MemoryStaging {
+    dir: PathBuf,
+    graph: File,
+    data: File,
+}
 
-impl RamStaging {
-    fn create() -> Option<RamStaging> {
-        let root = Path::new("/dev/shm");
-        if !root.is_dir() {
-            return None;
-        }
-        let dir = root.join(format!("bulkhead-{}", crate::ids::DocumentId::generate()));
+/// Where the link directories live, and the prefix that marks them as ours.
+const STAGING_PREFIX: &str = "bulkhead-hnsw-";
+
+impl MemoryStaging {
+    fn create() -> Option<MemoryStaging> {
+        let graph = memfd(c"bulkhead-hnsw-graph")?;
+        let data = memfd(c"bulkhead-hnsw-data")?;
+        let dir = std::env::temp_dir().join(format!(
+            "{STAGING_PREFIX}{}",
+            crate::ids::DocumentId::generate()
+        ));
         crate::store::files::create_private_dir(&dir).ok()?;
-        Some(RamStaging(dir))
-    }
-}
-
-/// Removes staging directories that a crashed process left in `/dev/shm` (older than ten
-/// minutes, so a concurrent process's live staging is never touched). They hold plaintext
-/// vectors in RAM until removed.
-pub fn remove_stale_staging() {
-    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let is_ours = entry.file_name().to_string_lossy().starts_with("bulkhead-");
-        let stale = entry
-            .metadata()
-            .and_then(|metadata| metadata.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > std::time::Duration::from_secs(600));
-        if is_ours && stale {
-            let _ = std::fs::remove_dir_all(entry.path());
+        let staging = MemoryStaging { dir, graph, data };
+        for (file, suffix) in [(&staging.graph, "graph"), (&staging.data, "data")] {
+            std::os::unix::fs::symlink(
+                format!("/proc/self/fd/{}", file.as_raw_fd()),
+                staging.dir.join(format!("{DUMP_BASENAME}.hnsw.{suffix}")),
+            )
+            .ok()?;
         }
+        Some(staging)
+    }
+
+    fn read(file: &mut File) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        file.rewind().ok()?;
+        file.read_to_end(&mut bytes).ok()?;
+        Some(bytes)
+    }
+
+    fn write(file: &mut File, bytes: &[u8]) -> Option<()> {
+        file.write_all(bytes).ok()?;
+        file.rewind().ok()
     }
 }
 
-impl Drop for RamStaging {
+impl Drop for MemoryStaging {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn memfd(name: &std::ffi::CStr) -> Option<File> {
+    // SAFETY: a valid NUL-terminated name; the returned descriptor is owned by the File.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Some(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Removes what a crashed process left (older than ten minutes, so a concurrent
+/// process's live staging is never touched): link directories in the temp dir (no
+/// content), and staging directories of earlier versions in `/dev/shm`, which held
+/// plaintext vectors.
+pub fn remove_stale_staging() {
+    let places = [
+        (PathBuf::from("/dev/shm"), "bulkhead-"),
+        (std::env::temp_dir(), STAGING_PREFIX),
+    ];
+    for (place, prefix) in places {
+        let Ok(entries) = std::fs::read_dir(&place) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let is_ours = entry.file_name().to_string_lossy().starts_with(prefix);
+            let stale = entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(600));
+            if is_ours && stale {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 
@@ -178,17 +230,18 @@ impl VectorIndex {
     /// The graph and its vectors as one byte string, or `None` when it cannot be staged in
     /// RAM (the index is then rebuilt from the store on the next open).
     pub fn snapshot(&self) -> Option<Vec<u8>> {
-        let staging = RamStaging::create()?;
+        let mut staging = MemoryStaging::create()?;
         // hnsw_rs panics on some I/O failures; a failed snapshot must not take the process.
         let dumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.graph.file_dump(&staging.0, DUMP_BASENAME)
+            self.graph.file_dump(&staging.dir, DUMP_BASENAME)
         }));
-        let basename = match dumped {
-            Ok(Ok(basename)) => basename,
+        match dumped {
+            // The links name the memfds; any other name would be a file on disk.
+            Ok(Ok(basename)) if basename == DUMP_BASENAME => {}
             _ => return None,
-        };
-        let graph = std::fs::read(staging.0.join(format!("{basename}.hnsw.graph"))).ok()?;
-        let data = std::fs::read(staging.0.join(format!("{basename}.hnsw.data"))).ok()?;
+        }
+        let graph = MemoryStaging::read(&mut staging.graph)?;
+        let data = MemoryStaging::read(&mut staging.data)?;
         let mut live: Vec<u64> = self.live.iter().copied().collect();
         live.sort_unstable();
         let mut out = Vec::with_capacity(graph.len() + data.len() + live.len() * 8 + 32);
@@ -214,13 +267,13 @@ impl VectorIndex {
             .chunks_exact(8)
             .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or_default()))
             .collect();
-        let staging = RamStaging::create()?;
-        std::fs::write(staging.0.join(format!("{DUMP_BASENAME}.hnsw.graph")), graph).ok()?;
-        std::fs::write(staging.0.join(format!("{DUMP_BASENAME}.hnsw.data")), data).ok()?;
+        let mut staging = MemoryStaging::create()?;
+        MemoryStaging::write(&mut staging.graph, graph)?;
+        MemoryStaging::write(&mut staging.data, data)?;
         // The loaded graph borrows its loader for its lifetime ('b: 'a in hnsw_rs). The
         // loader is a few hundred bytes of paths and options (the vectors are copied into
         // the graph, not mapped), so it is leaked: one small allocation per cold open.
-        let loader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(&staging.0, DUMP_BASENAME)));
+        let loader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(&staging.dir, DUMP_BASENAME)));
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             loader.load_hnsw_with_dist::<f32, UnitCosine>(UnitCosine)
         }));
@@ -257,6 +310,52 @@ mod tests {
     fn unit(vector: Vec<f32>) -> Vec<f32> {
         let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
         vector.into_iter().map(|x| x / norm).collect()
+    }
+
+    #[test]
+    fn issue_11_snapshots_are_staged_in_memory_files_only() {
+        let mut staging = MemoryStaging::create().expect("memfd staging");
+        let link = staging.dir.join(format!("{DUMP_BASENAME}.hnsw.data"));
+        // Written by name, the way hnsw_rs writes, and read back from the memfd.
+        std::fs::write(&link, b"plaintext vectors").unwrap();
+        assert_eq!(
+            MemoryStaging::read(&mut staging.data).unwrap(),
+            b"plaintext vectors"
+        );
+        let target =
+            std::fs::read_link(format!("/proc/self/fd/{}", staging.data.as_raw_fd())).unwrap();
+        assert!(
+            target.to_string_lossy().starts_with("/memfd:"),
+            "{}",
+            target.display()
+        );
+        // The directory holds links only: no regular file with content.
+        for entry in std::fs::read_dir(&staging.dir).unwrap() {
+            assert!(entry.unwrap().file_type().unwrap().is_symlink());
+        }
+        let dir = staging.dir.clone();
+        drop(staging);
+        assert!(!dir.exists());
+
+        // A round trip through the memfds gives the same graph.
+        let mut rng = rand::rng();
+        let items: Vec<(u64, Vec<f32>)> = (1..=100u64)
+            .map(|id| {
+                (
+                    id,
+                    unit((0..32).map(|_| rng.random::<f32>() - 0.5).collect()),
+                )
+            })
+            .collect();
+        let mut index = VectorIndex::new(items.len());
+        index.insert(
+            &items
+                .iter()
+                .map(|(id, v)| (*id, v.as_slice()))
+                .collect::<Vec<_>>(),
+        );
+        let restored = VectorIndex::restore(&index.snapshot().expect("snapshot")).expect("restore");
+        assert_eq!(restored.search(&items[7].1, 1)[0].0, 8);
     }
 
     #[test]
