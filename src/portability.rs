@@ -275,6 +275,63 @@ fn allowed_content_type(content_type: &str) -> bool {
     crate::ingest::extract::DocumentFormat::from_content_type(content_type).is_some()
 }
 
+/// The chunks of one document, from its `chunks.jsonl`.
+fn parse_chunks(data: &[u8]) -> Result<Vec<NewChunk>, PortabilityError> {
+    let mut chunks = Vec::new();
+    for line in data.lines() {
+        let line = line?;
+        let chunk: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|error| PortabilityError::Malformed(error.to_string()))?;
+        chunks.push(NewChunk {
+            start: chunk["start"].as_u64().unwrap_or(0) as usize,
+            end: chunk["end"].as_u64().unwrap_or(0) as usize,
+            text: chunk["text"].as_str().unwrap_or_default().to_owned(),
+            embedding: chunk["embedding"]
+                .as_array()
+                .map(|values| {
+                    values
+                        .iter()
+                        .filter_map(|v| v.as_f64())
+                        .map(|v| v as f32)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+    }
+    Ok(chunks)
+}
+
+/// The manifest (read last) must be of this format and list exactly the files read, each
+/// with its SHA-256.
+fn check_manifest(
+    manifest: Option<serde_json::Value>,
+    hashes: &[(String, String)],
+) -> Result<(), PortabilityError> {
+    let manifest =
+        manifest.ok_or_else(|| PortabilityError::Malformed("no manifest.json".into()))?;
+    if manifest["format"] != FORMAT {
+        return Err(PortabilityError::Malformed(format!(
+            "format is {}, expected {FORMAT}",
+            manifest["format"]
+        )));
+    }
+    let listed = manifest["files"].as_array().cloned().unwrap_or_default();
+    if listed.len() != hashes.len() {
+        return Err(PortabilityError::Integrity(
+            "the manifest lists a different set of files".into(),
+        ));
+    }
+    for (path, sha256) in hashes {
+        let expected = listed.iter().find(|file| file["path"] == path.as_str());
+        if expected.and_then(|file| file["sha256"].as_str()) != Some(sha256.as_str()) {
+            return Err(PortabilityError::Integrity(format!(
+                "{path} does not match its SHA-256"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn read_archive(
     store: &Store,
     scope: &TenantScope,
@@ -320,28 +377,7 @@ fn read_archive(
                 document.text = String::from_utf8(data)
                     .map_err(|_| PortabilityError::Malformed("text is not UTF-8".into()))?
             }
-            "chunks.jsonl" => {
-                for line in data.lines() {
-                    let line = line?;
-                    let chunk: serde_json::Value = serde_json::from_str(&line)
-                        .map_err(|error| PortabilityError::Malformed(error.to_string()))?;
-                    document.chunks.push(NewChunk {
-                        start: chunk["start"].as_u64().unwrap_or(0) as usize,
-                        end: chunk["end"].as_u64().unwrap_or(0) as usize,
-                        text: chunk["text"].as_str().unwrap_or_default().to_owned(),
-                        embedding: chunk["embedding"]
-                            .as_array()
-                            .map(|values| {
-                                values
-                                    .iter()
-                                    .filter_map(|v| v.as_f64())
-                                    .map(|v| v as f32)
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    });
-                }
-            }
+            "chunks.jsonl" => document.chunks = parse_chunks(&data)?,
             _ => {
                 return Err(PortabilityError::Malformed(format!(
                     "unexpected entry {path}"
@@ -349,28 +385,7 @@ fn read_archive(
             }
         }
     }
-    let manifest =
-        manifest.ok_or_else(|| PortabilityError::Malformed("no manifest.json".into()))?;
-    if manifest["format"] != FORMAT {
-        return Err(PortabilityError::Malformed(format!(
-            "format is {}, expected {FORMAT}",
-            manifest["format"]
-        )));
-    }
-    let listed = manifest["files"].as_array().cloned().unwrap_or_default();
-    if listed.len() != hashes.len() {
-        return Err(PortabilityError::Integrity(
-            "the manifest lists a different set of files".into(),
-        ));
-    }
-    for (path, sha256) in &hashes {
-        let expected = listed.iter().find(|file| file["path"] == path.as_str());
-        if expected.and_then(|file| file["sha256"].as_str()) != Some(sha256.as_str()) {
-            return Err(PortabilityError::Integrity(format!(
-                "{path} does not match its SHA-256"
-            )));
-        }
-    }
+    check_manifest(manifest, &hashes)?;
     for document in documents.values() {
         let content_type = document.description["content_type"]
             .as_str()

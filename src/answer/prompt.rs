@@ -235,5 +235,4 @@ mod tests {
         let messages = build_prompt("Alpha Corp", "q", &[excerpt("x\"\"\"\"\"y")]);
         assert_eq!(messages[1].content.matches("\"\"\"").count(), 2);
     }
-
 }
