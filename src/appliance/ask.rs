@@ -188,6 +188,14 @@ impl Appliance {
             .iter()
             .filter_map(|hit| hit.similarity)
             .reduce(f32::max);
+        // A question that names one of the tenant's contracts is about that contract: the
+        // similarity floor (which turns away questions the corpus cannot answer) does not
+        // apply to the search within it, whose query has lost the naming words. The
+        // answer's own checks (support, quote similarity) still do.
+        let best_similarity = match (&documents, best_similarity) {
+            (Some(_), Some(similarity)) => Some(similarity.max(answer::MIN_SIMILARITY)),
+            (_, similarity) => similarity,
+        };
         timings.retrieve_ms = retrieve_started.elapsed().as_millis() as u64;
         if let Err(reason) = answer::check_retrieval(best_similarity, &absent, chunk_count > 0) {
             return Ok(Err(reason));
