@@ -125,6 +125,7 @@ impl Appliance {
             identity,
             &self.config.import_limits,
         )?;
+        self.rebuild_missing_catalogues(scope)?;
         // The next use reopens the index, which reconciles it with the imported chunks.
         self.evict(scope);
         Ok(summary)

@@ -106,11 +106,46 @@ impl Appliance {
         drop(index);
         // The catalogue is rebuildable from the stored text, so it is committed after the
         // document rather than in its transaction.
-        let catalogue = catalogue::catalogue(&extracted.text);
+        self.store_catalogue(scope, &job.document_id, &extracted.text)?;
+        Ok(outcome(Ok(chunks.len())))
+    }
+
+    /// Builds a document's catalogue from its extracted text and stores it sealed.
+    fn store_catalogue(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+        text: &str,
+    ) -> Result<(), ApplianceError> {
+        let catalogue = catalogue::catalogue(text);
         // Strings, numbers and lists only: encoding cannot fail.
         let encoded = serde_json::to_string(&catalogue).expect("a catalogue encodes as JSON");
-        self.store
-            .put_catalogue(scope, &job.document_id, &encoded)?;
-        Ok(outcome(Ok(chunks.len())))
+        Ok(self.store.put_catalogue(scope, document_id, &encoded)?)
+    }
+
+    /// Builds the catalogue of every indexed document that has none (imported ones: an
+    /// export carries the text, and the catalogue is rebuilt from it).
+    pub(super) fn rebuild_missing_catalogues(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<usize, ApplianceError> {
+        let have: std::collections::HashSet<DocumentId> = self
+            .store
+            .catalogues(scope)?
+            .into_iter()
+            .map(|(document_id, _)| document_id)
+            .collect();
+        let mut built = 0;
+        for record in self.store.list_documents(scope)? {
+            if have.contains(&record.document_id) {
+                continue;
+            }
+            let stored = self.store.export_document(scope, &record.document_id)?;
+            if let Some(text) = stored.text {
+                self.store_catalogue(scope, &record.document_id, &text)?;
+                built += 1;
+            }
+        }
+        Ok(built)
     }
 }
