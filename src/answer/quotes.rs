@@ -66,27 +66,14 @@ pub fn quote_score(similarity: f32, generic_question: &str, sentence: &str) -> f
     score
 }
 
-const MONTHS: &[&str] = &[
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-
 fn mentions_date(sentence: &str) -> bool {
     let lower = sentence.to_lowercase();
     let year = lower
         .split(|c: char| !c.is_ascii_digit())
         .any(|digits| digits.len() == 4 && (digits.starts_with("19") || digits.starts_with("20")));
-    year || MONTHS.iter().any(|month| lower.contains(month))
+    year || crate::values::MONTHS
+        .iter()
+        .any(|month| lower.contains(month))
 }
 
 const NUMBER_WORDS: &[&str] = &[

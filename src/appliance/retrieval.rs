@@ -46,6 +46,12 @@ impl Appliance {
             None => None,
         };
         let clause = clauses::detect(&query).first().copied();
+        // A question about the contract's own name or parties looks for exactly the words
+        // that named it: those stay in the query (the search is still within it).
+        let query = match clause.map(|clause| clause.answer) {
+            Some(clauses::AnswerShape::Name | clauses::AnswerShape::Parties) => question.to_owned(),
+            _ => query,
+        };
         let text_query = clauses::expand_query(&query);
         let vector = match mode {
             SearchMode::Keyword => None,

@@ -90,11 +90,15 @@ impl Store {
             &sql("SELECT tenant_id, row_id FROM t_chunks WHERE tenant_id = ?1 ORDER BY row_id"),
             params![scope.tenant_id().as_str()],
         )?;
-        Ok(rows
-            .into_iter()
+        Ok(Self::owned_row_ids(scope, rows))
+    }
+
+    /// The row ids of rows (tenant, row id) that are the scope's (application scope).
+    fn owned_row_ids(scope: &TenantScope, rows: Vec<(String, i64)>) -> Vec<u64> {
+        rows.into_iter()
             .filter(|(tenant, _)| Self::row_is_ours(scope, tenant))
             .map(|(_, id)| id as u64)
-            .collect())
+            .collect()
     }
 
     /// The row ids of one document's chunks (a search within a named contract).
@@ -110,11 +114,7 @@ impl Store {
             ),
             params![scope.tenant_id().as_str(), document_id.as_str()],
         )?;
-        Ok(rows
-            .into_iter()
-            .filter(|(tenant, _)| Self::row_is_ours(scope, tenant))
-            .map(|(_, id)| id as u64)
-            .collect())
+        Ok(Self::owned_row_ids(scope, rows))
     }
 
     /// Chunks by row id, decrypted, with their document's file name. Row ids that are not
