@@ -14,19 +14,22 @@ impl Appliance {
         let top_k = top_k.clamp(1, 50);
         // Hybrid is the product's search: clause-aware. Keyword and vector stay the plain
         // methods (the eval's baselines).
-        let hits = if matches!(mode, SearchMode::Hybrid) {
-            self.clause_search(scope, query, top_k, mode)?.hits
+        let (hits, chunks) = if matches!(mode, SearchMode::Hybrid) {
+            let mut searched = self.clause_search(scope, query, top_k, mode)?;
+            let chunks = self.hit_chunks(scope, &mut searched)?;
+            (searched.hits, chunks)
         } else {
             let vector = match mode {
                 SearchMode::Keyword => None,
                 SearchMode::Hybrid | SearchMode::Vector => Some(self.embedder()?.embed_one(query)?),
             };
             let index = self.tenant_index(scope)?;
-            read(&index).search(vector.as_deref(), query, top_k, mode)?
+            let hits = read(&index).search(vector.as_deref(), query, top_k, mode)?;
+            let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
+            let chunks = self.store.chunks(scope, &row_ids)?;
+            (hits, chunks)
         };
         let scores: HashMap<u64, f32> = hits.iter().map(|hit| (hit.row_id, hit.score)).collect();
-        let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
-        let chunks = self.store.chunks(scope, &row_ids)?;
         let results = chunks
             .into_iter()
             .map(|chunk| SearchResult {
@@ -164,7 +167,7 @@ impl Appliance {
         timings: &mut Timings,
     ) -> Result<Result<AnswerContext, Ungrounded>, ApplianceError> {
         let retrieve_started = Instant::now();
-        let searched = self.clause_search(
+        let mut searched = self.clause_search(
             scope,
             question,
             top_k.max(answer::QUOTE_CANDIDATE_CHUNKS),
@@ -175,8 +178,6 @@ impl Appliance {
             clause = searched.clause.map(|clause| clause.name),
             "clause search"
         );
-        let documents = searched.documents;
-        let hits = searched.hits;
         timings.embed_ms = started.elapsed().as_millis() as u64;
         let index = self.tenant_index(scope)?;
         let (absent, chunk_count) = {
@@ -184,7 +185,8 @@ impl Appliance {
             let specific = answer::specific_words(question);
             (index.absent_words(&specific), index.chunk_count())
         };
-        let best_similarity = hits
+        let best_similarity = searched
+            .hits
             .iter()
             .filter_map(|hit| hit.similarity)
             .reduce(f32::max);
@@ -192,7 +194,7 @@ impl Appliance {
         // similarity floor (which turns away questions the corpus cannot answer) does not
         // apply to the search within it, whose query has lost the naming words. The
         // answer's own checks (support, quote similarity) still do.
-        let best_similarity = match (&documents, best_similarity) {
+        let best_similarity = match (&searched.documents, best_similarity) {
             (Some(_), Some(similarity)) => Some(similarity.max(answer::MIN_SIMILARITY)),
             (_, similarity) => similarity,
         };
@@ -203,8 +205,7 @@ impl Appliance {
         // The retrieved set. The model is shown the sentences of it that best match the
         // question (grouped by chunk), not whole chunks: a short prompt keeps a small
         // model focused and its prefill fast. A quoted answer is the best of them.
-        let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
-        let mut retrieved = self.store.chunks(scope, &row_ids)?;
+        let mut retrieved = self.hit_chunks(scope, &mut searched)?;
         // Prompt layer: only excerpts of the scope's tenant reach the model (or a quote).
         if enabled(Layer::Prompt) {
             retrieved.retain(|chunk| &chunk.tenant_id == scope.tenant_id());
@@ -228,7 +229,7 @@ impl Appliance {
             retrieved,
             owned,
             ranked,
-            documents,
+            documents: searched.documents,
         }))
     }
 

@@ -53,6 +53,16 @@ impl Appliance {
         document_id: &DocumentId,
     ) -> Result<Option<Catalogue>, ApplianceError> {
         self.require_owned(scope, document_id)?;
+        self.stored_catalogue(scope, document_id)
+    }
+
+    /// A document's catalogue as stored (read through the tenant's scope), without the
+    /// output layer's check: for the answer path, which checks what it cites itself.
+    pub(super) fn stored_catalogue(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Option<Catalogue>, ApplianceError> {
         Ok(self
             .store
             .catalogue(scope, document_id)?

@@ -23,6 +23,9 @@ pub(super) struct ClauseHits {
     pub documents: Option<Vec<DocumentId>>,
     /// The clause type the question is about, when it is about one.
     pub clause: Option<&'static ClauseType>,
+    /// The candidates' chunks the re-ranking read, by row id (empty when there was no
+    /// re-ranking): [`Appliance::hit_chunks`] reuses them instead of reading them again.
+    read: HashMap<u64, ChunkRecord>,
 }
 
 impl Appliance {
@@ -65,17 +68,18 @@ impl Appliance {
             mode,
             within.as_ref(),
         )?;
+        let mut read = HashMap::new();
         if let Some(clause) = clause {
             let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
-            let texts: HashMap<u64, String> = self
+            read = self
                 .store
                 .chunks(scope, &row_ids)?
                 .into_iter()
-                .map(|chunk| (chunk.row_id, chunk.text))
+                .map(|chunk| (chunk.row_id, chunk))
                 .collect();
             for hit in &mut hits {
-                if let Some(text) = texts.get(&hit.row_id) {
-                    hit.score += CLAUSE_WEIGHT * resolution::clause_score(clause, text);
+                if let Some(chunk) = read.get(&hit.row_id) {
+                    hit.score += CLAUSE_WEIGHT * resolution::clause_score(clause, &chunk.text);
                 }
             }
             hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row_id.cmp(&b.row_id)));
@@ -85,7 +89,25 @@ impl Appliance {
             hits,
             documents,
             clause,
+            read,
         })
+    }
+
+    /// The kept hits' chunks in rank order, as [`Store::chunks`] returns them: taken from
+    /// what the re-ranking already read, else read now.
+    pub(super) fn hit_chunks(
+        &self,
+        scope: &TenantScope,
+        searched: &mut ClauseHits,
+    ) -> Result<Vec<ChunkRecord>, ApplianceError> {
+        let row_ids: Vec<u64> = searched.hits.iter().map(|hit| hit.row_id).collect();
+        if searched.read.is_empty() {
+            return Ok(self.store.chunks(scope, &row_ids)?);
+        }
+        Ok(row_ids
+            .iter()
+            .filter_map(|row_id| searched.read.remove(row_id))
+            .collect())
     }
 
     /// The documents `question` names (by catalogue title, party names and file name) and

@@ -67,12 +67,7 @@ impl Appliance {
         if !matches!(kind, FactKind::Parties | FactKind::Date) {
             return Ok(None);
         }
-        let Some(catalogue) = self
-            .catalogues(scope)?
-            .into_iter()
-            .find(|(id, _)| id == document)
-            .map(|(_, catalogue)| catalogue)
-        else {
+        let Some(catalogue) = self.stored_catalogue(scope, document)? else {
             return Ok(None);
         };
         let (sentence, span) = if matches!(kind, FactKind::Parties) {
