@@ -251,7 +251,8 @@ fn without_naming_words(
 
 /// How well `passage` reads as the clause of `clause`: the number of the type's contract
 /// wordings it contains (at most three), one more when a heading-like line names a cue,
-/// and one more when the typed value the question needs is in it.
+/// one more when the typed value the question needs is in it, and one more when it reads
+/// as a clause of a yes/no type.
 pub fn clause_score(clause: &ClauseType, passage: &str) -> f32 {
     let lower = passage.to_lowercase().replace(['’', '‘'], "'");
     let wording = clause
@@ -271,7 +272,12 @@ pub fn clause_score(clause: &ClauseType, passage: &str) -> f32 {
         AnswerShape::Date => !values::find_dates(passage).is_empty(),
         AnswerShape::Name | AnswerShape::Parties | AnswerShape::YesNo => false,
     };
-    wording + f32::from(u8::from(heading)) + f32::from(u8::from(typed))
+    // A yes/no type's sentence pattern (see `clauses::evidence`) counts like a heading.
+    let reads_as = crate::clauses::evidence::reads_as(clause, passage);
+    wording
+        + f32::from(u8::from(heading))
+        + f32::from(u8::from(typed))
+        + f32::from(u8::from(reads_as))
 }
 
 #[cfg(test)]

@@ -24,6 +24,20 @@ pub fn candidate_sentences(excerpts: &[ChunkRecord]) -> Vec<(usize, String)> {
     candidates
 }
 
+/// Every sentence of the excerpts, whitespace flattened, whatever its length: (excerpt
+/// index, sentence). For deciding whether a clause is there at all.
+pub fn all_sentences(excerpts: &[ChunkRecord]) -> Vec<(usize, String)> {
+    excerpts
+        .iter()
+        .enumerate()
+        .flat_map(|(index, excerpt)| {
+            split_sentences(&excerpt.text)
+                .into_iter()
+                .map(move |sentence| (index, flatten_whitespace(sentence)))
+        })
+        .collect()
+}
+
 /// One sentence of a retrieved chunk, scored as an answer to the question.
 #[derive(Clone, Debug)]
 pub struct RankedSentence {

@@ -1,5 +1,6 @@
 //! Retrieval and grounded answers.
 
+use super::presence::Presence;
 use super::*;
 
 impl Appliance {
@@ -65,14 +66,24 @@ impl Appliance {
                 timings,
             }
         };
-        let context = match self.retrieve_context(scope, question, top_k, started, &mut timings)? {
-            Ok(context) => context,
-            Err(reason) => return Ok(ungrounded(reason, timings)),
+        let mut context =
+            match self.retrieve_context(scope, question, top_k, started, &mut timings)? {
+                Ok(context) => context,
+                Err(reason) => return Ok(ungrounded(reason, timings)),
+            };
+        // Answers without the model: a typed value, else a yes/no clause's presence.
+        let extracted = match self.typed_answer(scope, question, &context)? {
+            Some((text, chunk)) => Some((text, Some(chunk))),
+            None => match self.clause_presence(scope, &mut context)? {
+                Some(Presence::Found(text, chunk)) => Some((text, Some(chunk))),
+                Some(Presence::Absent(text)) => Some((text, None)),
+                None => None,
+            },
         };
-        if let Some((text, chunk)) = self.typed_answer(scope, question, &context)? {
+        if let Some((text, chunk)) = extracted {
             // Checked against its passage before it is streamed (output layer).
             on_token(&text);
-            let (text, citations) = context.cite(&text, vec![chunk]);
+            let (text, citations) = context.cite(&text, chunk.into_iter().collect());
             timings.total_ms = started.elapsed().as_millis() as u64;
             let grounded = !citations.is_empty();
             return Ok(Answer {
@@ -230,6 +241,7 @@ impl Appliance {
             owned,
             ranked,
             documents: searched.documents,
+            clause: searched.clause,
         }))
     }
 
@@ -274,9 +286,11 @@ impl Appliance {
 pub(super) struct AnswerContext {
     pub(super) retrieved: Vec<ChunkRecord>,
     pub(super) owned: Vec<bool>,
-    ranked: Vec<answer::RankedSentence>,
+    pub(super) ranked: Vec<answer::RankedSentence>,
     /// The documents the question names, when it names some.
     pub(super) documents: Option<Vec<DocumentId>>,
+    /// The clause type the question is about, when it is about one.
+    pub(super) clause: Option<&'static crate::clauses::ClauseType>,
 }
 
 impl AnswerContext {

@@ -31,6 +31,7 @@ mod ask;
 mod audit;
 mod documents;
 mod indexing;
+mod presence;
 mod retrieval;
 mod tenants;
 mod typed;

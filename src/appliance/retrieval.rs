@@ -84,6 +84,11 @@ impl Appliance {
             }
             hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row_id.cmp(&b.row_id)));
         }
+        if let (Some([document]), Some(clause)) = (documents.as_deref(), clause) {
+            self.lead_with_catalogue_field(
+                scope, document, clause, question, &mut hits, &mut read,
+            )?;
+        }
         hits.truncate(k);
         Ok(ClauseHits {
             hits,
@@ -91,6 +96,67 @@ impl Appliance {
             clause,
             read,
         })
+    }
+
+    /// A question about a contract's title, parties or dates is about the passage its
+    /// catalogue took the field from: that chunk leads the hits.
+    fn lead_with_catalogue_field(
+        &self,
+        scope: &TenantScope,
+        document: &DocumentId,
+        clause: &ClauseType,
+        question: &str,
+        hits: &mut Vec<Hit>,
+        read: &mut HashMap<u64, ChunkRecord>,
+    ) -> Result<(), ApplianceError> {
+        let Some(span) = self
+            .stored_catalogue(scope, document)?
+            .and_then(|catalogue| catalogue_span(&catalogue, clause.answer, question))
+        else {
+            return Ok(());
+        };
+        let holds = |chunk: &ChunkRecord| {
+            chunk.chunk_id.document_id() == document
+                && chunk.start <= span.start
+                && span.start < chunk.end
+        };
+        let row_id = match read.values().find(|chunk| holds(chunk)) {
+            Some(chunk) => chunk.row_id,
+            None => {
+                let rows = self.store.document_row_ids(scope, document)?;
+                let Some(chunk) = self
+                    .store
+                    .chunks(scope, &rows)?
+                    .into_iter()
+                    .find(|chunk| holds(chunk))
+                else {
+                    return Ok(());
+                };
+                let row_id = chunk.row_id;
+                if !read.is_empty() {
+                    read.insert(row_id, chunk);
+                }
+                row_id
+            }
+        };
+        let top = hits.first().map_or(1.0, |hit| hit.score);
+        let lead = match hits.iter().position(|hit| hit.row_id == row_id) {
+            Some(at) => hits.remove(at),
+            None => Hit {
+                row_id,
+                score: top,
+                similarity: None,
+                keyword_score: None,
+            },
+        };
+        hits.insert(
+            0,
+            Hit {
+                score: top.max(lead.score) + f32::EPSILON,
+                ..lead
+            },
+        );
+        Ok(())
     }
 
     /// The kept hits' chunks in rank order, as [`Store::chunks`] returns them: taken from
@@ -157,5 +223,42 @@ impl Appliance {
             ),
             None => (None, question.to_owned()),
         })
+    }
+}
+
+/// Where in the contract its catalogue found what a question of shape `shape` asks for:
+/// the title, the parties (from the first named to the last), or the date the question
+/// means (effective, expiration, else the agreement date).
+pub(super) fn catalogue_span(
+    catalogue: &Catalogue,
+    shape: clauses::AnswerShape,
+    question: &str,
+) -> Option<std::ops::Range<usize>> {
+    match shape {
+        clauses::AnswerShape::Name => catalogue.title.as_ref().map(|title| title.span.clone()),
+        clauses::AnswerShape::Parties => Some(
+            catalogue.parties.iter().map(|p| p.span.start).min()?
+                ..catalogue.parties.iter().map(|p| p.span.end).max()?,
+        ),
+        clauses::AnswerShape::Date => catalogue_date(catalogue, question).map(|d| d.span.clone()),
+        _ => None,
+    }
+}
+
+/// The catalogue date a question means.
+pub(super) fn catalogue_date<'c>(
+    catalogue: &'c Catalogue,
+    question: &str,
+) -> Option<&'c crate::catalogue::Field<crate::values::DateValue>> {
+    let lower = question.to_lowercase();
+    if lower.contains("effective") {
+        catalogue.effective_date.as_ref()
+    } else if lower.contains("expir") || lower.contains("end date") {
+        catalogue.expiration_date.as_ref()
+    } else {
+        catalogue
+            .agreement_date
+            .as_ref()
+            .or(catalogue.effective_date.as_ref())
     }
 }

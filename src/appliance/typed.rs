@@ -22,15 +22,22 @@ impl Appliance {
         question: &str,
         context: &AnswerContext,
     ) -> Result<Option<(String, usize)>, ApplianceError> {
-        let Some(kind) = answer_facts::kind_for_question(question) else {
-            return Ok(None);
-        };
-        if matches!(kind, FactKind::YesNo) {
-            return Ok(None);
-        }
-        let found = match self.value_from_catalogue(scope, question, kind, context)? {
-            Some(found) => Some(found),
-            None => value_from_clauses(kind, context),
+        let asks_name = context
+            .clause
+            .is_some_and(|clause| clause.answer == crate::clauses::AnswerShape::Name);
+        let found = if asks_name {
+            self.title_from_catalogue(scope, context)?
+        } else {
+            let Some(kind) = answer_facts::kind_for_question(question) else {
+                return Ok(None);
+            };
+            if matches!(kind, FactKind::YesNo) {
+                return Ok(None);
+            }
+            match self.value_from_catalogue(scope, question, kind, context)? {
+                Some(found) => Some(found),
+                None => value_from_clauses(kind, context),
+            }
         };
         let Some((sentence, chunk, span)) = found else {
             return Ok(None);
@@ -50,6 +57,27 @@ impl Appliance {
         // Not every word of the sentence is in the passage: the passage speaks for itself.
         Ok(sentence_around(&passage.text, span)
             .map(|quote| (answer::quoted_answer(&passage.filename, &quote), chunk)))
+    }
+
+    /// The named contract's title from its catalogue, when the chunk holding it was
+    /// retrieved for this request and may be shown.
+    fn title_from_catalogue(
+        &self,
+        scope: &TenantScope,
+        context: &AnswerContext,
+    ) -> Result<Option<(String, usize, std::ops::Range<usize>)>, ApplianceError> {
+        let Some(document) = context.documents.as_ref().and_then(|d| d.first()) else {
+            return Ok(None);
+        };
+        let Some(title) = self
+            .stored_catalogue(scope, document)?
+            .and_then(|catalogue| catalogue.title)
+        else {
+            return Ok(None);
+        };
+        let sentence = format!("The contract is titled “{}”.", title.value);
+        Ok(holding_chunk(context, document, &title.span)
+            .map(|(chunk, span)| (sentence, chunk, span)))
     }
 
     /// Parties and dates from the named contract's catalogue, when the chunk holding the
@@ -83,18 +111,7 @@ impl Appliance {
                 start..end,
             )
         } else {
-            let lower = question.to_lowercase();
-            let field = if lower.contains("effective") {
-                catalogue.effective_date.as_ref()
-            } else if lower.contains("expir") || lower.contains("end date") {
-                catalogue.expiration_date.as_ref()
-            } else {
-                catalogue
-                    .agreement_date
-                    .as_ref()
-                    .or(catalogue.effective_date.as_ref())
-            };
-            let Some(field) = field else {
+            let Some(field) = super::retrieval::catalogue_date(&catalogue, question) else {
                 return Ok(None);
             };
             (
@@ -102,17 +119,29 @@ impl Appliance {
                 field.span.clone(),
             )
         };
-        let chunk = context.retrieved.iter().enumerate().position(|(i, chunk)| {
+        Ok(holding_chunk(context, document, &span).map(|(chunk, span)| (sentence, chunk, span)))
+    }
+}
+
+/// The retrieved chunk of `document` the tenant may be shown that holds `span`, and the
+/// span relative to it.
+fn holding_chunk(
+    context: &AnswerContext,
+    document: &DocumentId,
+    span: &std::ops::Range<usize>,
+) -> Option<(usize, std::ops::Range<usize>)> {
+    let chunk = context
+        .retrieved
+        .iter()
+        .enumerate()
+        .position(|(i, chunk)| {
             context.owned[i]
                 && chunk.chunk_id.document_id() == document
                 && chunk.start <= span.start
                 && span.end <= chunk.end
-        });
-        Ok(chunk.map(|chunk| {
-            let offset = context.retrieved[chunk].start;
-            (sentence, chunk, span.start - offset..span.end - offset)
-        }))
-    }
+        })?;
+    let offset = context.retrieved[chunk].start;
+    Some((chunk, span.start - offset..span.end - offset))
 }
 
 /// A value extracted from the best retrieved chunks the tenant may be shown.

@@ -33,6 +33,7 @@ pub enum AnswerShape {
     YesNo,
 }
 
+pub mod evidence;
 mod vocabulary;
 
 pub use vocabulary::CLAUSE_TYPES;
@@ -49,6 +50,22 @@ pub fn clause_type(name: &str) -> Option<&'static ClauseType> {
 /// period to terminate renewal" beats "renewal"; "non-transferable" beats "license").
 pub fn detect(question: &str) -> Vec<&'static ClauseType> {
     let question = normalise(question);
+    // "What is the name of the <contract>?" once the contract's own name has left the
+    // question (the search is within it) ends in "name of": it asks for that name.
+    let mut bare = question.trim_end_matches(|c: char| !c.is_alphanumeric());
+    while let Some(rest) = ["the", "this", "of"].iter().find_map(|word| {
+        bare.strip_suffix(word)
+            .filter(|rest| rest.ends_with(' '))
+            .map(str::trim_end)
+    }) {
+        bare = rest;
+    }
+    if bare.ends_with(" name") || bare.ends_with(" title") {
+        return CLAUSE_TYPES
+            .iter()
+            .filter(|clause| clause.answer == AnswerShape::Name)
+            .collect();
+    }
     let mut scored: Vec<(usize, usize, &'static ClauseType)> = CLAUSE_TYPES
         .iter()
         .enumerate()
@@ -150,6 +167,10 @@ mod tests {
             "Change Of Control"
         );
         assert!(names("Summarise the recitals").is_empty());
+        assert_eq!(names("What is the name of?")[0], "Document Name");
+        assert_eq!(names("What is the name of the ?")[0], "Document Name");
+        assert_eq!(names("What is the name")[0], "Document Name");
+        assert!(!names("What is the name of the distributor?").contains(&"Document Name"));
     }
 
     #[test]

@@ -34,10 +34,9 @@ pub static CLAUSE_TYPES: &[ClauseType] = &[
         Parties,
         [
             "parties",
-            "party to",
+            "party to the",
             "who signed",
             "who are the",
-            "counterparty",
             "between whom"
         ],
         [
@@ -72,6 +71,8 @@ pub static CLAUSE_TYPES: &[ClauseType] = &[
         Date,
         [
             "effective date",
+            "effective date of this contract",
+            "effective date of the contract",
             "take effect",
             "takes effect",
             "become effective",
@@ -541,7 +542,9 @@ pub static CLAUSE_TYPES: &[ClauseType] = &[
             "affiliates of the licensee",
             "licensee's affiliates",
             "affiliate license-licensee",
-            "licensee and its affiliates"
+            "licensee and its affiliates",
+            "affiliates of such licensee",
+            "affiliates of a licensee"
         ],
         [
             "licensee and its affiliates",
@@ -570,7 +573,16 @@ pub static CLAUSE_TYPES: &[ClauseType] = &[
     clause!(
         "Irrevocable Or Perpetual License",
         YesNo,
-        ["irrevocable", "perpetual", "forever"],
+        [
+            "irrevocable",
+            "perpetual",
+            "forever",
+            "irrevocable or perpetual",
+            "perpetual license",
+            "perpetual licence",
+            "irrevocable license",
+            "irrevocable licence"
+        ],
         ["irrevocable", "perpetual", "in perpetuity", "fully paid-up"]
     ),
     clause!(
@@ -591,7 +603,6 @@ pub static CLAUSE_TYPES: &[ClauseType] = &[
         [
             "post-termination",
             "after termination",
-            "after the contract ends",
             "wind-down",
             "transition services",
             "survive",
@@ -691,7 +702,9 @@ pub static CLAUSE_TYPES: &[ClauseType] = &[
             "warranty period",
             "how long is the warranty",
             "warranty last",
-            "warranted for"
+            "warranted for",
+            "duration of any warranty",
+            "how long does the warranty"
         ],
         [
             "warrants",
@@ -721,7 +734,9 @@ pub static CLAUSE_TYPES: &[ClauseType] = &[
             "covenant not to sue",
             "not to sue",
             "contest the validity",
-            "challenge the validity"
+            "challenge the validity",
+            "contesting the validity",
+            "challenging the validity"
         ],
         [
             "shall not contest",
