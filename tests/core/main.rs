@@ -1,6 +1,7 @@
 //! Integration tests of the core loop, with the real models (fetched by models/fetch.sh)
 //! and real SQLite files in temporary data directories. One binary, modules per concern.
 
+mod answers;
 mod bad_input;
 #[path = "../common/mod.rs"]
 mod common;

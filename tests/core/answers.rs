@@ -1,0 +1,61 @@
+//! Answers without the model (issue 9): a contract's title, a clause's sentence quoted,
+//! and "it isn't there" said plainly when no sentence of the named contract reads as the
+//! clause asked about.
+
+use crate::support::{fresh_appliance, ingest, new_tenant, sample_contract};
+
+#[test]
+fn clause_questions_quote_the_clause_or_say_it_is_absent() {
+    let (_dir, appliance) = fresh_appliance();
+    let scope = new_tenant(&appliance, "Counsel");
+    let (consulting_name, consulting) = sample_contract("ADUROBIOTECH");
+    let (endorsement_name, endorsement) = sample_contract("Lifeway");
+    ingest(
+        &appliance,
+        &scope,
+        &[
+            (&consulting_name, &consulting),
+            (&endorsement_name, &endorsement),
+        ],
+    );
+    let ask = |question: &str| {
+        appliance
+            .ask(&scope, question, None, &mut |_| true)
+            .unwrap()
+    };
+
+    // Present: the clause's own sentence, from the named contract, cited.
+    let assignment = ask("Can the consultant assign the consulting agreement?");
+    assert!(assignment.grounded, "{}", assignment.text);
+    assert!(
+        assignment.text.contains("shall not be assignable"),
+        "{}",
+        assignment.text
+    );
+    let cited = &assignment.citations[0];
+    assert_eq!(cited.filename, consulting_name);
+    let clause_at = consulting.find("shall not be assignable").unwrap();
+    let clause_at = consulting[..clause_at].chars().count();
+    assert!(cited.start <= clause_at && clause_at < cited.end);
+
+    // Absent: said so, naming the contract and the clause, with nothing cited.
+    let absent = ask("Does the consulting agreement have a most favored nation clause?");
+    assert!(
+        absent
+            .text
+            .contains("CONSULTING AGREEMENT does not contain a most favoured nation clause"),
+        "{}",
+        absent.text
+    );
+    assert!(!absent.grounded && absent.citations.is_empty());
+
+    // The title, from the catalogue, citing the passage it stands in.
+    let title = ask("What is the name of the consulting agreement?");
+    assert!(
+        title.text.contains("CONSULTING AGREEMENT"),
+        "{}",
+        title.text
+    );
+    assert_eq!(title.citations[0].filename, consulting_name);
+    assert_eq!(title.citations[0].start, 0);
+}
