@@ -249,6 +249,41 @@ fn without_naming_words(
     }
 }
 
+/// The documents most like what `question` names (indices, best first, at most `n`),
+/// for telling a user who named a contract the tenant does not have which ones it does
+/// have: naming words shared with the question, a word that starts alike ("Lifway",
+/// "Lifeway") counting half. Documents that share nothing follow in their given order.
+pub fn closest(question: &str, documents: &[NamedDocument<'_>], n: usize) -> Vec<usize> {
+    let asked: Vec<String> = words(question)
+        .into_iter()
+        .map(|(_, word, _)| word)
+        .filter(|word| word.chars().count() >= 3 && !NOT_NAMING.contains(&word.as_str()))
+        .collect();
+    let prefix = |word: &str| word.chars().take(4).collect::<String>();
+    let mut scored: Vec<(f32, usize)> = documents
+        .iter()
+        .enumerate()
+        .map(|(index, document)| {
+            let naming = naming_words(document);
+            let score: f32 = asked
+                .iter()
+                .map(|word| {
+                    if naming.contains(word) {
+                        1.0
+                    } else if naming.iter().any(|name| prefix(name) == prefix(word)) {
+                        0.5
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            (score, index)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.into_iter().take(n).map(|(_, index)| index).collect()
+}
+
 /// How well `passage` reads as the clause of `clause`: the number of the type's contract
 /// wordings it contains (at most three), one more when a heading-like line names a cue,
 /// one more when the typed value the question needs is in it, and one more when it reads
@@ -312,6 +347,27 @@ mod tests {
         assert_eq!(
             resolve("Which law governs the agreement?", &documents),
             None
+        );
+    }
+
+    #[test]
+    fn the_closest_documents_share_or_nearly_share_the_question_s_words() {
+        let documents = [
+            document("SUPPLY AGREEMENT", vec!["Beta LLC"], "b.txt"),
+            document("ENDORSEMENT AGREEMENT", vec!["Lifeway Foods"], "a.txt"),
+            document("HOSTING AGREEMENT", vec!["Delta Ltd"], "c.txt"),
+        ];
+        assert_eq!(
+            closest(
+                "Which law governs the Lifway endorsement deal?",
+                &documents,
+                2
+            ),
+            [1, 0]
+        );
+        assert_eq!(
+            closest("Which law governs the Acme lease?", &documents, 5),
+            [0, 1, 2]
         );
     }
 

@@ -69,6 +69,23 @@ impl Appliance {
         let mut context =
             match self.retrieve_context(scope, question, top_k, started, &mut timings)? {
                 Ok(context) => context,
+                Err(reason @ Ungrounded::AbsentNames(_)) if names_a_contract(question) => {
+                    // A contract the tenant does not have: say which ones it does have.
+                    let mut answer = ungrounded(reason, timings);
+                    let titles = self.closest_titles(scope, question, CLOSEST_TITLES)?;
+                    if !titles.is_empty() {
+                        answer.text = format!(
+                            "{} No contract of yours goes by that name; the closest are: {}.",
+                            answer.text,
+                            titles
+                                .iter()
+                                .map(|title| format!("“{title}”"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
+                    return Ok(answer);
+                }
                 Err(reason) => return Ok(ungrounded(reason, timings)),
             };
         // Answers without the model: a typed value, else a yes/no clause's presence.
@@ -278,6 +295,27 @@ impl Appliance {
         }
         Ok((checked, generation))
     }
+}
+
+/// How many titles an answer about a contract the tenant does not have suggests.
+const CLOSEST_TITLES: usize = 3;
+
+/// Whether a question refers to a contract by a name ("the Lifeway endorsement
+/// agreement", "the supply contract").
+fn names_a_contract(question: &str) -> bool {
+    let lower = question.to_lowercase();
+    [
+        "agreement",
+        "contract",
+        "amendment",
+        "lease",
+        "licen",
+        "addendum",
+        "deed",
+        "memorandum",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 /// What an answer is built from: the retrieved chunks (the tenant's, by the prompt

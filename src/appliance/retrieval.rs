@@ -176,6 +176,29 @@ impl Appliance {
             .collect())
     }
 
+    /// The titles (else file names) of the tenant's contracts most like the one
+    /// `question` names, best first, at most `n`.
+    pub(super) fn closest_titles(
+        &self,
+        scope: &TenantScope,
+        question: &str,
+        n: usize,
+    ) -> Result<Vec<String>, ApplianceError> {
+        let records = self.store.list_documents(scope)?;
+        let catalogues: HashMap<DocumentId, Catalogue> =
+            self.catalogues(scope)?.into_iter().collect();
+        let named = named_documents(&records, &catalogues);
+        Ok(resolution::closest(question, &named, n)
+            .into_iter()
+            .map(|index| {
+                named[index]
+                    .title
+                    .unwrap_or(named[index].filename)
+                    .to_owned()
+            })
+            .collect())
+    }
+
     /// The documents `question` names (by catalogue title, party names and file name) and
     /// the question without the naming words; `None` and the question as asked when it
     /// names none clearly.
@@ -187,29 +210,7 @@ impl Appliance {
         let records = self.store.list_documents(scope)?;
         let catalogues: HashMap<DocumentId, Catalogue> =
             self.catalogues(scope)?.into_iter().collect();
-        let named: Vec<NamedDocument<'_>> = records
-            .iter()
-            .map(|record| {
-                let catalogue = catalogues.get(&record.document_id);
-                NamedDocument {
-                    title: catalogue
-                        .and_then(|c| c.title.as_ref())
-                        .map(|title| title.value.as_str()),
-                    parties: catalogue
-                        .map(|c| {
-                            c.parties
-                                .iter()
-                                .flat_map(|party| {
-                                    std::iter::once(party.name.as_str())
-                                        .chain(party.alias.as_deref())
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    filename: record.filename.as_str(),
-                }
-            })
-            .collect();
+        let named = named_documents(&records, &catalogues);
         Ok(match resolution::resolve(question, &named) {
             Some(resolved) => (
                 Some(
@@ -224,6 +225,36 @@ impl Appliance {
             None => (None, question.to_owned()),
         })
     }
+}
+
+/// The tenant's documents as the naming rules see them: catalogue title, party names and
+/// defined terms, file name.
+fn named_documents<'a>(
+    records: &'a [crate::store::DocumentRecord],
+    catalogues: &'a HashMap<DocumentId, Catalogue>,
+) -> Vec<NamedDocument<'a>> {
+    records
+        .iter()
+        .map(|record| {
+            let catalogue = catalogues.get(&record.document_id);
+            NamedDocument {
+                title: catalogue
+                    .and_then(|c| c.title.as_ref())
+                    .map(|title| title.value.as_str()),
+                parties: catalogue
+                    .map(|c| {
+                        c.parties
+                            .iter()
+                            .flat_map(|party| {
+                                std::iter::once(party.name.as_str()).chain(party.alias.as_deref())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                filename: record.filename.as_str(),
+            }
+        })
+        .collect()
 }
 
 /// Where in the contract its catalogue found what a question of shape `shape` asks for:

@@ -49,6 +49,17 @@ fn clause_questions_quote_the_clause_or_say_it_is_absent() {
     );
     assert!(!absent.grounded && absent.citations.is_empty());
 
+    // A contract the tenant does not have: said so, with the closest titles it has.
+    let unknown = ask("Which law governs the Veoneer joint venture agreement?");
+    assert!(!unknown.grounded && unknown.citations.is_empty());
+    assert!(
+        unknown.text.contains("the closest are")
+            && unknown.text.contains("CONSULTING AGREEMENT")
+            && !unknown.text.contains("Japan"),
+        "{}",
+        unknown.text
+    );
+
     // The title, from the catalogue, citing the passage it stands in.
     let title = ask("What is the name of the consulting agreement?");
     assert!(
