@@ -87,5 +87,47 @@ fn main() {
         eprintln!(
             "{format:?} best: prefill {best_prefill:.0} tok/s, decode {best_decode:.1} tok/s"
         );
+        if format == WeightFormat::Fast {
+            prefix_reuse(&g, &excerpt);
+        }
     }
+}
+
+/// Prefill of a grounded answer's prompt (the appliance's own system turn, ~180 tokens of
+/// excerpt) when the system turn is new (a tenant's first ask) and when it is reused.
+fn prefix_reuse(g: &Generator, excerpt: &str) {
+    let excerpt: String = excerpt.split(' ').take(140).collect::<Vec<_>>().join(" ");
+    let options = GenerateOptions {
+        max_new_tokens: 1,
+        ..GenerateOptions::default()
+    };
+    let (mut fresh, mut reused) = (Vec::new(), Vec::new());
+    for tenant in 0..5 {
+        let mut chat = bulkhead::answer::build_prompt(
+            &format!("Tenant {tenant} Holdings"),
+            "What discount applies to late delivery?",
+            &[],
+        );
+        chat[1].content = format!("Excerpts:\n[1] {excerpt}\n\n{}", chat[1].content);
+        let first = g
+            .generate(&chat, &options, &mut |_| true)
+            .expect("generate");
+        let again = g
+            .generate(&chat, &options, &mut |_| true)
+            .expect("generate");
+        fresh.push(first.prefill.as_secs_f64() * 1000.0);
+        reused.push(again.prefill.as_secs_f64() * 1000.0);
+        if tenant == 0 {
+            eprintln!("grounded prompt: {} tokens", first.prompt_tokens);
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (fresh, reused) = (median(&mut fresh), median(&mut reused));
+    eprintln!(
+        "prefill, system turn new: {fresh:.0} ms; reused: {reused:.0} ms (median of 5; ratio {:.2})",
+        reused / fresh
+    );
 }

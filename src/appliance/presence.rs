@@ -96,15 +96,10 @@ impl Appliance {
 
 /// "The SUPPLY AGREEMENT has a change of control clause: “…”"
 fn found_text(title: &str, clause: &ClauseType, sentence: &str) -> String {
-    let label = evidence::label(clause);
-    let article = if label.starts_with(['a', 'e', 'i', 'o', 'u', 'I']) {
-        "an"
-    } else {
-        "a"
-    };
     format!(
-        "The {} has {article} {label} clause: “{}”",
+        "The {} has {} clause: “{}”",
         without_article(title),
+        with_article(&evidence::label(clause)),
         shortened(clause, sentence)
     )
 }
@@ -126,9 +121,9 @@ fn absent_text(title: &str, clause: &ClauseType, chunks: &[ChunkRecord]) -> Stri
         ),
     };
     format!(
-        "The {} does not contain a {} clause: no sentence in it reads as one ({searched}).",
+        "The {} does not contain {} clause: no sentence in it reads as one ({searched}).",
         without_article(title),
-        evidence::label(clause)
+        with_article(&evidence::label(clause))
     )
 }
 
@@ -142,6 +137,16 @@ fn document_text(chunks: &[ChunkRecord]) -> String {
         at = at.max(chunk.end);
     }
     text
+}
+
+/// "an exclusivity", "a change of control".
+fn with_article(label: &str) -> String {
+    let article = if label.starts_with(['a', 'e', 'i', 'o', 'u', 'I']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {label}")
 }
 
 /// A title without its own leading "The" ("The Parties' Agreement" → "Parties' Agreement").
@@ -213,5 +218,6 @@ mod tests {
         assert!(quote.contains("change of control"), "{quote}");
         assert!(quote.chars().count() <= MAX_QUOTE_CHARS + 4, "{quote}");
         assert!(quote.starts_with("… ") && quote.ends_with(" …"), "{quote}");
+        assert_eq!(with_article("exclusivity"), "an exclusivity");
     }
 }

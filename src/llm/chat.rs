@@ -49,29 +49,32 @@ impl Generator {
     /// that spells `<|im_end|>` cannot forge a turn boundary.
     pub(super) fn prompt_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, LlmError> {
         let ChatTemplate::ChatMl { default_system } = &self.template;
-        let newline = self.tokenizer.encode("\n")?;
         let mut ids = Vec::new();
         ids.extend(self.bos);
-        let mut turn = |role: &str, content: &str| -> Result<(), LlmError> {
-            ids.push(self.im_start);
-            ids.extend(self.tokenizer.encode(&format!("{role}\n{content}"))?);
-            ids.push(self.im_end);
-            ids.extend_from_slice(&newline);
-            Ok(())
-        };
         if let Some(system) = default_system
             && messages.first().is_none_or(|m| m.role != Role::System)
         {
-            turn("system", system)?;
+            ids.extend(self.turn_ids("system", system)?);
         }
         for m in messages {
-            turn(m.role.as_str(), &m.content)?;
+            ids.extend(self.turn_ids(m.role.as_str(), &m.content)?);
         }
         // Trusted template text: control tokens are parsed.
         ids.extend(
             self.tokenizer
                 .encode_with_special("<|im_start|>assistant\n")?,
         );
+        Ok(ids)
+    }
+}
+
+impl Generator {
+    /// One turn: `<|im_start|>role\ncontent<|im_end|>\n`.
+    pub(super) fn turn_ids(&self, role: &str, content: &str) -> Result<Vec<u32>, LlmError> {
+        let mut ids = vec![self.im_start];
+        ids.extend(self.tokenizer.encode(&format!("{role}\n{content}"))?);
+        ids.push(self.im_end);
+        ids.extend(self.tokenizer.encode("\n")?);
         Ok(ids)
     }
 }

@@ -52,10 +52,11 @@ impl Generator {
             return Ok(generation);
         }
 
-        // A private copy: shares the weight tensors, owns its KV cache.
-        let mut model = self.weights.clone();
+        // A private copy: shares the weight tensors, owns its KV cache (which may already
+        // hold the prompt's first turn).
         let prefill_started = Instant::now();
-        let mut logits = self.prefill(&mut model, &prompt)?;
+        let (mut model, cached) = self.model_for(&prompt, messages)?;
+        let mut logits = self.prefill(&mut model, &prompt[cached..], cached)?;
         generation.prefill = prefill_started.elapsed();
 
         let mut stops = StopMatcher::new(&options.stop_sequences);
@@ -132,19 +133,24 @@ impl Generator {
         Ok(generation)
     }
 
-    /// Runs the prompt through `model` in chunks of [`PREFILL_CHUNK`] tokens and returns
-    /// the logits after its last token.
-    fn prefill(&self, model: &mut ModelWeights, prompt: &[u32]) -> Result<Tensor, LlmError> {
+    /// Runs `tokens` through `model` (whose cache holds the `offset` tokens before them)
+    /// in chunks of [`PREFILL_CHUNK`] tokens and returns the logits after the last one.
+    pub(super) fn prefill(
+        &self,
+        model: &mut ModelWeights,
+        tokens: &[u32],
+        offset: usize,
+    ) -> Result<Tensor, LlmError> {
         let mut logits = None;
-        for (i, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
+        for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
             let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
-            logits = Some(model.forward(&input, i * PREFILL_CHUNK)?);
+            logits = Some(model.forward(&input, offset + i * PREFILL_CHUNK)?);
         }
         logits.ok_or_else(|| LlmError::Inference("empty prompt".to_string()))
     }
 
     /// Greedy choice after the repeat penalty; ties go to the lowest id, so it is deterministic.
-    fn pick(&self, logits: &Tensor, recent: &[u32]) -> Result<u32, LlmError> {
+    pub(super) fn pick(&self, logits: &Tensor, recent: &[u32]) -> Result<u32, LlmError> {
         let mut logits = logits.squeeze(0)?.to_vec1::<f32>()?;
         let mut seen = recent.to_vec();
         seen.sort_unstable();

@@ -92,6 +92,7 @@ impl Generator {
 
         Ok(Generator {
             weights,
+            prefixes: std::sync::Mutex::new(Vec::new()),
             device,
             tokenizer,
             template,

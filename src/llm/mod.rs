@@ -12,6 +12,7 @@
 mod chat;
 mod generate;
 mod load;
+mod prefix;
 mod tokenizer;
 mod weights;
 
@@ -166,6 +167,9 @@ pub struct LoadOptions {
 /// several threads run independently with separate KV caches.
 pub struct Generator {
     weights: ModelWeights,
+    /// The model after the prompt's first (system) turn, for the last few distinct
+    /// system turns: each ask then prefills only its own excerpts and question.
+    prefixes: std::sync::Mutex<Vec<prefix::Prefix>>,
     device: Device,
     tokenizer: GgufTokenizer,
     template: ChatTemplate,
