@@ -72,32 +72,12 @@ impl Appliance {
                 Err(reason @ Ungrounded::AbsentNames(_)) if names_a_contract(question) => {
                     // A contract the tenant does not have: say which ones it does have.
                     let mut answer = ungrounded(reason, timings);
-                    let titles = self.closest_titles(scope, question, CLOSEST_TITLES)?;
-                    if !titles.is_empty() {
-                        answer.text = format!(
-                            "{} No contract of yours goes by that name; the closest are: {}.",
-                            answer.text,
-                            titles
-                                .iter()
-                                .map(|title| format!("“{title}”"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        );
-                    }
+                    answer.text = self.with_closest_titles(scope, question, answer.text)?;
                     return Ok(answer);
                 }
                 Err(reason) => return Ok(ungrounded(reason, timings)),
             };
-        // Answers without the model: a typed value, else a yes/no clause's presence.
-        let extracted = match self.typed_answer(scope, question, &context)? {
-            Some((text, chunk)) => Some((text, Some(chunk))),
-            None => match self.clause_presence(scope, &mut context)? {
-                Some(Presence::Found(text, chunk)) => Some((text, Some(chunk))),
-                Some(Presence::Absent(text)) => Some((text, None)),
-                None => None,
-            },
-        };
-        if let Some((text, chunk)) = extracted {
+        if let Some((text, chunk)) = self.answer_without_model(scope, question, &mut context)? {
             // Checked against its passage before it is streamed (output layer).
             on_token(&text);
             let (text, citations) = context.cite(&text, chunk.into_iter().collect());
@@ -180,6 +160,46 @@ impl Appliance {
             citations,
             timings,
         })
+    }
+
+    /// An answer the rules extract, with the retrieved chunk it cites (none when it says
+    /// a clause is absent): a typed value, else a yes/no clause's presence.
+    fn answer_without_model(
+        &self,
+        scope: &TenantScope,
+        question: &str,
+        context: &mut AnswerContext,
+    ) -> Result<Option<(String, Option<usize>)>, ApplianceError> {
+        if let Some((text, chunk)) = self.typed_answer(scope, question, context)? {
+            return Ok(Some((text, Some(chunk))));
+        }
+        Ok(match self.clause_presence(scope, context)? {
+            Some(Presence::Found(text, chunk)) => Some((text, Some(chunk))),
+            Some(Presence::Absent(text)) => Some((text, None)),
+            None => None,
+        })
+    }
+
+    /// `text`, then the titles of the tenant's contracts closest to the one `question`
+    /// names.
+    fn with_closest_titles(
+        &self,
+        scope: &TenantScope,
+        question: &str,
+        text: String,
+    ) -> Result<String, ApplianceError> {
+        let titles = self.closest_titles(scope, question, CLOSEST_TITLES)?;
+        if titles.is_empty() {
+            return Ok(text);
+        }
+        Ok(format!(
+            "{text} No contract of yours goes by that name; the closest are: {}.",
+            titles
+                .iter()
+                .map(|title| format!("“{title}”"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     }
 
     /// Retrieval for an answer: the question embedded, the tenant's index searched, the
