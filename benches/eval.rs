@@ -15,7 +15,8 @@
 //! of categories in CUAD's order, or comma-separated names; default all), `EVAL_ASKS`
 //! (asks about present clauses, default 24; `--quick` 6), `EVAL_ABSENT` (asks about absent
 //! clauses, default 12; `--quick` 3), `EVAL_JSON` (default `target/eval.json`),
-//! `EVAL_MIN_RECALL10` (fail when hybrid recall@10 is lower), `CUAD_DIR`.
+//! `EVAL_MIN_RECALL10`, `EVAL_MIN_CITES`, `EVAL_MIN_DECLINED` (fail when hybrid recall@10,
+//! the share of asks citing the clause or of absent clauses declined is lower), `CUAD_DIR`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -94,6 +95,14 @@ impl Count {
     }
     fn json(&self) -> Value {
         json!({"n": self.n, "yes": self.yes})
+    }
+    /// The share of yes (0 when nothing was counted).
+    fn rate(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.yes as f64 / self.n as f64
+        }
     }
 }
 
@@ -528,15 +537,34 @@ fn main() {
     println!("wrote {}", path.display());
     let _ = std::fs::remove_dir_all(&data_dir);
 
-    if let Ok(minimum) = std::env::var("EVAL_MIN_RECALL10") {
-        let minimum: f64 = minimum.parse().expect("EVAL_MIN_RECALL10 is a fraction");
-        let got = overall
-            .get("hybrid")
-            .map_or(0.0, |r| Recall::rate(r.at10, r.n));
-        if got < minimum {
-            eprintln!("hybrid recall@10 {got:.3} is below EVAL_MIN_RECALL10 {minimum:.3}");
-            std::process::exit(1);
+    // The quality gates: each a floor on one measure, when set.
+    let gates = [
+        (
+            "EVAL_MIN_RECALL10",
+            "hybrid recall@10",
+            overall
+                .get("hybrid")
+                .map_or(0.0, |r| Recall::rate(r.at10, r.n)),
+        ),
+        ("EVAL_MIN_CITES", "asks citing the clause", all_cites.rate()),
+        (
+            "EVAL_MIN_DECLINED",
+            "absent clauses declined",
+            all_declined.rate(),
+        ),
+    ];
+    let mut failed = false;
+    for (variable, measure, got) in gates {
+        if let Ok(minimum) = std::env::var(variable) {
+            let minimum: f64 = minimum.parse().expect("a gate is a fraction");
+            if got < minimum {
+                eprintln!("{measure} {got:.3} is below {variable} {minimum:.3}");
+                failed = true;
+            }
         }
+    }
+    if failed {
+        std::process::exit(1);
     }
 }
 
