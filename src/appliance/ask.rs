@@ -66,17 +66,16 @@ impl Appliance {
                 timings,
             }
         };
-        let mut context =
-            match self.retrieve_context(scope, question, top_k, started, &mut timings)? {
-                Ok(context) => context,
-                Err(reason @ Ungrounded::AbsentNames(_)) if names_a_contract(question) => {
-                    // A contract the tenant does not have: say which ones it does have.
-                    let mut answer = ungrounded(reason, timings);
-                    answer.text = self.with_closest_titles(scope, question, answer.text)?;
-                    return Ok(answer);
-                }
-                Err(reason) => return Ok(ungrounded(reason, timings)),
-            };
+        let mut context = match self.retrieve_context(scope, question, top_k, &mut timings)? {
+            Ok(context) => context,
+            Err(reason @ Ungrounded::AbsentNames(_)) if names_a_contract(question) => {
+                // A contract the tenant does not have: say which ones it does have.
+                let mut answer = ungrounded(reason, timings);
+                answer.text = self.with_closest_titles(scope, question, answer.text)?;
+                return Ok(answer);
+            }
+            Err(reason) => return Ok(ungrounded(reason, timings)),
+        };
         if let Some((text, chunk)) = self.answer_without_model(scope, question, &mut context)? {
             // Checked against its passage before it is streamed (output layer).
             on_token(&text);
@@ -211,7 +210,6 @@ impl Appliance {
         scope: &TenantScope,
         question: &str,
         top_k: usize,
-        started: Instant,
         timings: &mut Timings,
     ) -> Result<Result<AnswerContext, Ungrounded>, ApplianceError> {
         let retrieve_started = Instant::now();
@@ -226,7 +224,7 @@ impl Appliance {
             clause = searched.clause.map(|clause| clause.name),
             "clause search"
         );
-        timings.embed_ms = started.elapsed().as_millis() as u64;
+        timings.embed_ms = searched.embed.as_millis() as u64;
         let index = self.tenant_index(scope)?;
         let (absent, chunk_count) = {
             let index = read(&index);
@@ -246,7 +244,12 @@ impl Appliance {
             (Some(_), Some(similarity)) => Some(similarity.max(answer::MIN_SIMILARITY)),
             (_, similarity) => similarity,
         };
-        timings.retrieve_ms = retrieve_started.elapsed().as_millis() as u64;
+        // Retrieval without the query's embedding (resolving the contract, both index
+        // searches, the re-ranking).
+        timings.retrieve_ms = retrieve_started
+            .elapsed()
+            .saturating_sub(searched.embed)
+            .as_millis() as u64;
         if let Err(reason) = answer::check_retrieval(best_similarity, &absent, chunk_count > 0) {
             return Ok(Err(reason));
         }

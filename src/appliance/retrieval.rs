@@ -23,6 +23,8 @@ pub(super) struct ClauseHits {
     pub documents: Option<Vec<DocumentId>>,
     /// The clause type the question is about, when it is about one.
     pub clause: Option<&'static ClauseType>,
+    /// Time spent embedding the query.
+    pub embed: std::time::Duration,
     /// The candidates' chunks the re-ranking read, by row id (empty when there was no
     /// re-ranking): [`Appliance::hit_chunks`] reuses them instead of reading them again.
     read: HashMap<u64, ChunkRecord>,
@@ -56,10 +58,12 @@ impl Appliance {
             _ => query,
         };
         let text_query = clauses::expand_query(&query);
+        let embed_started = Instant::now();
         let vector = match mode {
             SearchMode::Keyword => None,
             SearchMode::Hybrid | SearchMode::Vector => Some(self.embedder()?.embed_one(&query)?),
         };
+        let embed = embed_started.elapsed();
         let index = self.tenant_index(scope)?;
         let mut hits = read(&index).search_within(
             vector.as_deref(),
@@ -94,6 +98,7 @@ impl Appliance {
             hits,
             documents,
             clause,
+            embed,
             read,
         })
     }
