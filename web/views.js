@@ -101,7 +101,7 @@ export function documents(parts, query) {
       api.upload(file, (fraction) => { bar.value = Math.round(fraction * 100); })
         .then(() => {
           bar.value = 100;
-          state.textContent = 'Uploaded · indexing';
+          state.textContent = 'Uploaded';
           item.classList.add('done');
           refresh();
         })
@@ -172,10 +172,16 @@ async function viewer(documentId, query) {
   render(catalogue.title || doc.filename,
     h('p', { class: 'muted' }, `${doc.filename} · ${bytes(doc.bytes)} · added ${when(doc.created_at)} · `,
       h('a', { href: '#/documents' }, 'All documents')),
-    catalogue.summary ? h('p', { class: 'summary' }, catalogue.summary) : '',
-    facts.length ? h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])) : '',
-    mark ? h('p', { class: 'cited-note' }, 'The cited passage is highlighted below.') : '',
-    body);
+    h('div', { class: 'viewer' },
+      body,
+      h('aside', { class: 'viewer-side', 'aria-label': 'About this document' },
+        mark ? h('p', { class: 'cited-note' }, h('a', { href: '#cited', onclick: (event) => {
+          event.preventDefault();
+          mark.scrollIntoView({ block: 'center' });
+          mark.focus({ preventScroll: true });
+        } }, 'Cited passage'), ' highlighted in the text.') : '',
+        catalogue.summary ? h('p', { class: 'summary' }, catalogue.summary) : '',
+        facts.length ? h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])) : '')));
   if (mark) {
     mark.scrollIntoView({ block: 'center' });
     mark.focus({ preventScroll: true });
