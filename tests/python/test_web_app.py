@@ -208,9 +208,10 @@ class WebApp(unittest.TestCase):
 
     def test_an_expired_token_sends_the_user_back_to_sign_in(self):
         d = self.driver
-        self.sign_in(self.server.token(self.a, "erin", "reader", ttl="3s"))
+        minted = time.monotonic()
+        self.sign_in(self.server.token(self.a, "erin", "reader", ttl="8s"))
         self.assertEqual(self.heading(), "Documents")
-        time.sleep(4)
+        time.sleep(max(0.0, minted + 9 - time.monotonic()))
         self.go("search")
         try:
             self.wait(10).until(lambda d: d.find_elements(By.ID, "token"))
@@ -218,6 +219,18 @@ class WebApp(unittest.TestCase):
             self.fail("an expired token did not lead back to sign-in")
         self.assertIn("sign in again", d.find_element(By.TAG_NAME, "main").text)
         self.shot("11-expired")
+
+    def test_a_token_the_server_refuses_sends_the_user_back_to_sign_in(self):
+        d = self.driver
+        self.sign_in(self.server.token(self.a, "frank", "reader"))
+        self.assertEqual(self.heading(), "Documents")
+        self.server.cli("token", "revoke", "--tenant", self.a, "--user", "frank")
+        self.go("search")
+        self.wait().until(EC.element_to_be_clickable((By.ID, "query"))).send_keys("governing law")
+        d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        self.wait().until(lambda d: d.find_elements(By.ID, "token"))
+        self.assertIn("sign in again", d.find_element(By.TAG_NAME, "main").text)
+        self.assertIsNone(d.execute_script("return sessionStorage.getItem('bulkhead.token')"))
 
 
 if __name__ == "__main__":
