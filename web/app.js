@@ -109,7 +109,9 @@ function signIn(message) {
   field,
   problem,
   h('button', { type: 'submit', class: 'primary' }, 'Sign in'));
-  render('Sign in', message ? errorBox(message) : '', form);
+  render('Sign in',
+    h('p', { class: 'lede' }, 'Answers from your own contracts: every sentence checked against them, every source cited.'),
+    message ? errorBox(message) : '', form);
   document.getElementById('nav').replaceChildren();
   document.getElementById('who').replaceChildren();
 }

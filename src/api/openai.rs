@@ -155,8 +155,17 @@ impl ChatRequestMessage {
 pub async fn chat_completions(
     State(state): State<AppState>,
     OpenAiCaller(tenant): OpenAiCaller,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, OpenAiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            OpenAiError::from(ApiError::PayloadTooLarge(
+                "the request body is too large".into(),
+            ))
+        } else {
+            invalid("the request body could not be read")
+        }
+    })?;
     let request: ChatRequest = serde_json::from_slice(&body)
         .map_err(|error| invalid(format!("malformed chat completion request: {error}")))?;
     let (last, earlier) = questions(&request)?;

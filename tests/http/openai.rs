@@ -250,6 +250,19 @@ async fn chat_completions_errors_are_in_openais_shape() {
         "invalid_request_error",
         "invalid_request",
     );
+    let (status, body) = chat(
+        &server,
+        &reader,
+        json!({"model": "bulkhead", "messages": [{"role": "user", "content": "x".repeat(3 << 20)}]}),
+    )
+    .await;
+    assert_openai_error(
+        status,
+        &body,
+        413,
+        "invalid_request_error",
+        "payload_too_large",
+    );
     let (status, body) = chat(&server, &reader, json!({"model": "bulkhead"})).await;
     assert_openai_error(
         status,
