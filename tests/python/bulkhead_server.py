@@ -35,12 +35,12 @@ def contract(prefix: str) -> Path:
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, *serve_flags: str):
         self.tmp = tempfile.TemporaryDirectory(prefix="bulkhead-py-")
         self.data = self.tmp.name
         self.cli("init")
         self.process = subprocess.Popen(
-            self.args("serve", "--listen", "127.0.0.1:0"),
+            self.args("serve", "--listen", "127.0.0.1:0", *serve_flags),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -99,6 +99,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.process.stdout.close()
         self.tmp.cleanup()
 
 

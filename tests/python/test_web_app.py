@@ -232,6 +232,30 @@ class WebApp(unittest.TestCase):
         self.assertIn("sign in again", d.find_element(By.TAG_NAME, "main").text)
         self.assertIsNone(d.execute_script("return sessionStorage.getItem('bulkhead.token')"))
 
+    def test_the_rate_limit_is_shown_in_words(self):
+        limited = Server("--rate-limit", "2")
+        try:
+            tenant = limited.tenant("Throttled")
+            self.driver.get(f"{limited.base}/#/signin")
+            self.driver.execute_script("sessionStorage.clear()")
+            self.driver.get(f"{limited.base}/#/signin")
+            self.wait().until(EC.element_to_be_clickable((By.ID, "token"))).send_keys(
+                limited.token(tenant, "gail", "reader"))
+            self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+            self.wait().until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Documents")
+            self.driver.get(f"{limited.base}/#/search")
+            field = self.wait().until(EC.element_to_be_clickable((By.ID, "query")))
+            field.send_keys("governing law")
+            for _ in range(3):
+                self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+                time.sleep(0.5)
+            error = self.wait().until(lambda d: d.find_elements(By.CSS_SELECTOR, "main .error"))
+            self.assertIn("too many requests", error[0].text)
+            self.assertNotIn("{", error[0].text)
+            self.shot("12-rate-limited")
+        finally:
+            limited.stop()
+
 
 if __name__ == "__main__":
     unittest.main()
