@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds an offline bundle for an air-gapped site: the release binary, the verified models
-# and the systemd unit in one tarball. Run on a machine with registry access; copy the
+# Builds an offline bundle for an air-gapped site: the release binary, the verified models,
+# the systemd unit, a CycloneDX SBOM (sbom.cdx.json, from Cargo.lock), SHA256SUMS of every
+# file, and install.sh, which verifies both before installing. Run on a machine with registry access; copy the
 # tarball across the air gap; nothing is downloaded at run time.
 #
 # Usage: packaging/offline-bundle.sh [OUT.tar.gz]
@@ -18,9 +19,12 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bulkhead/models"
 cp target/release/bulkhead "$stage/bulkhead/"
-cp packaging/bulkhead.service README.md "$stage/bulkhead/"
+cp packaging/bulkhead.service packaging/install.sh README.md "$stage/bulkhead/"
+packaging/sbom.py Cargo.lock > "$stage/bulkhead/sbom.cdx.json"
 cp models/manifest.tsv models/fetch.sh "$stage/bulkhead/models/"
-cp -r models/minilm models/smollm2 "$stage/bulkhead/models/"
+cp -rL models/minilm models/smollm2 "$stage/bulkhead/models/"
 (cd "$stage/bulkhead" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
+PREFIX="$stage/check" "$stage/bulkhead/install.sh" >/dev/null   # the bundle verifies as shipped
+rm -rf "$stage/check"
 tar -C "$stage" -czf "$out" bulkhead
 echo "offline bundle: $out"

@@ -353,3 +353,105 @@ pub struct Uploaded {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// A document's extracted text (`GET /v1/tenants/{t}/documents/{d}/text`): what
+/// citations' and search hits' `start`/`end` count into, in characters.
+#[derive(Serialize, ToSchema)]
+pub struct DocumentText {
+    pub document_id: String,
+    pub text: String,
+}
+
+// ---- the OpenAI-compatible endpoint (`/v1/models`, `/v1/chat/completions`) ----------
+
+/// `GET /v1/models`.
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<Model>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Model {
+    pub id: &'static str,
+    pub object: &'static str,
+    pub created: i64,
+    pub owned_by: &'static str,
+}
+
+/// OpenAI's `chat.completion`, with the answer's `citations` (and `grounded`) on the
+/// message.
+#[derive(Serialize, ToSchema)]
+pub struct ChatCompletion {
+    pub id: String,
+    pub object: &'static str,
+    pub created: i64,
+    pub model: &'static str,
+    pub choices: Vec<ChatChoice>,
+    pub usage: ChatUsage,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatChoice {
+    pub index: u32,
+    pub message: ChatMessage,
+    pub finish_reason: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatMessage {
+    pub role: &'static str,
+    pub content: String,
+    pub grounded: bool,
+    pub citations: Vec<Citation>,
+}
+
+/// Tokens the model read (the prompt) and wrote (the answer).
+#[derive(Serialize, ToSchema, Clone, Copy)]
+pub struct ChatUsage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+}
+
+impl From<&Answer> for ChatUsage {
+    fn from(answer: &Answer) -> ChatUsage {
+        ChatUsage {
+            prompt_tokens: answer.timings.prompt_tokens,
+            completion_tokens: answer.timings.answer_tokens,
+            total_tokens: answer.timings.prompt_tokens + answer.timings.answer_tokens,
+        }
+    }
+}
+
+/// OpenAI's `chat.completion.chunk`; the last one carries `finish_reason`, `usage`,
+/// `grounded` and `citations`.
+#[derive(Serialize, ToSchema)]
+pub struct ChatCompletionChunk {
+    pub id: String,
+    pub object: &'static str,
+    pub created: i64,
+    pub model: &'static str,
+    pub choices: Vec<ChunkChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ChatUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grounded: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Vec<Citation>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChunkChoice {
+    pub index: u32,
+    pub delta: ChatDelta,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize, ToSchema, Default)]
+pub struct ChatDelta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/tenants/{t}/documents/{d}", get(get_one).delete(delete))
         .route("/v1/tenants/{t}/documents/{d}/content", get(content))
+        .route("/v1/tenants/{t}/documents/{d}/text", get(text))
 }
 
 fn document_id(text: &str) -> Result<DocumentId, ApiError> {
@@ -309,6 +310,34 @@ pub async fn content(
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
         bytes,
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{t}/documents/{d}/text",
+    params(("t" = String, Path), ("d" = String, Path)),
+    responses((status = 200, body = wire::DocumentText), (status = 409, description = "not indexed yet")),
+    security(("bearer" = [])))]
+pub async fn text(
+    State(state): State<AppState>,
+    tenant: Tenant<ReadDocuments>,
+    Path(path): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let document_id = document_id(&path.1)?;
+    let appliance = state.appliance.clone();
+    let scope = tenant.scope.clone();
+    let id = document_id.clone();
+    let text = state
+        .blocking(move || Ok(appliance.document_text(&scope, &id)?))
+        .await?
+        .ok_or_else(|| ApiError::Conflict("the document is not indexed yet".into()))?;
+    audit_document(&state, &tenant, "document.text", &document_id);
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(wire::DocumentText {
+            document_id: document_id.to_string(),
+            text,
+        }),
     )
         .into_response())
 }

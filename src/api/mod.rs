@@ -5,16 +5,19 @@
 //! permission is part of its type; a path naming another tenant is 403 `tenant_mismatch`
 //! before anything is looked up; every error leaves in the [`ApiError`] shape; CPU-heavy
 //! work runs on blocking threads behind a bounded pool (503 `overloaded` when full).
-//! One `router()` per resource: `tenants`, `documents`, `query`, `ops`.
+//! One `router()` per resource: `tenants`, `documents`, `query`, `audit`, `openai`, `ops`,
+//! and `web` (the browser app at `/`).
 
 mod audit;
 mod documents;
 pub mod error;
 mod gateway;
 pub mod metrics;
+mod openai;
 mod ops;
 mod query;
 mod tenants;
+mod web;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -220,6 +223,8 @@ pub fn router(state: AppState) -> Router {
         .merge(documents::router())
         .merge(query::router())
         .merge(audit::router())
+        .merge(openai::router())
+        .merge(web::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -353,7 +358,32 @@ impl<P: Permission> FromRequestParts<AppState> for Tenant<P> {
                     .map(|(_, value)| value.to_owned())
             })
             .ok_or(ApiError::Internal)?;
-        match auth::scope_for(&principal, &requested, P::ROLES) {
+        Tenant::admit(parts, state, principal, &requested)
+    }
+}
+
+impl<P: Permission> Tenant<P> {
+    /// The caller of a route without a tenant in its path (the OpenAI-compatible ones):
+    /// the tenant is the token's own, never one the request names. A token without a
+    /// tenant (a platform administrator's) is 403.
+    pub fn of_token(parts: &Parts, state: &AppState) -> Result<Tenant<P>, ApiError> {
+        let principal = tenant_caller(parts, state)?;
+        let own = principal
+            .tenant_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        Tenant::admit(parts, state, principal, &own)
+    }
+
+    /// Checks `principal` may do `P` on `requested` and mints the scope (audited when not).
+    fn admit(
+        parts: &Parts,
+        state: &AppState,
+        principal: Principal,
+        requested: &str,
+    ) -> Result<Tenant<P>, ApiError> {
+        match auth::scope_for(&principal, requested, P::ROLES) {
             Ok(scope) => {
                 // A token of a deleted tenant is no longer a credential.
                 if state.appliance.find_tenant(scope.tenant_id()).is_err() {
@@ -367,7 +397,7 @@ impl<P: Permission> FromRequestParts<AppState> for Tenant<P> {
                 })
             }
             Err(AccessError::TenantMismatch) => {
-                audit_mismatch(state, &principal, &requested, parts.uri.path());
+                audit_mismatch(state, &principal, requested, parts.uri.path());
                 Err(ApiError::TenantMismatch)
             }
             Err(AccessError::Forbidden) => {

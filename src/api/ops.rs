@@ -61,6 +61,9 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::documents::delete,
         super::query::search,
         super::query::ask,
+        super::documents::text,
+        super::openai::models,
+        super::openai::chat_completions,
     ),
     modifiers(&BearerAuth)
 )]

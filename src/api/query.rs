@@ -106,78 +106,24 @@ pub async fn ask(
             .get(header::ACCEPT)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|accept| accept.contains("text/event-stream"));
-    let actor = tenant.actor(&state);
-    let audit = {
-        let state = state.clone();
-        let scope = tenant.scope.clone();
-        let tenant_id = tenant.scope.tenant_id().to_string();
-        move |outcome, answer: Option<&crate::appliance::Answer>| {
-            if let Some(answer) = answer {
-                meter(
-                    &state,
-                    &scope,
-                    "ask",
-                    answer.timings.prompt_tokens,
-                    answer.timings.answer_tokens,
-                );
-            }
-            state.audit(AuditEvent {
-                tenant_id: Some(tenant_id.clone()),
-                actor: actor.clone(),
-                action: "ask",
-                resource: "question".into(),
-                outcome,
-            })
-        }
-    };
-    let appliance = state.appliance.clone();
-    let scope = tenant.scope.clone();
+    let asker = Asker::new(&state, &tenant);
     if !wants_stream {
-        let answer = state
-            .run_inference(move || {
-                Ok(appliance.ask(&scope, &body.question, body.top_k, &mut |_| true)?)
-            })
-            .await;
-        audit(
-            if answer.is_ok() {
-                Outcome::Ok
-            } else {
-                Outcome::Failed
-            },
-            answer.as_ref().ok(),
-        );
-        return Ok(Json(wire::AskResponse::from(&answer?)).into_response());
+        let answer = asker.ask(body.question, body.top_k, |_| true).await?;
+        return Ok(Json(wire::AskResponse::from(&answer)).into_response());
     }
-
-    // Streaming: the answer runs in the pool and sends checked text through a channel.
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let token_sender = sender.clone();
-    let task_state = state.clone();
-    tokio::spawn(async move {
-        let result = task_state
-            .run_inference(move || {
-                Ok(
-                    appliance.ask(&scope, &body.question, body.top_k, &mut |text| {
-                        let event = Event::default()
-                            .event("token")
-                            .json_data(serde_json::json!({"text": text}));
-                        // A closed stream (client gone) stops generation.
-                        event
-                            .map(|event| token_sender.send(event).is_ok())
-                            .unwrap_or(true)
-                    })?,
-                )
-            })
-            .await;
-        audit(
-            if result.is_ok() {
-                Outcome::Ok
-            } else {
-                Outcome::Failed
-            },
-            result.as_ref().ok(),
-        );
-        let events: Vec<Event> = match result {
+    Ok(stream_answer(
+        asker,
+        body.question,
+        body.top_k,
+        Vec::new(),
+        |text| {
+            Event::default()
+                .event("token")
+                .json_data(serde_json::json!({"text": text}))
+                .ok()
+        },
+        |result| {
+            match result {
             Ok(answer) => {
                 let response = wire::AskResponse::from(&answer);
                 [
@@ -193,19 +139,101 @@ pub async fn ask(
                 .json_data(serde_json::json!({"error": {"code": error.code(), "message": error.message()}}))
                 .into_iter()
                 .collect(),
-        };
-        for event in events {
+        }
+        },
+    ))
+}
+
+/// One ask on behalf of a tenant's caller: runs in the inference pool, then meters the
+/// tokens and audits the outcome. Shared by `/ask` and the OpenAI-compatible endpoint.
+pub(super) struct Asker {
+    state: AppState,
+    scope: crate::auth::TenantScope,
+    actor: String,
+}
+
+impl Asker {
+    pub(super) fn new(state: &AppState, tenant: &Tenant<ReadDocuments>) -> Asker {
+        Asker {
+            state: state.clone(),
+            scope: tenant.scope.clone(),
+            actor: tenant.actor(state),
+        }
+    }
+
+    /// The checked answer; `on_text` receives only text that passed the output check
+    /// (returning `false` stops generation: the client is gone).
+    pub(super) async fn ask(
+        self,
+        question: String,
+        top_k: Option<usize>,
+        mut on_text: impl FnMut(&str) -> bool + Send + 'static,
+    ) -> Result<crate::appliance::Answer, ApiError> {
+        let appliance = self.state.appliance.clone();
+        let scope = self.scope.clone();
+        let result = self
+            .state
+            .run_inference(move || Ok(appliance.ask(&scope, &question, top_k, &mut on_text)?))
+            .await;
+        if let Ok(answer) = &result {
+            meter(
+                &self.state,
+                &self.scope,
+                "ask",
+                answer.timings.prompt_tokens,
+                answer.timings.answer_tokens,
+            );
+        }
+        self.state.audit(AuditEvent {
+            tenant_id: Some(self.scope.tenant_id().to_string()),
+            actor: self.actor,
+            action: "ask",
+            resource: "question".into(),
+            outcome: if result.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+        });
+        result
+    }
+}
+
+/// A streamed ask as server-sent events: the answer runs in the pool and each piece of
+/// checked text becomes the event `token` makes; `finish` turns the outcome into the
+/// closing events, after the `opening` ones. A closed stream (client gone) stops generation.
+pub(super) fn stream_answer(
+    asker: Asker,
+    question: String,
+    top_k: Option<usize>,
+    opening: Vec<Event>,
+    token: impl Fn(&str) -> Option<Event> + Send + 'static,
+    finish: impl FnOnce(Result<crate::appliance::Answer, ApiError>) -> Vec<Event> + Send + 'static,
+) -> Response {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    for event in opening {
+        let _ = sender.send(event);
+    }
+    let token_sender = sender.clone();
+    tokio::spawn(async move {
+        let result = asker
+            .ask(question, top_k, move |text| match token(text) {
+                Some(event) => token_sender.send(event).is_ok(),
+                None => true,
+            })
+            .await;
+        for event in finish(result) {
             let _ = sender.send(event);
         }
     });
     let stream = UnboundedReceiverStream::new(receiver).map(Ok::<Event, Infallible>);
-    Ok(Sse::new(stream)
+    Sse::new(stream)
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response()
 }
 
 /// Records a query for the tenant's usage (metering failures are logged, not fatal).
-fn meter(
+pub(super) fn meter(
     state: &AppState,
     scope: &crate::auth::TenantScope,
     kind: &str,

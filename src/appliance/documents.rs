@@ -106,6 +106,68 @@ impl Appliance {
         Ok(self.store.document_original(scope, document_id)?)
     }
 
+    /// A document's extracted text (what citations' `start`/`end` count into); `None`
+    /// until it is indexed. The document must be the tenant's, by storage.
+    pub fn document_text(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Option<String>, ApplianceError> {
+        self.require_owned(scope, document_id)?;
+        Ok(self.store.export_document(scope, document_id)?.text)
+    }
+
+    /// The words of `question` that name one of the tenant's contracts (by catalogue
+    /// title, party names and file name, as `crate::resolution` decides), or `None` when
+    /// it names none clearly: a conversation carries them over to a follow-up question.
+    pub fn contract_naming_words(
+        &self,
+        scope: &TenantScope,
+        question: &str,
+    ) -> Result<Option<String>, ApplianceError> {
+        let records = self.list_documents(scope)?;
+        let catalogues: HashMap<DocumentId, Catalogue> =
+            self.catalogues(scope)?.into_iter().collect();
+        let named: Vec<crate::resolution::NamedDocument<'_>> = records
+            .iter()
+            .map(|record| {
+                let catalogue = catalogues.get(&record.document_id);
+                crate::resolution::NamedDocument {
+                    title: catalogue
+                        .and_then(|c| c.title.as_ref())
+                        .map(|title| title.value.as_str()),
+                    parties: catalogue
+                        .map(|c| {
+                            c.parties
+                                .iter()
+                                .flat_map(|party| {
+                                    std::iter::once(party.name.as_str())
+                                        .chain(party.alias.as_deref())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    filename: record.filename.as_str(),
+                }
+            })
+            .collect();
+        let Some(resolved) = crate::resolution::resolve(question, &named) else {
+            return Ok(None);
+        };
+        let bare = |word: &str| word.trim_matches(|c: char| !c.is_alphanumeric()).to_owned();
+        let kept: std::collections::HashSet<String> = resolved
+            .query
+            .split_whitespace()
+            .map(|word| bare(word).to_lowercase())
+            .collect();
+        let naming: Vec<String> = question
+            .split_whitespace()
+            .map(bare)
+            .filter(|word| !word.is_empty() && !kept.contains(&word.to_lowercase()))
+            .collect();
+        Ok((!naming.is_empty()).then(|| naming.join(" ")))
+    }
+
     /// Streams the tenant's portable export to `out` (see [`crate::portability`]).
     pub fn export_tenant(
         &self,

@@ -114,6 +114,16 @@ pub(super) enum Command {
     },
     /// Serve the HTTP API (plain HTTP on loopback by default; TLS 1.3 only with a certificate)
     Serve(ServeArgs),
+    /// Check what the appliance needs (CPU, models, key permissions, disk space, TLS files)
+    /// and say what to fix; exit 1 when a check fails
+    Doctor {
+        /// The certificate `serve` will use
+        #[arg(long, env = "BULKHEAD_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
+        /// Its private key
+        #[arg(long, env = "BULKHEAD_TLS_KEY")]
+        tls_key: Option<PathBuf>,
+    },
     /// Print a token signed with the appliance's key (or `token revoke` one)
     Token(TokenArgs),
     /// The appliance's signing key

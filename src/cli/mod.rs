@@ -8,6 +8,7 @@
 
 mod args;
 mod demo;
+mod doctor;
 mod output;
 mod serve;
 
@@ -89,6 +90,7 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
         Command::Documents { tenant, json } => documents(config, &tenant, json),
         Command::Demo => demo::run(&config, cli.data_dir.is_some()),
         Command::Serve(args) => serve::serve(config, args),
+        Command::Doctor { tls_cert, tls_key } => doctor::doctor(&config, tls_cert, tls_key),
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(config),

@@ -7,6 +7,7 @@ mod bad_input;
 mod common;
 mod compliance;
 mod crash;
+mod doctor;
 mod isolation;
 mod issue_11;
 mod plaintext;

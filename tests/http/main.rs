@@ -8,4 +8,6 @@ mod common;
 mod endpoints;
 mod harness;
 mod identities;
+mod openai;
 mod operations;
+mod web;

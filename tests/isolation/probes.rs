@@ -174,6 +174,11 @@ fn http_probes(recorder: &mut Recorder, address: &str, base: &Base) {
                 None,
             ),
             (
+                "GET",
+                format!("/v1/tenants/{v}/documents/{}/text", victim.documents[1]),
+                None,
+            ),
+            (
                 "POST",
                 format!("/v1/tenants/{v}/search"),
                 Some(json!({"query": QUERY})),
@@ -216,6 +221,23 @@ fn http_probes(recorder: &mut Recorder, address: &str, base: &Base) {
         beta,
         &response,
     );
+
+    // The OpenAI-compatible route has no tenant in its path: the token's tenant answers,
+    // whatever the body names.
+    for (attacker, victim) in [(alpha, beta), (beta, alpha)] {
+        let response = post(
+            "/v1/chat/completions",
+            &attacker.token,
+            &json!({"model": "bulkhead", "user": victim.id(),
+                "messages": [{"role": "user", "content": QUESTION}]}),
+        );
+        recorder.response(
+            "token-only routes",
+            format!("POST /v1/chat/completions by {}", attacker.name),
+            victim,
+            &response,
+        );
+    }
 
     // Path tricks: Alpha's token, aiming at Beta through encodings and dot segments.
     let (a, b) = (alpha.id(), beta.id());

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# CI: builds the .deb, installs it with dpkg -i, runs `bulkhead doctor` and a smoke test
+# (init, tenant, ingest, ask) from /usr/bin/bulkhead on a temporary data directory with the
+# repository's models. Needs root (dpkg) and the release binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deb=$(packaging/deb.sh)
+dpkg -i "$deb" >/dev/null
+test -x /usr/bin/bulkhead
+getent passwd bulkhead >/dev/null
+test -f /etc/bulkhead/config.toml && test -f /lib/systemd/system/bulkhead.service
+test ! -e /var/lib/bulkhead/data/master.key   # the package never creates keys
+data=$(mktemp -d)
+trap 'rm -rf "$data"' EXIT
+run() { /usr/bin/bulkhead --data-dir "$data/data" --models-dir "$PWD/models" "$@"; }
+run init >/dev/null
+run doctor
+tenant=$(run tenant create "Smoke Test")
+run ingest --tenant "$tenant" data/contracts/LifewayFoods* >/dev/null
+answer=$(run ask --tenant "$tenant" "Which state's laws govern the Lifeway endorsement agreement?")
+echo "$answer" | grep -q Illinois || { echo "smoke ask failed: $answer" >&2; exit 1; }
+echo "deb smoke test passed: $deb"
