@@ -128,29 +128,7 @@ impl Appliance {
         let records = self.list_documents(scope)?;
         let catalogues: HashMap<DocumentId, Catalogue> =
             self.catalogues(scope)?.into_iter().collect();
-        let named: Vec<crate::resolution::NamedDocument<'_>> = records
-            .iter()
-            .map(|record| {
-                let catalogue = catalogues.get(&record.document_id);
-                crate::resolution::NamedDocument {
-                    title: catalogue
-                        .and_then(|c| c.title.as_ref())
-                        .map(|title| title.value.as_str()),
-                    parties: catalogue
-                        .map(|c| {
-                            c.parties
-                                .iter()
-                                .flat_map(|party| {
-                                    std::iter::once(party.name.as_str())
-                                        .chain(party.alias.as_deref())
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    filename: record.filename.as_str(),
-                }
-            })
-            .collect();
+        let named = super::retrieval::named_documents(&records, &catalogues);
         let Some(resolved) = crate::resolution::resolve(question, &named) else {
             return Ok(None);
         };

@@ -234,7 +234,7 @@ impl Appliance {
 
 /// The tenant's documents as the naming rules see them: catalogue title, party names and
 /// defined terms, file name.
-fn named_documents<'a>(
+pub(super) fn named_documents<'a>(
     records: &'a [crate::store::DocumentRecord],
     catalogues: &'a HashMap<DocumentId, Catalogue>,
 ) -> Vec<NamedDocument<'a>> {
