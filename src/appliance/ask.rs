@@ -76,10 +76,10 @@ impl Appliance {
             }
             Err(reason) => return Ok(ungrounded(reason, timings)),
         };
-        if let Some((text, chunk)) = self.answer_without_model(scope, question, &mut context)? {
+        if let Some((text, cited)) = self.answer_without_model(scope, question, &mut context)? {
             // Checked against its passage before it is streamed (output layer).
             on_token(&text);
-            let (text, citations) = context.cite(&text, chunk.into_iter().collect());
+            let (text, citations) = context.cite(&text, cited);
             timings.total_ms = started.elapsed().as_millis() as u64;
             let grounded = !citations.is_empty();
             return Ok(Answer {
@@ -161,20 +161,20 @@ impl Appliance {
         })
     }
 
-    /// An answer the rules extract, with the retrieved chunk it cites (none when it says
+    /// An answer the rules extract, with the retrieved chunks it cites (none when it says
     /// a clause is absent): a typed value, else a yes/no clause's presence.
     fn answer_without_model(
         &self,
         scope: &TenantScope,
         question: &str,
         context: &mut AnswerContext,
-    ) -> Result<Option<(String, Option<usize>)>, ApplianceError> {
+    ) -> Result<Option<(String, Vec<usize>)>, ApplianceError> {
         if let Some((text, chunk)) = self.typed_answer(scope, question, context)? {
-            return Ok(Some((text, Some(chunk))));
+            return Ok(Some((text, vec![chunk])));
         }
-        Ok(match self.clause_presence(scope, context)? {
-            Some(Presence::Found(text, chunk)) => Some((text, Some(chunk))),
-            Some(Presence::Absent(text)) => Some((text, None)),
+        Ok(match self.clause_presence(scope, question, context)? {
+            Some(Presence::Found(text, chunks)) => Some((text, chunks)),
+            Some(Presence::Absent(text)) => Some((text, Vec::new())),
             None => None,
         })
     }

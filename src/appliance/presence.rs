@@ -13,12 +13,39 @@ use crate::clauses::{ClauseType, evidence};
 const MAX_QUOTE_CHARS: usize = 420;
 /// How many section titles an absence answer lists.
 const LISTED_SECTIONS: usize = 10;
+/// Passages a question about all of a tenant's contracts looks through.
+const ACROSS_CANDIDATES: usize = 50;
+/// Contracts such an answer lists, and the length of each one's quote.
+const LISTED_DOCUMENTS: usize = 5;
+const LISTED_QUOTE_CHARS: usize = 200;
+
+/// Words a sentence needs to be quoted as a clause: a heading ("Audit Rights.") names
+/// the clause but says nothing of it.
+const MIN_EVIDENCE_WORDS: usize = 6;
+
+/// A sentence (not a heading) that reads as the clause.
+fn is_evidence(clause: &ClauseType, sentence: &str) -> bool {
+    sentence.split_whitespace().count() >= MIN_EVIDENCE_WORDS
+        && evidence::reads_as(clause, sentence)
+}
+
+/// "Which contracts have…", "Do any of my agreements…", "List the contracts…".
+fn asks_which_documents(question: &str) -> bool {
+    let lower = question.to_lowercase();
+    let plural = ["contracts", "agreements", "documents"]
+        .iter()
+        .any(|word| lower.contains(word));
+    plural
+        && ["which", "what", "any", "list", "how many", "all"]
+            .iter()
+            .any(|word| lower.contains(word))
+}
 
 /// What the contract says about a yes/no clause type.
 pub(super) enum Presence {
-    /// The answer text and the index (in the context's retrieved chunks) of the chunk
+    /// The answer text and the indexes (in the context's retrieved chunks) of the chunks
     /// it quotes.
-    Found(String, usize),
+    Found(String, Vec<usize>),
     /// The answer text: the named contract has no sentence that reads as the clause.
     Absent(String),
 }
@@ -30,24 +57,26 @@ impl Appliance {
     pub(super) fn clause_presence(
         &self,
         scope: &TenantScope,
+        question: &str,
         context: &mut AnswerContext,
     ) -> Result<Option<Presence>, ApplianceError> {
         let Some(clause) = context.clause.filter(|clause| evidence::decidable(clause)) else {
             return Ok(None);
         };
+        if context.documents.is_none() && asks_which_documents(question) {
+            return self.clause_across_documents(scope, clause, question, context);
+        }
         // The best-ranked retrieved sentence that reads as the clause.
         let ranked = context
             .ranked
             .iter()
-            .find(|sentence| {
-                context.owned[sentence.chunk] && evidence::reads_as(clause, &sentence.text)
-            })
+            .find(|sentence| context.owned[sentence.chunk] && is_evidence(clause, &sentence.text))
             .map(|sentence| (sentence.chunk, sentence.text.clone()));
         if let Some((chunk, sentence)) = ranked {
             let title = self.document_title(scope, &context.retrieved[chunk])?;
             return Ok(Some(Presence::Found(
                 found_text(&title, clause, &sentence),
-                chunk,
+                vec![chunk],
             )));
         }
         // Else the whole of the one contract the question names, in document order.
@@ -66,7 +95,7 @@ impl Appliance {
         let title = self.document_title(scope, &chunks[0])?;
         let found = answer::all_sentences(&chunks)
             .into_iter()
-            .find(|(_, sentence)| evidence::reads_as(clause, sentence));
+            .find(|(_, sentence)| is_evidence(clause, sentence));
         Ok(Some(match found {
             Some((index, sentence)) => {
                 let chunk = chunks.swap_remove(index);
@@ -74,11 +103,94 @@ impl Appliance {
                 context.owned.push(true);
                 Presence::Found(
                     found_text(&title, clause, &sentence),
-                    context.retrieved.len() - 1,
+                    vec![context.retrieved.len() - 1],
                 )
             }
             None => Presence::Absent(absent_text(&title, clause, &chunks)),
         }))
+    }
+
+    /// "Which contracts have a change of control clause?": the contracts among the
+    /// passages that best match the clause's wording (keyword search over the whole
+    /// tenant) with a sentence that reads as the clause, each quoted and cited; when there
+    /// is none, that none appears to (saying how many passages were searched).
+    fn clause_across_documents(
+        &self,
+        scope: &TenantScope,
+        clause: &ClauseType,
+        question: &str,
+        context: &mut AnswerContext,
+    ) -> Result<Option<Presence>, ApplianceError> {
+        let query = crate::clauses::expand_query(question);
+        let index = self.tenant_index(scope)?;
+        let hits = read(&index).search(None, &query, ACROSS_CANDIDATES, SearchMode::Keyword)?;
+        let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
+        let mut chunks = self.store.chunks(scope, &row_ids)?;
+        if enabled(Layer::Prompt) {
+            chunks.retain(|chunk| &chunk.tenant_id == scope.tenant_id());
+        }
+        let owned = output::owned(
+            &self.store,
+            scope,
+            &chunks
+                .iter()
+                .map(|chunk| chunk.chunk_id.document_id())
+                .collect::<Vec<_>>(),
+        )?;
+        let mut found: Vec<(String, String, usize)> = Vec::new();
+        let mut seen = Vec::new();
+        for (chunk, owned) in chunks.into_iter().zip(owned) {
+            let document = chunk.chunk_id.document_id().clone();
+            if !owned || seen.contains(&document) || found.len() == LISTED_DOCUMENTS {
+                continue;
+            }
+            let sentence = answer::all_sentences(std::slice::from_ref(&chunk))
+                .into_iter()
+                .map(|(_, sentence)| sentence)
+                .find(|sentence| is_evidence(clause, sentence));
+            if let Some(sentence) = sentence {
+                seen.push(document);
+                let title = self.document_title(scope, &chunk)?;
+                context.retrieved.push(chunk);
+                context.owned.push(true);
+                found.push((title, sentence, context.retrieved.len() - 1));
+            }
+        }
+        let label = evidence::label(clause);
+        if found.is_empty() {
+            return Ok(Some(Presence::Absent(format!(
+                "None of your contracts appears to contain {} clause: no sentence of the {} \
+                 passages that best match its usual wording reads as one.",
+                with_article(&label),
+                row_ids.len()
+            ))));
+        }
+        let listed: Vec<String> = found
+            .iter()
+            .map(|(title, sentence, _)| {
+                format!(
+                    "the {}: “{}”",
+                    without_article(title),
+                    shortened_to(clause, sentence, LISTED_QUOTE_CHARS)
+                )
+            })
+            .collect();
+        let text = match listed.as_slice() {
+            [one] => format!(
+                "One of your contracts has {} clause, {one}",
+                with_article(&label)
+            ),
+            _ => format!(
+                "{} of your contracts have {} clause: {}",
+                listed.len(),
+                with_article(&label),
+                listed.join("; ")
+            ),
+        };
+        Ok(Some(Presence::Found(
+            text,
+            found.into_iter().map(|(_, _, chunk)| chunk).collect(),
+        )))
     }
 
     /// The contract's title from its catalogue, else its file name.
@@ -160,16 +272,20 @@ fn without_article(title: &str) -> &str {
 
 /// The sentence, or, when it is long, the part of it around the clause wording.
 fn shortened(clause: &ClauseType, sentence: &str) -> String {
+    shortened_to(clause, sentence, MAX_QUOTE_CHARS)
+}
+
+/// The sentence, or, when it is longer than `max` characters, the window of `max`
+/// characters that still reads as the clause (earliest first, on word boundaries).
+fn shortened_to(clause: &ClauseType, sentence: &str, max: usize) -> String {
     let chars: Vec<char> = sentence.chars().collect();
-    if chars.len() <= MAX_QUOTE_CHARS {
+    if chars.len() <= max {
         return sentence.to_owned();
     }
-    // The window of MAX_QUOTE_CHARS that still reads as the clause, earliest first, on
-    // word boundaries.
-    let step = MAX_QUOTE_CHARS / 4;
+    let step = max / 4;
     let mut start = 0;
     while start < chars.len() {
-        let end = (start + MAX_QUOTE_CHARS).min(chars.len());
+        let end = (start + max).min(chars.len());
         let window: String = chars[start..end].iter().collect();
         if evidence::reads_as(clause, &window) || end == chars.len() {
             let first = if start == 0 { 0 } else { word_start(&window) };

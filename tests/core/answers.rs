@@ -60,6 +60,23 @@ fn clause_questions_quote_the_clause_or_say_it_is_absent() {
         unknown.text
     );
 
+    // Across the tenant: every contract with the clause, each quoted and cited.
+    let across = ask("Which contracts have an anti-assignment clause?");
+    assert!(
+        across.text.starts_with("2 of your contracts"),
+        "{}",
+        across.text
+    );
+    let mut cited: Vec<&str> = across
+        .citations
+        .iter()
+        .map(|c| c.filename.as_str())
+        .collect();
+    cited.sort_unstable();
+    let mut expected = vec![consulting_name.as_str(), endorsement_name.as_str()];
+    expected.sort_unstable();
+    assert_eq!(cited, expected);
+
     // The title, from the catalogue, citing the passage it stands in.
     let title = ask("What is the name of the consulting agreement?");
     assert!(
