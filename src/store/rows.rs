@@ -59,8 +59,43 @@ pub(super) fn register_current_tenant(
 }
 
 /// The views and triggers (run on the system connection, which may change the schema).
-/// Re-created at every open, so a schema edited behind the appliance's back is repaired.
-pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
+/// Checked at every open against what this build creates, so a schema edited behind the
+/// appliance's back is repaired; re-created only when they differ, and then in one
+/// immediate transaction, so a process opening the store beside a running server (the
+/// CLI) never leaves it a moment without its views. Returns whether anything changed.
+pub(super) fn schema(connection: &Connection) -> rusqlite::Result<bool> {
+    let (drops, creates) = schema_statements(connection)?;
+    let mut statement = connection.prepare(
+        "SELECT name, sql FROM sqlite_master
+         WHERE type IN ('view', 'trigger') AND name LIKE 't\\_%' ESCAPE '\\'",
+    )?;
+    let current: std::collections::HashMap<String, String> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let unchanged = current.len() == creates.len()
+        && creates
+            .iter()
+            .all(|(name, sql)| current.get(name).is_some_and(|stored| stored == sql));
+    if unchanged {
+        return Ok(false);
+    }
+    let mut batch = String::from("BEGIN IMMEDIATE;\n");
+    batch.push_str(&drops);
+    for (_, sql) in &creates {
+        batch.push_str(sql);
+        batch.push_str(";\n");
+    }
+    batch.push_str("COMMIT;");
+    if let Err(error) = connection.execute_batch(&batch) {
+        let _ = connection.execute_batch("ROLLBACK;");
+        return Err(error);
+    }
+    Ok(true)
+}
+
+/// The statements that drop the views and triggers, and each view's and trigger's name
+/// with the statement that creates it (as `sqlite_master` keeps it: no final `;`).
+fn schema_statements(connection: &Connection) -> rusqlite::Result<(String, Vec<(String, String)>)> {
     // (name, default): a view passes NULL for an omitted column, so the trigger applies
     // the table's default itself.
     let columns_of = |table: &str| -> rusqlite::Result<Vec<(String, Option<String>)>> {
@@ -71,6 +106,7 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
         Ok(columns)
     };
     let mut sql = String::new();
+    let mut creates: Vec<(String, String)> = Vec::new();
     for &(table, writes, owned_by_document) in TABLES {
         let described = columns_of(table)?;
         let columns: Vec<String> = described.iter().map(|(name, _)| name.clone()).collect();
@@ -110,17 +146,21 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
                 }
             }
         }
-        sql.push_str(&format!(
-            "CREATE VIEW t_{table} AS SELECT * FROM {table} WHERE {visible};\n"
+        creates.push((
+            format!("t_{table}"),
+            format!("CREATE VIEW t_{table} AS SELECT * FROM {table} WHERE {visible}"),
         ));
         if writes == Writes::ReadOnly {
             continue;
         }
-        sql.push_str(&format!(
-            "CREATE TRIGGER t_{table}_insert INSTEAD OF INSERT ON t_{table} BEGIN
+        creates.push((
+            format!("t_{table}_insert"),
+            format!(
+                "CREATE TRIGGER t_{table}_insert INSTEAD OF INSERT ON t_{table} BEGIN
                SELECT RAISE(ABORT, 'row security: a row of another tenant') WHERE {refuse_insert};
                INSERT INTO {table} ({list}) VALUES ({new_values});
-             END;\n"
+             END"
+            ),
         ));
         if let Writes::Keyed(key) = writes {
             let refuse_update = if on {
@@ -134,18 +174,26 @@ pub(super) fn schema(connection: &Connection) -> rusqlite::Result<()> {
                 .map(|column| format!("{column} = NEW.{column}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            sql.push_str(&format!(
-                "CREATE TRIGGER t_{table}_update INSTEAD OF UPDATE ON t_{table} BEGIN
+            creates.push((
+                format!("t_{table}_update"),
+                format!(
+                    "CREATE TRIGGER t_{table}_update INSTEAD OF UPDATE ON t_{table} BEGIN
                    SELECT RAISE(ABORT, 'row security: a row of another tenant') WHERE {refuse_update};
                    UPDATE {table} SET {assignments} WHERE {key} = OLD.{key} AND {visible};
-                 END;
-                 CREATE TRIGGER t_{table}_delete INSTEAD OF DELETE ON t_{table} BEGIN
+                 END"
+                ),
+            ));
+            creates.push((
+                format!("t_{table}_delete"),
+                format!(
+                    "CREATE TRIGGER t_{table}_delete INSTEAD OF DELETE ON t_{table} BEGIN
                    DELETE FROM {table} WHERE {key} = OLD.{key} AND {visible};
-                 END;\n"
+                 END"
+                ),
             ));
         }
     }
-    connection.execute_batch(&sql)
+    Ok((sql, creates))
 }
 
 /// What top-level SQL on a tenant connection may do: read and write the tenant views.
@@ -278,6 +326,27 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::super::{Store, Tier};
     use crate::auth::{OperatorReason, operator_scope};
+
+    #[test]
+    fn the_views_are_recreated_only_when_they_differ_and_then_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::init(dir.path()).unwrap();
+        let connection = super::super::open_connection(&dir.path().join("system.db")).unwrap();
+        // Opening beside a running server: nothing to change, nothing dropped.
+        assert!(!super::schema(&connection).unwrap());
+        // Edited behind the appliance's back: repaired, then stable again.
+        connection.execute_batch("DROP VIEW t_documents").unwrap();
+        assert!(super::schema(&connection).unwrap());
+        assert!(!super::schema(&connection).unwrap());
+        connection
+            .execute_batch(
+                "DROP TRIGGER t_chunks_insert;
+                 CREATE TRIGGER t_chunks_insert INSTEAD OF INSERT ON t_chunks BEGIN SELECT 1; END;",
+            )
+            .unwrap();
+        assert!(super::schema(&connection).unwrap());
+        assert!(!super::schema(&connection).unwrap());
+    }
 
     #[test]
     fn a_tenant_connection_sees_and_writes_only_its_own_rows() {
