@@ -256,21 +256,9 @@ impl Appliance {
         // The retrieved set. The model is shown the sentences of it that best match the
         // question (grouped by chunk), not whole chunks: a short prompt keeps a small
         // model focused and its prefill fast. A quoted answer is the best of them.
-        let mut retrieved = self.hit_chunks(scope, &mut searched)?;
-        // Prompt layer: only excerpts of the scope's tenant reach the model (or a quote).
-        if enabled(Layer::Prompt) {
-            retrieved.retain(|chunk| &chunk.tenant_id == scope.tenant_id());
-        }
-        // Output layer, decided before generation so that the stream is checked too: which
-        // retrieved chunks storage says are this tenant's.
-        let owned = output::owned(
-            &self.store,
-            scope,
-            &retrieved
-                .iter()
-                .map(|chunk| chunk.chunk_id.document_id())
-                .collect::<Vec<_>>(),
-        )?;
+        // The layers are applied before generation so that the stream is checked too.
+        let retrieved = self.hit_chunks(scope, &mut searched)?;
+        let (retrieved, owned) = self.usable_chunks(scope, retrieved)?;
         if !owned.contains(&true) {
             // Nothing retrieved that this tenant may be shown: no model call.
             return Ok(Err(Ungrounded::NothingRelevant));
@@ -339,6 +327,31 @@ fn names_a_contract(question: &str) -> bool {
     ]
     .iter()
     .any(|word| lower.contains(word))
+}
+
+impl Appliance {
+    /// The chunks an answer may use and which of them it may show: the prompt layer keeps
+    /// only the scope's tenant's chunks (nothing else reaches the model or a quote); the
+    /// output layer says, per kept chunk, whether storage confirms its document is the
+    /// tenant's.
+    pub(super) fn usable_chunks(
+        &self,
+        scope: &TenantScope,
+        mut chunks: Vec<ChunkRecord>,
+    ) -> Result<(Vec<ChunkRecord>, Vec<bool>), ApplianceError> {
+        if enabled(Layer::Prompt) {
+            chunks.retain(|chunk| &chunk.tenant_id == scope.tenant_id());
+        }
+        let owned = output::owned(
+            &self.store,
+            scope,
+            &chunks
+                .iter()
+                .map(|chunk| chunk.chunk_id.document_id())
+                .collect::<Vec<_>>(),
+        )?;
+        Ok((chunks, owned))
+    }
 }
 
 /// What an answer is built from: the retrieved chunks (the tenant's, by the prompt

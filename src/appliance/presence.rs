@@ -84,11 +84,8 @@ impl Appliance {
             return Ok(None);
         };
         let row_ids = self.store.document_row_ids(scope, document)?;
-        let mut chunks = self.store.chunks(scope, &row_ids)?;
-        if enabled(Layer::Prompt) {
-            chunks.retain(|chunk| &chunk.tenant_id == scope.tenant_id());
-        }
-        if chunks.is_empty() || !output::owned(&self.store, scope, &[document])?[0] {
+        let (mut chunks, owned) = self.usable_chunks(scope, self.store.chunks(scope, &row_ids)?)?;
+        if chunks.is_empty() || owned.contains(&false) {
             return Ok(None);
         }
         chunks.sort_by_key(|chunk| chunk.start);
@@ -125,18 +122,7 @@ impl Appliance {
         let index = self.tenant_index(scope)?;
         let hits = read(&index).search(None, &query, ACROSS_CANDIDATES, SearchMode::Keyword)?;
         let row_ids: Vec<u64> = hits.iter().map(|hit| hit.row_id).collect();
-        let mut chunks = self.store.chunks(scope, &row_ids)?;
-        if enabled(Layer::Prompt) {
-            chunks.retain(|chunk| &chunk.tenant_id == scope.tenant_id());
-        }
-        let owned = output::owned(
-            &self.store,
-            scope,
-            &chunks
-                .iter()
-                .map(|chunk| chunk.chunk_id.document_id())
-                .collect::<Vec<_>>(),
-        )?;
+        let (chunks, owned) = self.usable_chunks(scope, self.store.chunks(scope, &row_ids)?)?;
         let mut found: Vec<(String, String, usize)> = Vec::new();
         let mut seen = Vec::new();
         for (chunk, owned) in chunks.into_iter().zip(owned) {

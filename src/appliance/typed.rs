@@ -100,16 +100,14 @@ impl Appliance {
         };
         let (sentence, span) = if matches!(kind, FactKind::Parties) {
             let names: Vec<&str> = catalogue.parties.iter().map(|p| p.name.as_str()).collect();
-            let (Some(start), Some(end)) = (
-                catalogue.parties.iter().map(|p| p.span.start).min(),
-                catalogue.parties.iter().map(|p| p.span.end).max(),
+            let Some(span) = super::retrieval::catalogue_span(
+                &catalogue,
+                crate::clauses::AnswerShape::Parties,
+                question,
             ) else {
                 return Ok(None);
             };
-            (
-                format!("The parties are {}.", join_names(&names)),
-                start..end,
-            )
+            (format!("The parties are {}.", join_names(&names)), span)
         } else {
             let Some(field) = super::retrieval::catalogue_date(&catalogue, question) else {
                 return Ok(None);
