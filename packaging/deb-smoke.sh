@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # CI: builds the .deb, installs it with dpkg -i, runs `bulkhead doctor` and a smoke test
 # (init, tenant, ingest, ask) from /usr/bin/bulkhead on a temporary data directory with the
-# repository's models. Needs root (dpkg) and the release binary.
+# repository's models. Needs root (dpkg). Builds the release binary first: the test suite's
+# last step leaves the test-only `ablation` build in target/release, which deb.sh refuses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cargo build --release --locked --bin bulkhead
 deb=$(packaging/deb.sh)
 dpkg -i "$deb" >/dev/null
 test -x /usr/bin/bulkhead
