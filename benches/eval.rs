@@ -197,9 +197,34 @@ fn main() {
         .to_vec(),
         Err(_) => all_categories.clone(),
     };
+    // A title that several of the contracts share is told apart as a user would: "the
+    // Agency Agreement with <its first party>".
+    let first_parties: HashMap<String, String> = contracts
+        .iter()
+        .filter_map(|c| {
+            let first = c["parties"].as_str()?.split(';').next()?;
+            let name = first.trim().trim_start_matches('(');
+            let name = name.split(" (").next()?.split("(\"").next()?;
+            let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+            Some((c["file"].as_str()?.to_owned(), name))
+        })
+        .collect();
+    let shared_title = |contract: &str| {
+        let name = document_names.get(contract).map(|n| n.to_lowercase());
+        names
+            .iter()
+            .filter(|other| document_names.get(*other).map(|n| n.to_lowercase()) == name)
+            .count()
+            > 1
+    };
     let phrase = |category: &str, contract: &str| -> Option<String> {
         let question = category_question.get(category)?;
-        let name = document_names.get(contract)?;
+        let mut name = document_names.get(contract)?.clone();
+        if shared_title(contract)
+            && let Some(party) = first_parties.get(contract).filter(|p| !p.is_empty())
+        {
+            name = format!("{name} with {party}");
+        }
         let named = format!("the {name}");
         for generic in ["this contract", "the contract"] {
             if question.contains(generic) {
@@ -270,23 +295,37 @@ fn main() {
         absent.len()
     );
 
-    // A fresh tenant in a temporary data directory.
-    let data_dir = std::env::temp_dir().join(format!("bulkhead-eval-{}", std::process::id()));
-    Store::init(&data_dir).unwrap();
+    // A fresh tenant in a temporary data directory; with `EVAL_DATA_DIR`, a kept one that a
+    // later run with the same contracts reuses without ingesting again (for iterating on
+    // query-time ranking; remove it after changing ingestion).
+    let kept = std::env::var_os("EVAL_DATA_DIR").map(std::path::PathBuf::from);
+    let data_dir = kept.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("bulkhead-eval-{}", std::process::id()))
+    });
+    let reuse = kept.is_some() && data_dir.join("system.db").exists();
+    if !reuse {
+        Store::init(&data_dir).unwrap();
+    }
     let config = Config::new(data_dir.clone(), config::default_models_dir());
     let appliance = Appliance::open(config).unwrap();
-    let tenant = appliance.create_tenant("eval", Tier::Standard).unwrap();
+    let tenant = match appliance.list_tenants().unwrap().into_iter().next() {
+        Some(tenant) if reuse => tenant,
+        _ => appliance.create_tenant("eval", Tier::Standard).unwrap(),
+    };
     let scope = appliance
         .operator_scope(&tenant.tenant_id, OperatorReason::CommandLine)
         .unwrap();
     let started = std::time::Instant::now();
-    for file in &files {
-        let bytes = std::fs::read(file).unwrap();
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        appliance.upload(&scope, &name, None, &bytes).unwrap();
+    let mut chunks = 0;
+    if !reuse {
+        for file in &files {
+            let bytes = std::fs::read(file).unwrap();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            appliance.upload(&scope, &name, None, &bytes).unwrap();
+        }
+        let outcomes = appliance.process_jobs(&scope, &mut |_| {}).unwrap();
+        chunks = outcomes.iter().filter_map(|o| o.result.as_ref().ok()).sum();
     }
-    let outcomes = appliance.process_jobs(&scope, &mut |_| {}).unwrap();
-    let chunks: usize = outcomes.iter().filter_map(|o| o.result.as_ref().ok()).sum();
     println!(
         "ingested {} contracts ({chunks} chunks) in {:.1} s",
         files.len(),
@@ -299,6 +338,7 @@ fn main() {
     };
     let mut recall: BTreeMap<(String, &str), Recall> = BTreeMap::new();
     let mut overall: BTreeMap<&str, Recall> = BTreeMap::new();
+    let mut misses = Vec::new();
     for question in &present {
         for (mode, mode_name) in MODES {
             let results = appliance.search(&scope, &question.text, 10, mode).unwrap();
@@ -306,6 +346,9 @@ fn main() {
                 r.chunk.filename == question.contract
                     && overlaps(&question.spans, r.chunk.start, r.chunk.end)
             });
+            if rank.is_none() && mode_name == "hybrid" {
+                misses.push(miss(&cuad, question, &results));
+            }
             recall
                 .entry((question.category.clone(), mode_name))
                 .or_default()
@@ -519,6 +562,7 @@ fn main() {
             "ask_p95_ms": percentile(&latencies, 0.95).as_millis() as u64,
         },
         "asks": samples,
+        "hybrid_misses": misses,
     });
     let path = std::env::var_os("EVAL_JSON")
         .map(std::path::PathBuf::from)
@@ -535,7 +579,9 @@ fn main() {
     }
     std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     println!("wrote {}", path.display());
-    let _ = std::fs::remove_dir_all(&data_dir);
+    if kept.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
 
     // The quality gates: each a floor on one measure, when set.
     let gates = [
@@ -642,5 +688,32 @@ fn typed_match(category: &str, normalized: &str, answer: &str) -> Option<bool> {
                         && expected.2.is_none_or(|d| Some(d as u8) == date.day)
                 })
         }
+    })
+}
+
+/// A hybrid search that found no expert span in its top 10: the question, the start of
+/// the expert passage and of the first three results, for reading why.
+fn miss(
+    cuad: &std::path::Path,
+    question: &Question,
+    results: &[bulkhead::appliance::SearchResult],
+) -> Value {
+    let text = std::fs::read_to_string(cuad.join("contracts").join(&question.contract))
+        .unwrap_or_default();
+    let excerpt = |s: &str| s.chars().take(240).collect::<String>();
+    let gold: Vec<String> = question
+        .spans
+        .iter()
+        .filter_map(|&(start, end)| text.get(start..end))
+        .map(excerpt)
+        .collect();
+    json!({
+        "category": question.category,
+        "question": question.text,
+        "expert": gold,
+        "top": results.iter().take(3).map(|r| json!({
+            "file": r.chunk.filename == question.contract,
+            "text": excerpt(&r.chunk.text),
+        })).collect::<Vec<_>>(),
     })
 }

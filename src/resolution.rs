@@ -163,28 +163,44 @@ pub fn resolve(question: &str, documents: &[NamedDocument<'_>]) -> Option<Resolu
             .map_or(0.0, |&df| (1.0 + total / df as f32).ln())
     };
     let question_words = words(question);
+    let joined = joined_name_hits(&question_words, documents, &names);
     let scores: Vec<f32> = names
         .iter()
-        .map(|set| {
+        .zip(&joined)
+        .map(|(set, joined)| {
             let mut seen = HashSet::new();
-            question_words
+            let whole: f32 = question_words
                 .iter()
                 .filter(|(_, word, _)| set.contains(word) && seen.insert(word.as_str()))
                 .map(|(_, word, _)| weight(word))
-                .sum()
+                .sum();
+            whole + joined
         })
         .collect();
-    let best = scores.iter().copied().fold(0.0_f32, f32::max);
-    let floor = scores.iter().copied().fold(f32::MAX, f32::min);
-    if best - floor < MIN_DISTINCT_WEIGHT {
-        return None;
-    }
-    let mut tied: Vec<usize> = (0..documents.len())
-        .filter(|&i| scores[i] >= best - 1e-4)
-        .collect();
-    if tied.len() > MAX_TIED {
-        return None;
-    }
+    // A title the question spells out whole ("the Supply Agreement") names its documents
+    // more surely than scattered words that other titles share ("license", "property").
+    let titled = titled_in(&question_words, documents);
+    let mut tied: Vec<usize> = if titled.is_empty() {
+        let best = scores.iter().copied().fold(0.0_f32, f32::max);
+        let floor = scores.iter().copied().fold(f32::MAX, f32::min);
+        if best - floor < MIN_DISTINCT_WEIGHT {
+            return None;
+        }
+        let tied: Vec<usize> = (0..documents.len())
+            .filter(|&i| scores[i] >= best - 1e-4)
+            .collect();
+        if tied.len() > MAX_TIED {
+            return None;
+        }
+        tied
+    } else {
+        // Among documents of the same title, the other naming words (a party) choose.
+        let best = titled.iter().map(|&i| scores[i]).fold(0.0_f32, f32::max);
+        titled
+            .into_iter()
+            .filter(|&i| scores[i] >= best - 1e-4)
+            .collect()
+    };
     tied.sort();
     let naming: HashSet<&str> = tied
         .iter()
@@ -194,6 +210,89 @@ pub fn resolve(question: &str, documents: &[NamedDocument<'_>]) -> Option<Resolu
         query: without_naming_words(question, &question_words, &naming),
         documents: tied,
     })
+}
+
+/// File names often run a company's words together ("ZETABANCORPINC_1996-EX-1.1"): words
+/// of the question that, run together, begin such a file-name word ("Zeta Bancorp"), five
+/// letters or more and not already a naming word, name the document too, weighted by how
+/// few documents' file names hold them. One score per document: its best such run.
+fn joined_name_hits(
+    question_words: &[(usize, String, usize)],
+    documents: &[NamedDocument<'_>],
+    names: &[HashSet<String>],
+) -> Vec<f32> {
+    let file_words: Vec<Vec<String>> = documents
+        .iter()
+        .map(|document| {
+            let stem = document
+                .filename
+                .rsplit_once('.')
+                .map_or(document.filename, |(stem, _)| stem);
+            words(stem).into_iter().map(|(_, word, _)| word).collect()
+        })
+        .collect();
+    let mut scores = vec![0.0_f32; documents.len()];
+    for first in 0..question_words.len() {
+        let mut run = String::new();
+        for (_, word, _) in question_words.iter().skip(first).take(4) {
+            run.push_str(word);
+            if run.chars().count() < 5 || NOT_NAMING.contains(&run.as_str()) {
+                continue;
+            }
+            let holders: Vec<usize> = (0..documents.len())
+                .filter(|&i| {
+                    !names[i].contains(&run)
+                        && file_words[i]
+                            .iter()
+                            .any(|file_word| file_word.starts_with(run.as_str()))
+                })
+                .collect();
+            if holders.is_empty() {
+                break;
+            }
+            let weight = (1.0 + documents.len() as f32 / holders.len() as f32).ln();
+            for i in holders {
+                scores[i] = scores[i].max(weight);
+            }
+        }
+    }
+    scores
+}
+
+/// The documents whose whole title appears in the question as a run of words, the
+/// longest such titles only ("the Manufacturing and Supply Agreement" is not also "the
+/// Supply Agreement"). A title must hold a naming word: "Agreement" alone names nothing.
+fn titled_in(
+    question_words: &[(usize, String, usize)],
+    documents: &[NamedDocument<'_>],
+) -> Vec<usize> {
+    let asked: Vec<&str> = question_words
+        .iter()
+        .map(|(_, word, _)| word.as_str())
+        .collect();
+    let mut found: Vec<(usize, usize)> = Vec::new();
+    for (index, document) in documents.iter().enumerate() {
+        let Some(title) = document.title else {
+            continue;
+        };
+        let title: Vec<String> = words(title).into_iter().map(|(_, word, _)| word).collect();
+        let names_something = title
+            .iter()
+            .any(|word| word.chars().count() >= 3 && !NOT_NAMING.contains(&word.as_str()));
+        if names_something
+            && asked
+                .windows(title.len())
+                .any(|run| run == title.as_slice())
+        {
+            found.push((title.len(), index));
+        }
+    }
+    let longest = found.iter().map(|&(length, _)| length).max().unwrap_or(0);
+    found
+        .into_iter()
+        .filter(|&(length, _)| length == longest)
+        .map(|(_, index)| index)
+        .collect()
 }
 
 /// The question without the runs of words that name the contract ("the Endorsement
@@ -347,6 +446,76 @@ mod tests {
         assert_eq!(
             resolve("Which law governs the agreement?", &documents),
             None
+        );
+    }
+
+    #[test]
+    fn a_title_spelled_out_whole_beats_words_other_titles_share() {
+        let documents = [
+            document(
+                "INTELLECTUAL PROPERTY AGREEMENT",
+                vec!["Acme Corp."],
+                "a.txt",
+            ),
+            document("OUTSOURCING AGREEMENT", vec!["Beta LLC"], "b.txt"),
+            document(
+                "JOINT CONTENT LICENSE AGREEMENT",
+                vec!["Gamma Inc."],
+                "c.txt",
+            ),
+            document("SUPPLY AGREEMENT", vec!["Delta Ltd"], "d.txt"),
+            document(
+                "MANUFACTURING AND SUPPLY AGREEMENT",
+                vec!["Epsilon"],
+                "e.txt",
+            ),
+            document("AGENCY AGREEMENT", vec!["Zeta Bank"], "f.txt"),
+            document("AGENCY AGREEMENT", vec!["Eta Insurance"], "g.txt"),
+        ];
+        let owned = resolve(
+            "Does intellectual property created by one party become the property of the \
+             counterparty under the OUTSOURCING AGREEMENT?",
+            &documents,
+        )
+        .unwrap();
+        assert_eq!(owned.documents, [1]);
+        assert!(
+            owned.query.contains("intellectual property"),
+            "{}",
+            owned.query
+        );
+        let licensed = resolve(
+            "Does the Outsourcing Agreement grant a license?",
+            &documents,
+        );
+        assert_eq!(licensed.map(|r| r.documents), Some(vec![1]));
+        let supply = |q| resolve(q, &documents).map(|r| r.documents);
+        assert_eq!(
+            supply("Who supplies under the Supply Agreement?"),
+            Some(vec![3])
+        );
+        assert_eq!(
+            supply("Who supplies under the Manufacturing and Supply Agreement?"),
+            Some(vec![4])
+        );
+        assert_eq!(
+            supply("Which law governs the Agency Agreement?"),
+            Some(vec![5, 6])
+        );
+        assert_eq!(
+            supply("Which law governs the Agency Agreement with Eta Insurance?"),
+            Some(vec![6])
+        );
+        let mut joined = documents;
+        joined[5].filename = "ZETABANCORPINC_1996-EX-1.1-AGENCY AGREEMENT.txt";
+        joined[5].parties = Vec::new();
+        assert_eq!(
+            resolve(
+                "Which law governs the Agency Agreement with Zeta Bancorp?",
+                &joined
+            )
+            .map(|r| r.documents),
+            Some(vec![5])
         );
     }
 
