@@ -16,7 +16,10 @@
 //! (asks about present clauses, default 24; `--quick` 6), `EVAL_ABSENT` (asks about absent
 //! clauses, default 12; `--quick` 3), `EVAL_JSON` (default `target/eval.json`),
 //! `EVAL_MIN_RECALL10`, `EVAL_MIN_CITES`, `EVAL_MIN_DECLINED` (fail when hybrid recall@10,
-//! the share of asks citing the clause or of absent clauses declined is lower), `CUAD_DIR`.
+//! the share of asks citing the clause or of absent clauses declined is lower), `CUAD_DIR`,
+//! `EVAL_DATA_DIR` (keep the ingested tenant there and reuse it on the next run),
+//! `EVAL_CLAUSE_MODEL` (`1`: clause questions no rule answers go to the model; `0`: they
+//! are answered with the clause's best sentence, quoted; default: the configuration's).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -199,14 +202,25 @@ fn main() {
     };
     // A title that several of the contracts share is told apart as a user would: "the
     // Agency Agreement with <its first party>".
+    // (The first party as the contract spells it: the annotations' own spelling has typos.)
+    let flat = |text: &str| {
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
     let first_parties: HashMap<String, String> = contracts
         .iter()
         .filter_map(|c| {
-            let first = c["parties"].as_str()?.split(';').next()?;
-            let name = first.trim().trim_start_matches('(');
-            let name = name.split(" (").next()?.split("(\"").next()?;
-            let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-            Some((c["file"].as_str()?.to_owned(), name))
+            let file = c["file"].as_str()?;
+            let text = flat(&std::fs::read_to_string(cuad.join("contracts").join(file)).ok()?);
+            let name = c["parties"].as_str()?.split(';').find_map(|party| {
+                let name = party.trim().trim_start_matches('(');
+                let name = name.split(" (").next()?.split("(\"").next()?;
+                let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+                (name.len() > 3 && text.contains(&name.to_lowercase())).then_some(name)
+            })?;
+            Some((file.to_owned(), name))
         })
         .collect();
     let shared_title = |contract: &str| {
@@ -306,7 +320,10 @@ fn main() {
     if !reuse {
         Store::init(&data_dir).unwrap();
     }
-    let config = Config::new(data_dir.clone(), config::default_models_dir());
+    let mut config = Config::new(data_dir.clone(), config::default_models_dir());
+    if let Ok(choice) = std::env::var("EVAL_CLAUSE_MODEL") {
+        config.model_for_clauses = choice == "1";
+    }
     let appliance = Appliance::open(config).unwrap();
     let tenant = match appliance.list_tenants().unwrap().into_iter().next() {
         Some(tenant) if reuse => tenant,

@@ -28,6 +28,11 @@ pub struct Config {
     pub answer_top_k: usize,
     /// Tokens the model may generate for one answer.
     pub max_answer_tokens: usize,
+    /// Whether a question about a known clause type that no rule answers (no typed value,
+    /// no yes/no) goes to the model; when false (the default) it is answered with the
+    /// clause's best sentence, quoted. Measured with `cargo bench --bench eval`
+    /// (`EVAL_CLAUSE_MODEL`): the same clauses cited, without the model's seconds.
+    pub model_for_clauses: bool,
 }
 
 impl Config {
@@ -48,6 +53,7 @@ impl Config {
             max_open_tenants: 64,
             answer_top_k: 3,
             max_answer_tokens: 48,
+            model_for_clauses: false,
         }
     }
 

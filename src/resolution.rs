@@ -180,6 +180,9 @@ pub fn resolve(question: &str, documents: &[NamedDocument<'_>]) -> Option<Resolu
     // A title the question spells out whole ("the Supply Agreement") names its documents
     // more surely than scattered words that other titles share ("license", "property").
     let titled = titled_in(&question_words, documents);
+    let title_runs: Vec<std::ops::Range<usize>> =
+        titled.iter().map(|(_, run)| run.clone()).collect();
+    let titled: Vec<usize> = titled.into_iter().map(|(index, _)| index).collect();
     let mut tied: Vec<usize> = if titled.is_empty() {
         let best = scores.iter().copied().fold(0.0_f32, f32::max);
         let floor = scores.iter().copied().fold(f32::MAX, f32::min);
@@ -202,12 +205,23 @@ pub fn resolve(question: &str, documents: &[NamedDocument<'_>]) -> Option<Resolu
             .collect()
     };
     tied.sort();
+    // A title spelled out goes as the run it is: its words elsewhere in the question are
+    // the question's own ("transfer the license" in a question about a license agreement).
+    let title_words: HashSet<&str> = title_runs
+        .iter()
+        .flat_map(|run| {
+            question_words[run.clone()]
+                .iter()
+                .map(|(_, word, _)| word.as_str())
+        })
+        .collect();
     let naming: HashSet<&str> = tied
         .iter()
         .flat_map(|&i| names[i].iter().map(String::as_str))
+        .filter(|word| !title_words.contains(word))
         .collect();
     Some(Resolution {
-        query: without_naming_words(question, &question_words, &naming),
+        query: without_naming_words(question, &question_words, &naming, &title_runs),
         documents: tied,
     })
 }
@@ -261,16 +275,17 @@ fn joined_name_hits(
 
 /// The documents whose whole title appears in the question as a run of words, the
 /// longest such titles only ("the Manufacturing and Supply Agreement" is not also "the
-/// Supply Agreement"). A title must hold a naming word: "Agreement" alone names nothing.
+/// Supply Agreement"), each with where (word indices). A title must hold a naming word:
+/// "Agreement" alone names nothing.
 fn titled_in(
     question_words: &[(usize, String, usize)],
     documents: &[NamedDocument<'_>],
-) -> Vec<usize> {
+) -> Vec<(usize, std::ops::Range<usize>)> {
     let asked: Vec<&str> = question_words
         .iter()
         .map(|(_, word, _)| word.as_str())
         .collect();
-    let mut found: Vec<(usize, usize)> = Vec::new();
+    let mut found: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
     for (index, document) in documents.iter().enumerate() {
         let Some(title) = document.title else {
             continue;
@@ -279,20 +294,19 @@ fn titled_in(
         let names_something = title
             .iter()
             .any(|word| word.chars().count() >= 3 && !NOT_NAMING.contains(&word.as_str()));
-        if names_something
-            && asked
-                .windows(title.len())
-                .any(|run| run == title.as_slice())
+        if !names_something {
+            continue;
+        }
+        if let Some(at) = asked
+            .windows(title.len())
+            .position(|run| run == title.as_slice())
         {
-            found.push((title.len(), index));
+            found.push((index, at..at + title.len()));
         }
     }
-    let longest = found.iter().map(|&(length, _)| length).max().unwrap_or(0);
+    let longest = found.iter().map(|(_, run)| run.len()).max().unwrap_or(0);
+    found.retain(|(_, run)| run.len() == longest);
     found
-        .into_iter()
-        .filter(|&(length, _)| length == longest)
-        .map(|(_, index)| index)
-        .collect()
 }
 
 /// The question without the runs of words that name the contract ("the Endorsement
@@ -301,7 +315,19 @@ fn without_naming_words(
     question: &str,
     question_words: &[(usize, String, usize)],
     naming: &HashSet<&str>,
+    title_runs: &[std::ops::Range<usize>],
 ) -> String {
+    // A name is written with a capital ("Acme", "the Licensee"); "a licensee" in lower case
+    // is the question's own word, whatever a party calls itself.
+    let names_here = |i: usize| {
+        let (start, word, _) = &question_words[i];
+        title_runs.iter().any(|run| run.contains(&i))
+            || (naming.contains(word.as_str())
+                && question[*start..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit()))
+    };
     let connective = |word: &str| {
         matches!(
             word,
@@ -312,8 +338,7 @@ fn without_naming_words(
     let mut cursor = 0;
     let mut i = 0;
     while i < question_words.len() {
-        let word = &question_words[i].1;
-        if !naming.contains(word.as_str()) {
+        if !names_here(i) {
             i += 1;
             continue;
         }
@@ -325,8 +350,7 @@ fn without_naming_words(
         }
         let mut last = i;
         while last + 1 < question_words.len()
-            && (naming.contains(question_words[last + 1].1.as_str())
-                || connective(&question_words[last + 1].1))
+            && (names_here(last + 1) || connective(&question_words[last + 1].1))
         {
             last += 1;
         }
@@ -483,6 +507,18 @@ mod tests {
             owned.query.contains("intellectual property"),
             "{}",
             owned.query
+        );
+        let license = "Does the JOINT CONTENT LICENSE AGREEMENT limit the ability of a party \
+                       to transfer the license being granted to the Gamma licensee?";
+        let kept = resolve(license, &documents).unwrap();
+        assert_eq!(kept.documents, [2]);
+        assert!(
+            kept.query
+                .starts_with("Does limit the ability of a party to transfer the license")
+                && kept.query.contains("licensee")
+                && !kept.query.contains("Gamma"),
+            "{}",
+            kept.query
         );
         let licensed = resolve(
             "Does the Outsourcing Agreement grant a license?",

@@ -89,6 +89,20 @@ impl Appliance {
                 timings,
             });
         }
+        if !self.config.model_for_clauses
+            && let Some(clause) = context.clause
+            && let Some((quote, chunk)) = context.clause_quote(clause)
+        {
+            on_token(&quote);
+            let (text, citations) = context.cite(&quote, vec![chunk]);
+            timings.total_ms = started.elapsed().as_millis() as u64;
+            return Ok(Answer {
+                grounded: !citations.is_empty(),
+                text,
+                citations,
+                timings,
+            });
+        }
         let (excerpts, excerpt_chunks) =
             answer::excerpts_from_sentences(&context.retrieved, &context.ranked, top_k);
         let citable: Vec<bool> = excerpt_chunks
@@ -380,6 +394,25 @@ impl AnswerContext {
                     best.chunk,
                 )
             })
+    }
+
+    /// The sentence of the best-retrieved chunk the tenant may be shown that reads most
+    /// like `clause` (its wording, heading, typed value), the best-ranked of equals,
+    /// quoted, with its chunk: retrieval has already put the clause first.
+    fn clause_quote(&self, clause: &crate::clauses::ClauseType) -> Option<(String, usize)> {
+        let top = (0..self.retrieved.len()).find(|&chunk| self.owned[chunk])?;
+        let mut best: Option<(f32, &answer::RankedSentence)> = None;
+        for sentence in self.ranked.iter().filter(|s| s.chunk == top) {
+            let score = crate::resolution::clause_score(clause, &sentence.text);
+            if best.is_none_or(|(kept, _)| score > kept) {
+                best = Some((score, sentence));
+            }
+        }
+        let (_, sentence) = best?;
+        Some((
+            answer::quoted_answer(&self.retrieved[top].filename, &sentence.text),
+            top,
+        ))
     }
 
     /// The cited chunks the tenant may be shown, and the text with every identifier of a

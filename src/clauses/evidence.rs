@@ -5,10 +5,12 @@
 //! names and no answers. They decide both the quote an answer gives and, when no sentence
 //! of a contract matches, that the contract has no such clause.
 //!
-//! Measured on the 95 CUAD dev contracts (`cargo bench --bench eval` reports the asks): a
-//! contract without a sentence matching the pattern lacks the clause in 0.80 of the
-//! experts' "absent" cases, and a pattern sentence exists in 0.80 of their "present"
-//! cases.
+//! Measured on the 95 CUAD dev contracts (every sentence of each contract against the
+//! experts' `is_impossible` labels; `cargo bench --bench eval` reports the asks): a contract
+//! without a sentence matching the pattern lacks the clause in 0.86 of the experts'
+//! "absent" cases (0.80 before the patterns asked for the clause's object: "irrevocably"
+//! near a licence, not near "submits to the jurisdiction"), and a pattern sentence exists
+//! in 0.80 of their "present" cases.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -30,7 +32,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Exclusivity",
-        r"exclusiv|\bsole (supplier|distributor|source|provider|agent|reseller)|all of (its|their) requirements|shall not (appoint|engage|authori[sz]e) any other",
+        r"\bexclusive\b[^.;]{0,30}(right|licen|option|distribut|supplier|provider|agent|reseller|basis|relationship|arrangement|dealing|appointment|territor|market|sponsor|in the)|exclusively (to|from|with|for|through)|\bsole (supplier|distributor|source|provider|agent|reseller)|all of (its|their) requirements|shall not (appoint|engage|authori[sz]e) any other",
     ),
     (
         "No-Solicit Of Customers",
@@ -42,7 +44,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "No-Solicit Of Employees",
-        r"(solicit|hire|recruit|employ)[^.;]{0,100}(employee|personnel|staff|consultant)|(employee|personnel|staff)s?[^.;]{0,80}(solicit|hire|recruit)",
+        r"solicit[^.;]{0,100}(employee|personnel|staff)|(hire|recruit|employ)[^.;]{0,60}(any|the other party's|its) (employee|personnel|staff)|(employee|personnel|staff)s?[^.;]{0,80}(solicit|hire|recruit)",
     ),
     (
         "Non-Disparagement",
@@ -58,7 +60,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Change Of Control",
-        r"change (of|in) (control|ownership)|\bmerge[sdr]?\b|consolidat|substantially all (of )?(its|the|their) (assets|business)|controlling interest|beneficial own|acquisition of (a )?(majority|control)",
+        r"change (of|in) (control|ownership)|\bmerge[sdr]?\b[^.;]{0,150}(terminat|assign|consent|notice)|(terminat|assign|consent)[^.;]{0,150}\bmerge|substantially all (of )?(its|the|their) (assets|business)|controlling interest|acquisition of (a )?(majority|control)",
     ),
     (
         "Anti-Assignment",
@@ -66,7 +68,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Revenue/Profit Sharing",
-        r"royalt|revenue shar|profit|(percent|%)[^.;]{0,60}(revenue|sales|profit|receipts|income)|commission",
+        r"royalt|revenue shar|profit shar|share (of|in) (the )?(net |gross )?(revenue|profit|proceeds|sales|income)|(percent|%)[^.;]{0,60}(revenue|sales|profit|receipts|income|proceeds)|commission",
     ),
     (
         "Price Restrictions",
@@ -98,11 +100,11 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Affiliate License-Licensor",
-        r"affiliat[^.;]{0,150}(grant|licen)|(grant|licen)[^.;]{0,150}affiliat",
+        r"affiliat[^.;]{0,100}(grant|licen[cs]e[sd]? to|right to use|sublicen)|(grant|licen|right to use)[^.;]{0,100}(to|for)[^.;]{0,60}affiliat",
     ),
     (
         "Affiliate License-Licensee",
-        r"affiliat[^.;]{0,150}(grant|licen|right to use)|(grant|licen|right to use)[^.;]{0,150}affiliat",
+        r"affiliat[^.;]{0,100}(grant|licen[cs]e[sd]? to|right to use|sublicen)|(grant|licen|right to use)[^.;]{0,100}(to|for)[^.;]{0,60}affiliat",
     ),
     (
         "Unlimited/All-You-Can-Eat-License",
@@ -110,7 +112,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Irrevocable Or Perpetual License",
-        r"irrevocabl|perpetu|fully[- ]paid",
+        r"(irrevocabl|perpetu|fully[- ]paid)[^.;]{0,100}(licen|right to use|sublicen)|licen[^.;]{0,150}(irrevocabl|perpetu|fully[- ]paid)",
     ),
     (
         "Source Code Escrow",
@@ -126,7 +128,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Uncapped Liability",
-        r"(limitation|exclusion|shall not exceed|liabilit)[^.;]{0,200}(shall not apply|not limit|except|excluding|other than)|(shall not apply|except|excluding)[^.;]{0,200}(limitation of liability|indemnif|gross negligence|wil?lful|fraud)",
+        r"(limitation|exclusion|shall not exceed|liabilit)[^.;]{0,200}(shall not apply|not limit)|(shall not apply|except|excluding)[^.;]{0,200}(limitation of liability|gross negligence|wil?lful misconduct|fraud)",
     ),
     (
         "Cap On Liability",
@@ -136,14 +138,17 @@ const PATTERNS: &[(&str, &str)] = &[
         "Liquidated Damages",
         r"liquidated damages|termination fee|break-?up fee|as a penalty|(shall|will) pay[^.;]{0,80}(penalty|liquidated)",
     ),
-    ("Insurance", r"insurance|insured|insurer"),
+    (
+        "Insurance",
+        r"insurance (policy|policies|coverage|carrier|certificate)|(maintain|carry|procure|obtain)[^.;]{0,100}insurance|insurer|additional insured",
+    ),
     (
         "Covenant Not To Sue",
         r"not to sue|\bnot\b[^.;]{0,60}(contest|challenge|dispute|attack|oppose)[^.;]{0,100}(validity|ownership|title|rights|enforceab)|(shall|will) not (bring|assert|institute|commence)[^.;]{0,80}(claim|action|suit|proceeding)",
     ),
     (
         "Third Party Beneficiary",
-        r"third[- ]party beneficiar|intended beneficiar|beneficiar[^.;]{0,60}(this agreement|hereof|hereunder)|enforceable by",
+        r"third[- ]party beneficiar|intended beneficiar|(is|are|be|as) (an? |the )?(express |intended )?beneficiar[^.;]{0,60}(this agreement|hereof|hereunder)|entitled to enforce|may enforce[^.;]{0,60}(this agreement|term|provision)",
     ),
 ];
 
@@ -257,6 +262,22 @@ mod tests {
         assert!(!reads(
             "Exclusivity",
             "The courts of Delaware shall have sole and exclusive jurisdiction."
+        ));
+        assert!(!reads(
+            "Exclusivity",
+            "Such good will is exclusively that of Licensor or Licensee, as applicable."
+        ));
+        assert!(reads(
+            "Exclusivity",
+            "Licensor grants Licensee an exclusive, worldwide, royalty-free license."
+        ));
+        assert!(!reads(
+            "Irrevocable Or Perpetual License",
+            "Each party hereby irrevocably submits to the jurisdiction of the courts of New York."
+        ));
+        assert!(reads(
+            "Irrevocable Or Perpetual License",
+            "Licensor grants a perpetual, irrevocable license to use the Software."
         ));
         assert!(reads(
             "Termination For Convenience",
