@@ -183,6 +183,9 @@ impl Appliance {
         question: &str,
         context: &mut AnswerContext,
     ) -> Result<Option<(String, Vec<usize>)>, ApplianceError> {
+        if let Some(text) = self.value_clause_absent(scope, context)? {
+            return Ok(Some((text, Vec::new())));
+        }
         if let Some((text, chunk)) = self.typed_answer(scope, question, context)? {
             return Ok(Some((text, vec![chunk])));
         }

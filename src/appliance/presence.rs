@@ -107,6 +107,40 @@ impl Appliance {
         }))
     }
 
+    /// For a clause type whose answer is a value (a renewal term, its notice period), when
+    /// the question names one contract and no sentence of it mentions what the clause is
+    /// about: the plain statement that the contract has none. `None` otherwise (then the
+    /// typed and quoted answers run).
+    pub(super) fn value_clause_absent(
+        &self,
+        scope: &TenantScope,
+        context: &AnswerContext,
+    ) -> Result<Option<String>, ApplianceError> {
+        let Some(clause) = context
+            .clause
+            .filter(|clause| evidence::absence_decidable(clause))
+        else {
+            return Ok(None);
+        };
+        let Some([document]) = context.documents.as_deref() else {
+            return Ok(None);
+        };
+        let row_ids = self.store.document_row_ids(scope, document)?;
+        let (mut chunks, owned) = self.usable_chunks(scope, self.store.chunks(scope, &row_ids)?)?;
+        if chunks.is_empty() || owned.contains(&false) {
+            return Ok(None);
+        }
+        chunks.sort_by_key(|chunk| chunk.start);
+        if answer::all_sentences(&chunks)
+            .iter()
+            .any(|(_, sentence)| evidence::mentioned(clause, sentence))
+        {
+            return Ok(None);
+        }
+        let title = self.document_title(scope, &chunks[0])?;
+        Ok(Some(absent_text(&title, clause, &chunks)))
+    }
+
     /// "Which contracts have a change of control clause?": the contracts among the
     /// passages that best match the clause's wording (keyword search over the whole
     /// tenant) with a sentence that reads as the clause, each quoted and cited; when there

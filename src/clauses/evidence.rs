@@ -146,6 +146,16 @@ const PATTERNS: &[(&str, &str)] = &[
         "Covenant Not To Sue",
         r"not to sue|\bnot\b[^.;]{0,60}(contest|challenge|dispute|attack|oppose)[^.;]{0,100}(validity|ownership|title|rights|enforceab)|(shall|will) not (bring|assert|institute|commence)[^.;]{0,80}(claim|action|suit|proceeding)",
     ),
+    // Types whose answer is a value, not yes/no: only their absence is decided from these
+    // (`mentioned`): a contract with no sentence about renewal has no renewal term.
+    (
+        "Renewal Term",
+        r"renew|(automatically|successive|additional)[^.;]{0,60}(term|period|year)s?|extend(ed)? (for|by)",
+    ),
+    (
+        "Notice Period To Terminate Renewal",
+        r"(renew|extend|extension)[^.;]{0,250}notice|notice[^.;]{0,250}(renew|extend|extension)",
+    ),
     (
         "Third Party Beneficiary",
         r"third[- ]party beneficiar|intended beneficiar|(is|are|be|as) (an? |the )?(express |intended )?beneficiar[^.;]{0,60}(this agreement|hereof|hereunder)|entitled to enforce|may enforce[^.;]{0,60}(this agreement|term|provision)",
@@ -165,6 +175,24 @@ fn pattern(clause: &ClauseType) -> Option<&'static Regex> {
         return None;
     }
     COMPILED.get(clause.name)
+}
+
+/// Whether `clause` is a type whose value answers (a renewal term, a notice period) and
+/// whose absence can be decided from sentences: see [`mentioned`].
+pub fn absence_decidable(clause: &ClauseType) -> bool {
+    clause.answer != AnswerShape::YesNo && COMPILED.contains_key(clause.name)
+}
+
+/// Whether `sentence` mentions what a clause of such a type is about (a sentence about
+/// renewal for "Renewal Term"); a contract without one lacks the clause. Measured like the
+/// yes/no patterns on the 95 dev contracts: the renewal term is absent in 26 of 61 absent
+/// cases without a missed present one, the renewal notice period in 58 of 72 with 2 of 23
+/// present ones missed.
+pub fn mentioned(clause: &ClauseType, sentence: &str) -> bool {
+    absence_decidable(clause)
+        && COMPILED
+            .get(clause.name)
+            .is_some_and(|pattern| pattern.is_match(&normalise(sentence)))
 }
 
 /// Whether `clause` is a yes/no type whose presence can be decided from sentences.
@@ -239,6 +267,16 @@ mod tests {
             );
         }
         assert_eq!(COMPILED.len(), PATTERNS.len());
+        let renewal = clause_type("Renewal Term").unwrap();
+        assert!(absence_decidable(renewal) && !decidable(renewal));
+        assert!(mentioned(
+            renewal,
+            "This Agreement shall automatically renew for successive one-year terms."
+        ));
+        assert!(!mentioned(
+            renewal,
+            "This Agreement expires on December 31, 2020."
+        ));
     }
 
     #[test]
