@@ -89,20 +89,6 @@ impl Appliance {
                 timings,
             });
         }
-        if !self.config.model_for_clauses
-            && let Some(clause) = context.clause
-            && let Some((quote, chunk)) = context.clause_quote(clause)
-        {
-            on_token(&quote);
-            let (text, citations) = context.cite(&quote, vec![chunk]);
-            timings.total_ms = started.elapsed().as_millis() as u64;
-            return Ok(Answer {
-                grounded: !citations.is_empty(),
-                text,
-                citations,
-                timings,
-            });
-        }
         let (excerpts, excerpt_chunks) =
             answer::excerpts_from_sentences(&context.retrieved, &context.ranked, top_k);
         let citable: Vec<bool> = excerpt_chunks
@@ -176,7 +162,8 @@ impl Appliance {
     }
 
     /// An answer the rules extract, with the retrieved chunks it cites (none when it says
-    /// a clause is absent): a typed value, else a yes/no clause's presence.
+    /// a clause is absent): a typed value, else a yes/no clause's presence, else (unless
+    /// the model answers clause questions) the clause's best sentence.
     fn answer_without_model(
         &self,
         scope: &TenantScope,
@@ -192,6 +179,12 @@ impl Appliance {
         Ok(match self.clause_presence(scope, question, context)? {
             Some(Presence::Found(text, chunks)) => Some((text, chunks)),
             Some(Presence::Absent(text)) => Some((text, Vec::new())),
+            // A clause question no rule answers: the clause's sentence, unless the model
+            // is configured to answer those.
+            None if !self.config.model_for_clauses => context
+                .clause
+                .and_then(|clause| context.clause_quote(clause))
+                .map(|(quote, chunk)| (quote, vec![chunk])),
             None => None,
         })
     }
