@@ -266,6 +266,11 @@ async fn usage_access_reviews_and_the_audit_log_count_activity_but_hold_no_conte
         .post("/ask", json!({"question": LIFEWAY_QUESTION}))
         .await;
     assert_eq!(status, 200, "{answer}");
+    // A clause question is answered by the rules; a free-form one goes to the model, whose
+    // tokens are metered.
+    let free_form = "What does Lifeway pay under the endorsement agreement?";
+    let (status, answer) = reader.post("/ask", json!({"question": free_form})).await;
+    assert_eq!(status, 200, "{answer}");
     let hybrid = json!({"query": "Lifeway Illinois endorsement", "mode": "hybrid"});
     assert_eq!(reader.post("/search", hybrid).await.0, 200);
 
@@ -274,7 +279,7 @@ async fn usage_access_reviews_and_the_audit_log_count_activity_but_hold_no_conte
     let (status, usage) = admin.get("/usage").await;
     assert_eq!(status, 200, "{usage}");
     assert_eq!(usage["documents"], 2, "{usage}");
-    assert!(usage["queries"].as_u64().unwrap() >= 3, "{usage}");
+    assert!(usage["queries"].as_u64().unwrap() >= 4, "{usage}");
     assert!(usage["tokens_in"].as_u64().unwrap() > 100, "{usage}");
 
     // The access review, as the tenant's auditor: HTML without external assets, CSV with

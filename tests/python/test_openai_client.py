@@ -8,6 +8,7 @@ import openai
 from bulkhead_server import Server, contract
 
 QUESTION = "Which state's laws govern the Lifeway endorsement agreement?"
+FREE_FORM = "What does Lifeway pay under the endorsement agreement?"
 
 
 class OpenAiClient(unittest.TestCase):
@@ -42,11 +43,15 @@ class OpenAiClient(unittest.TestCase):
         self.assertIn("Illinois", message.content)
         citations = message.model_extra["citations"]
         self.assertEqual(citations[0]["document_id"], self.document)
-        self.assertGreater(completion.usage.prompt_tokens, 0)
-        self.assertGreater(completion.usage.completion_tokens, 0)
-        self.assertEqual(
-            completion.usage.total_tokens, completion.usage.prompt_tokens + completion.usage.completion_tokens
+        # A clause question is answered by the rules (no model tokens); a free-form one by
+        # the model, whose tokens the usage counts.
+        free_form = self.client_a.chat.completions.create(
+            model="bulkhead", messages=[{"role": "user", "content": FREE_FORM}]
         )
+        self.assertGreater(free_form.usage.prompt_tokens, 0)
+        self.assertGreater(free_form.usage.completion_tokens, 0)
+        for usage in (completion.usage, free_form.usage):
+            self.assertEqual(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens)
 
     def test_streaming_ends_with_citations(self):
         stream = self.client_a.chat.completions.create(
@@ -59,7 +64,7 @@ class OpenAiClient(unittest.TestCase):
         last = chunks[-1]
         self.assertEqual(last.choices[0].finish_reason, "stop")
         self.assertEqual(last.model_extra["citations"][0]["document_id"], self.document)
-        self.assertGreater(last.usage.completion_tokens, 0)
+        self.assertEqual(last.usage.total_tokens, last.usage.prompt_tokens + last.usage.completion_tokens)
 
     def test_another_tenants_token_sees_nothing_of_this_tenant(self):
         completion = self.client_b.chat.completions.create(
