@@ -1,7 +1,8 @@
 //! LLM speed (`cargo bench --bench llm`): prefill and decode tokens/s and time to first
 //! token for a ~600-token prompt with the default weight format.
 //! `BULKHEAD_LLM_BENCH_ALL=1` also measures the other formats, including the file's own
-//! Q4_1 (about a minute and a half on two cores).
+//! Q4_1 (about a minute and a half on two cores); `BULKHEAD_LLM_BENCH_FORMATS=Q8_0,Fast`
+//! measures the formats named (to profile one).
 
 use std::time::Instant;
 
@@ -35,14 +36,21 @@ fn main() {
         max_new_tokens: 64,
         ..GenerateOptions::default()
     };
-    let mut formats = vec![WeightFormat::Fast];
-    if std::env::var_os("BULKHEAD_LLM_BENCH_ALL").is_some() {
-        formats.extend([
-            WeightFormat::F32,
-            WeightFormat::Q8_0,
-            WeightFormat::AsStored,
-        ]);
-    }
+    let all = [
+        WeightFormat::Fast,
+        WeightFormat::F32,
+        WeightFormat::Q8_0,
+        WeightFormat::AsStored,
+    ];
+    let formats: Vec<WeightFormat> = match std::env::var("BULKHEAD_LLM_BENCH_FORMATS") {
+        // A comma-separated list of format names, e.g. `Q8_0,Fast` (for profiling one).
+        Ok(names) => all
+            .into_iter()
+            .filter(|f| names.split(',').any(|n| n.trim() == format!("{f:?}")))
+            .collect(),
+        Err(_) if std::env::var_os("BULKHEAD_LLM_BENCH_ALL").is_some() => all.to_vec(),
+        Err(_) => vec![WeightFormat::Fast],
+    };
     for format in formats {
         let load_started = Instant::now();
         let g = Generator::load_with(&model_path, LoadOptions { weights: format }).expect("load");

@@ -595,8 +595,10 @@ pub fn ingest(
     })
 }
 
-/// Asks and, when `human`, prints the checked answer and its sources. The answer is
-/// printed whole, after the output checks, never as raw model tokens.
+/// Asks and, when `human`, prints the checked answer and its sources. On a terminal the
+/// answer streams as the appliance checks it, sentence by sentence (the text the HTTP
+/// stream carries, never raw model tokens); piped, it is printed whole once complete, so
+/// a script reads exactly the final answer.
 pub fn ask(
     appliance: &Appliance,
     scope: &TenantScope,
@@ -604,10 +606,26 @@ pub fn ask(
     top_k: Option<usize>,
     human: bool,
 ) -> Result<Answer, UserFailure> {
-    let answer = appliance.ask(scope, question, top_k, &mut |_| true)?;
+    use std::io::IsTerminal;
+    let live = human && std::io::stdout().is_terminal();
+    let mut shown = String::new();
+    let answer = appliance.ask(scope, question, top_k, &mut |piece| {
+        if live {
+            let mut out = std::io::stdout().lock();
+            // A terminal that went away only loses the preview; the answer is still returned.
+            let _ = out.write_all(piece.as_bytes()).and_then(|()| out.flush());
+            shown.push_str(piece);
+        }
+        true
+    })?;
     audit(appliance, scope, "ask", "question")?;
     if human {
-        println!("{}", answer.text);
+        match answer.text.strip_prefix(shown.as_str()) {
+            Some(rest) => println!("{rest}"),
+            // The final checks changed what was streamed (an identifier withheld, the
+            // answer refused): the final answer replaces it.
+            None => println!("\n[revised after the final checks]\n{}", answer.text),
+        }
         print_citations(&answer);
     }
     Ok(answer)

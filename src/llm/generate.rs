@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use candle_core::Tensor;
-use candle_transformers::models::quantized_llama::ModelWeights;
-
+use super::decode::Scratch;
+use super::model::KvCache;
 use super::tokenizer::Utf8Stream;
 use super::{ChatMessage, GenerateOptions, Generation, Generator, LlmError, StopReason};
 
@@ -52,11 +51,13 @@ impl Generator {
             return Ok(generation);
         }
 
-        // A private copy: shares the weight tensors, owns its KV cache (which may already
-        // hold the prompt's first turn).
+        // This generation's own cache, sized for it (it may already hold the prompt's
+        // first turn), and buffers: nothing is allocated per token.
         let prefill_started = Instant::now();
-        let (mut model, cached) = self.model_for(&prompt, messages)?;
-        let mut logits = self.prefill(&mut model, &prompt[cached..], cached)?;
+        let capacity = prompt_tokens + options.max_new_tokens;
+        let (mut cache, cached) = self.cache_for(&prompt, messages, capacity)?;
+        let mut logits = self.prefill(&mut cache, &prompt[cached..])?;
+        let mut scratch = Scratch::new(&self.model.dims, capacity);
         generation.prefill = prefill_started.elapsed();
 
         let mut stops = StopMatcher::new(&options.stop_sequences);
@@ -102,8 +103,8 @@ impl Generator {
             if position >= self.context_length {
                 break StopReason::ContextFull;
             }
-            let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
-            logits = model.forward(&input, position)?;
+            self.model
+                .step(&mut cache, &mut scratch, next, &mut logits)?;
             position += 1;
         };
 
@@ -133,44 +134,46 @@ impl Generator {
         Ok(generation)
     }
 
-    /// Runs `tokens` through `model` (whose cache holds the `offset` tokens before them)
-    /// in chunks of [`PREFILL_CHUNK`] tokens and returns the logits after the last one.
+    /// Runs `tokens` through the model after the tokens `cache` holds, in chunks of
+    /// [`PREFILL_CHUNK`] tokens, and returns the logits after the last one.
     pub(super) fn prefill(
         &self,
-        model: &mut ModelWeights,
+        cache: &mut KvCache,
         tokens: &[u32],
-        offset: usize,
-    ) -> Result<Tensor, LlmError> {
+    ) -> Result<Vec<f32>, LlmError> {
         let mut logits = None;
-        for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
-            let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
-            logits = Some(model.forward(&input, offset + i * PREFILL_CHUNK)?);
+        for chunk in tokens.chunks(PREFILL_CHUNK) {
+            logits = Some(self.model.prefill(cache, chunk)?);
         }
         logits.ok_or_else(|| LlmError::Inference("empty prompt".to_string()))
     }
 
     /// Greedy choice after the repeat penalty; ties go to the lowest id, so it is deterministic.
-    pub(super) fn pick(&self, logits: &Tensor, recent: &[u32]) -> Result<u32, LlmError> {
-        let mut logits = logits.squeeze(0)?.to_vec1::<f32>()?;
-        let mut seen = recent.to_vec();
-        seen.sort_unstable();
-        seen.dedup();
-        for id in seen {
-            if let Some(l) = logits.get_mut(id as usize) {
-                *l = if *l >= 0.0 {
-                    *l / REPEAT_PENALTY
+    pub(super) fn pick(&self, logits: &[f32], recent: &[u32]) -> Result<u32, LlmError> {
+        // The penalty applies once per distinct recent token.
+        let penalised = |id: usize, l: f32| {
+            if recent.contains(&(id as u32)) {
+                if l >= 0.0 {
+                    l / REPEAT_PENALTY
                 } else {
-                    *l * REPEAT_PENALTY
-                };
+                    l * REPEAT_PENALTY
+                }
+            } else {
+                l
             }
-        }
+        };
         let mut best: Option<(usize, f32)> = None;
         for (i, l) in logits.iter().enumerate() {
             if l.is_nan() {
                 continue;
             }
-            if best.is_none_or(|(_, b)| *l > b) {
-                best = Some((i, *l));
+            // Only a logit that could win needs the penalty looked up.
+            if best.is_some_and(|(_, b)| *l <= b) {
+                continue;
+            }
+            let l = penalised(i, *l);
+            if best.is_none_or(|(_, b)| l > b) {
+                best = Some((i, l));
             }
         }
         let (id, _) = best.ok_or_else(|| LlmError::Inference("model produced no logits".into()))?;

@@ -9,12 +9,15 @@ use std::time::Instant;
 
 use candle_core::Device;
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
-use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 
 use super::chat::chat_template;
+use super::model::Model;
 use super::tokenizer::GgufTokenizer;
 use super::weights::ConvertingReader;
 use super::{Generator, LlmError, LoadOptions};
+
+/// The longest context used, whatever the file allows (candle's llama used the same).
+const MAX_CONTEXT: usize = 4096;
 
 impl Generator {
     /// Loads a llama-architecture GGUF, choosing how weights are held in memory.
@@ -72,16 +75,18 @@ impl Generator {
         } else {
             None
         };
-        // The rotary tables in candle's llama stop at MAX_SEQ_LEN whatever the file says.
+        // Rotary tables (and so the longest cache) cover at most MAX_CONTEXT positions.
         let context_length = md_u32(md, "llama.context_length")
-            .map_or(MAX_SEQ_LEN, |n| (n as usize).min(MAX_SEQ_LEN));
+            .map_or(MAX_CONTEXT, |n| (n as usize).min(MAX_CONTEXT));
 
-        let device = Device::Cpu;
         let started = Instant::now();
         let (content, mut converting) =
-            ConvertingReader::new(content, reader, options.weights, device.clone());
-        let weights = ModelWeights::from_gguf(content, &mut converting, &device)
-            .map_err(|e| corrupt(format!("cannot load weights: {e}")))?;
+            ConvertingReader::new(content, reader, options.weights, Device::Cpu);
+        let model = Model::from_gguf(&content, &mut converting, options.weights, context_length)
+            .map_err(|e| match e {
+                LlmError::UnsupportedModel(_) => e,
+                other => corrupt(format!("cannot load weights: {other}")),
+            })?;
         tracing::info!(
             path = %gguf_path.display(),
             weights = ?options.weights,
@@ -91,9 +96,8 @@ impl Generator {
         );
 
         Ok(Generator {
-            weights,
+            model,
             prefixes: std::sync::Mutex::new(Vec::new()),
-            device,
             tokenizer,
             template,
             im_start,

@@ -7,20 +7,24 @@
 //!
 //! Layout: [`load`] reads the file and builds a [`Generator`], converting weights through
 //! [`weights`]; [`tokenizer`] is rebuilt from the file's vocabulary; [`chat`] renders the
-//! messages with the file's chat template; [`generate`] runs prefill and greedy decoding.
+//! messages with the file's chat template; [`generate`] runs prefill and greedy decoding
+//! over the project's own transformer ([`model`]: batched prefill through candle's matmuls,
+//! a key/value cache the caller owns; [`decode`]: one token at a time over 4- or 8-bit
+//! weights, [`q4`] and [`q8`]).
 
 mod chat;
+mod decode;
 mod generate;
 mod load;
+mod model;
 mod prefix;
+mod q4;
+mod q8;
 mod tokenizer;
 mod weights;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use candle_core::Device;
-use candle_transformers::models::quantized_llama::ModelWeights;
 
 use chat::ChatTemplate;
 use tokenizer::GgufTokenizer;
@@ -132,26 +136,27 @@ impl From<candle_core::Error> for LlmError {
     }
 }
 
-/// How weights are held in memory after loading. candle has SIMD kernels (runtime-detected
-/// AVX2/VNNI) for Q4_0, Q8_0 and the K quants but runs Q4_1 and similar formats through scalar
-/// code; and dense f32 weights go through a cache-blocked gemm that batches prompt tokens far
-/// better than any quantised kernel. Measured on 2 cores with SmolLM2-135M Q4_1, ~600-token
-/// prompt: `Fast` ~400 tok/s prefill / ~27 tok/s decode, `Q8_0` ~150 / ~50, `AsStored` ~25 / ~19.
+/// How weights are held in memory after loading. Prefill multiplies a whole prompt chunk
+/// by each weight: dense f32 goes through a cache-blocked gemm that batches tokens far
+/// better than any quantised kernel. Decoding multiplies one row: it is bound by the bytes
+/// read, so the project's own kernels over 4- and 8-bit blocks ([`q4`], [`q8`]) are several
+/// times cheaper than f32. The output projection (only one row ever meets it) is always
+/// held that way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightFormat {
-    /// Exactly as stored in the file (smallest, slowest for Q4_1 and similar).
+    /// Exactly as stored in the file, for prefill and decoding (smallest; slow for Q4_1
+    /// and other formats candle has no SIMD kernel for).
     AsStored,
-    /// Everything dequantised to f32 (what `CANDLE_DEQUANTIZE_ALL=1` does).
+    /// Everything dequantised to f32, for prefill and decoding (reads ~4 bytes a weight
+    /// per token).
     F32,
-    /// Every quantised tensor requantised to Q8_0: half the decode latency of `Fast` (a
-    /// quarter of the bytes read per token) but under half its prefill speed. Better for long
-    /// answers to short prompts.
+    /// Every quantised tensor requantised to Q8_0, for prefill (candle's kernel) and
+    /// decoding (the project's, over the same blocks).
     Q8_0,
-    /// Transformer layers dequantised to f32 (fast batched prefill through gemm); the
-    /// output projection, which only ever sees one row, kept in a quantised format with a
-    /// SIMD dot product (Q8_0 if the stored format has none), so decoding reads less memory.
-    /// Best time to first token and best total time for retrieval prompts (long prompt,
-    /// short answer).
+    /// Two copies of the transformer layers: f32 for batched prefill, and for decoding the
+    /// file's own Q4_1 blocks (exactly the same weights), or 8-bit blocks when the file
+    /// holds another format. About 80 MB more than `F32` for SmolLM2-135M; the fastest
+    /// for both phases.
     #[default]
     Fast,
 }
@@ -162,15 +167,14 @@ pub struct LoadOptions {
     pub weights: WeightFormat,
 }
 
-/// A loaded model, ready to generate. Cheap to share: `generate` takes `&self` and each call
-/// works on its own clone of the weights handle (tensors are reference-counted), so calls from
-/// several threads run independently with separate KV caches.
+/// A loaded model, ready to generate. Cheap to share: `generate` takes `&self`, the weights
+/// are read-only and each call owns its key/value cache and buffers, so calls from several
+/// threads run independently.
 pub struct Generator {
-    weights: ModelWeights,
+    model: model::Model,
     /// The model after the prompt's first (system) turn, for the last few distinct
     /// system turns: each ask then prefills only its own excerpts and question.
     prefixes: std::sync::Mutex<Vec<prefix::Prefix>>,
-    device: Device,
     tokenizer: GgufTokenizer,
     template: ChatTemplate,
     im_start: u32,

@@ -10,20 +10,6 @@ use candle_core::quantized::{GgmlDType, QTensor};
 
 use super::WeightFormat;
 
-/// Quantisations with a SIMD dot product in candle on x86; others run scalar code.
-fn has_fast_vec_dot(dtype: GgmlDType) -> bool {
-    matches!(
-        dtype,
-        GgmlDType::Q4_0
-            | GgmlDType::Q8_0
-            | GgmlDType::Q2K
-            | GgmlDType::Q3K
-            | GgmlDType::Q4K
-            | GgmlDType::Q5K
-            | GgmlDType::Q6K
-    )
-}
-
 fn is_float(dtype: GgmlDType) -> bool {
     matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
 }
@@ -31,7 +17,7 @@ fn is_float(dtype: GgmlDType) -> bool {
 /// In-memory format for one tensor under `format`.
 fn target_dtype(format: WeightFormat, name: &str, stored: GgmlDType, dims: &[usize]) -> GgmlDType {
     // Norm weights and other vectors are tiny and already float; the embedding is dequantised
-    // by candle at load whatever its format.
+    // at load whatever its format.
     if is_float(stored) || dims.len() < 2 || name == "token_embd.weight" {
         return stored;
     }
@@ -44,23 +30,20 @@ fn target_dtype(format: WeightFormat, name: &str, stored: GgmlDType, dims: &[usi
         GgmlDType::F32
     };
     match format {
+        // The output projection is held in the project's own 8-bit format under every
+        // format (see `model`): read as stored, so it is quantised once.
+        _ if name == "output.weight" => stored,
         WeightFormat::AsStored => stored,
         WeightFormat::F32 => GgmlDType::F32,
         WeightFormat::Q8_0 if stored == GgmlDType::Q8_0 => stored,
         WeightFormat::Q8_0 => to_q8,
-        WeightFormat::Fast if name == "output.weight" => {
-            if has_fast_vec_dot(stored) {
-                stored
-            } else {
-                to_q8
-            }
-        }
-        WeightFormat::Fast => GgmlDType::F32,
+        // Decoding reads the stored blocks; the model dequantises a copy for prefill.
+        WeightFormat::Fast => stored,
     }
 }
 
 /// A virtual GGUF tensor-data section with every tensor already converted to its in-memory
-/// format. candle's `from_gguf` reads each tensor exactly once, so tensors are converted one at
+/// format. The model reads each tensor exactly once, so tensors are converted one at
 /// a time on demand: peak memory stays at the converted model plus one tensor.
 pub(super) struct ConvertingReader<R> {
     source: R,

@@ -1,0 +1,305 @@
+//! Decoding one token (issue 10): the project's own loop over plain slices, so a token
+//! costs the weight reads and little else. Per block: norm, one stacked product for the
+//! query, key and value, rotary embedding, the key and value appended to the preallocated
+//! cache, attention of each query head over its shared key/value head (no copies of the
+//! cache), the output product, norm, one stacked product for gate and up, down. Every
+//! buffer lives in [`Scratch`], allocated once per generation; the products and the
+//! attention heads are split across candle's worker pool.
+
+use candle_core::quantized::QMatMul;
+use candle_core::utils::barrier_pool;
+use candle_core::{Device, Module, Tensor};
+
+use super::LlmError;
+use super::model::{DecodeMatrix, Dims, KvCache, Layer, Model};
+use super::q8::Q8Vector;
+
+/// The buffers of one generation, reused for every token.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    proj: Vec<f32>,
+    gate_up: Vec<f32>,
+    act: Vec<f32>,
+    scores: Vec<f32>,
+    xq: Q8Vector,
+}
+
+impl Scratch {
+    /// Sized for `dims` and attention over up to `positions` positions.
+    pub(super) fn new(dims: &Dims, positions: usize) -> Self {
+        let e = dims.embedding;
+        let q = dims.n_head * dims.head_dim;
+        Self {
+            x: vec![0.0; e],
+            h: vec![0.0; e],
+            qkv: vec![0.0; q + 2 * dims.kv_width()],
+            attn: vec![0.0; q],
+            proj: vec![0.0; e],
+            gate_up: vec![0.0; 2 * dims.feed_forward],
+            act: vec![0.0; dims.feed_forward],
+            scores: vec![0.0; dims.n_head * positions],
+            xq: Q8Vector::default(),
+        }
+    }
+}
+
+impl Model {
+    /// Runs `token` at the cache's next position (appending its keys and values) and
+    /// writes the logits for the token after it.
+    pub(super) fn step(
+        &self,
+        cache: &mut KvCache,
+        s: &mut Scratch,
+        token: u32,
+        logits: &mut [f32],
+    ) -> Result<(), LlmError> {
+        let d = self.dims;
+        let e = d.embedding;
+        let row = token as usize;
+        let pos = cache.len;
+        if row >= d.vocab || pos >= self.positions {
+            return Err(LlmError::Inference(format!(
+                "token {token} at position {pos} is out of range"
+            )));
+        }
+        if s.scores.len() < d.n_head * (pos + 1) {
+            s.scores.resize(d.n_head * (pos + 1), 0.0);
+        }
+        s.x.copy_from_slice(&self.embeddings[row * e..(row + 1) * e]);
+        let q_width = d.n_head * d.head_dim;
+        for (i, layer) in self.layers.iter().enumerate() {
+            rms_norm(&s.x, &layer.attn_norm_v, d.eps, &mut s.h);
+            match &layer.decode {
+                Some(w) => quant_matvec(&w.qkv, &s.h, &mut s.xq, &mut s.qkv),
+                None => {
+                    let (q, kv) = s.qkv.split_at_mut(q_width);
+                    let (k, v) = kv.split_at_mut(d.kv_width());
+                    candle_matvec(&layer.wq, &s.h, q)?;
+                    candle_matvec(&layer.wk, &s.h, k)?;
+                    candle_matvec(&layer.wv, &s.h, v)?;
+                }
+            }
+            let (q, kv) = s.qkv.split_at_mut(q_width);
+            let (k, v) = kv.split_at_mut(d.kv_width());
+            self.rotate(q, pos);
+            self.rotate(k, pos);
+            cache.keys[i].extend_from_slice(k);
+            cache.values[i].extend_from_slice(v);
+            attention(
+                &d,
+                q,
+                &cache.keys[i],
+                &cache.values[i],
+                &mut s.scores[..d.n_head * (pos + 1)],
+                &mut s.attn,
+            );
+            match &layer.decode {
+                Some(w) => quant_matvec(&w.o, &s.attn, &mut s.xq, &mut s.proj),
+                None => candle_matvec(&layer.wo, &s.attn, &mut s.proj)?,
+            }
+            add(&mut s.x, &s.proj);
+            rms_norm(&s.x, &layer.ffn_norm_v, d.eps, &mut s.h);
+            self.feed_forward(layer, s)?;
+            add(&mut s.x, &s.proj);
+        }
+        cache.len += 1;
+        self.logits(&s.x, &mut s.h, &mut s.xq, logits);
+        Ok(())
+    }
+
+    /// Gate and up from `s.h`, SiLU(gate) × up, down into `s.proj`.
+    fn feed_forward(&self, layer: &Layer, s: &mut Scratch) -> Result<(), LlmError> {
+        let ff = self.dims.feed_forward;
+        match &layer.decode {
+            Some(w) => quant_matvec(&w.gate_up, &s.h, &mut s.xq, &mut s.gate_up),
+            None => {
+                let (gate, up) = s.gate_up.split_at_mut(ff);
+                candle_matvec(&layer.gate, &s.h, gate)?;
+                candle_matvec(&layer.up, &s.h, up)?;
+            }
+        }
+        let (gate, up) = s.gate_up.split_at(ff);
+        for ((a, g), u) in s.act.iter_mut().zip(gate).zip(up) {
+            *a = g / (1.0 + (-g).exp()) * u;
+        }
+        match &layer.decode {
+            Some(w) => quant_matvec(&w.down, &s.act, &mut s.xq, &mut s.proj),
+            None => candle_matvec(&layer.down, &s.act, &mut s.proj)?,
+        }
+        Ok(())
+    }
+
+    /// Final norm and output projection of one position's hidden state.
+    pub(super) fn logits(&self, x: &[f32], h: &mut Vec<f32>, xq: &mut Q8Vector, out: &mut [f32]) {
+        h.resize(x.len(), 0.0);
+        rms_norm(x, &self.norm_v, self.dims.eps, h);
+        quant_matvec(&self.output, h, xq, out);
+    }
+
+    /// Rotary embedding at `pos`, pairs (2i, 2i+1) of each head (llama's layout in GGUF).
+    fn rotate(&self, heads: &mut [f32], pos: usize) {
+        let half = self.dims.head_dim / 2;
+        let cos = &self.cos_v[pos * half..(pos + 1) * half];
+        let sin = &self.sin_v[pos * half..(pos + 1) * half];
+        for head in heads.chunks_exact_mut(self.dims.head_dim) {
+            for ((pair, c), s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = a * c - b * s;
+                pair[1] = a * s + b * c;
+            }
+        }
+    }
+}
+
+fn quant_matvec(w: &DecodeMatrix, x: &[f32], xq: &mut Q8Vector, out: &mut [f32]) {
+    xq.quantize(x);
+    w.matvec(xq, out);
+}
+
+/// One row through a candle matmul (the formats without 8-bit decode weights).
+fn candle_matvec(w: &QMatMul, x: &[f32], out: &mut [f32]) -> Result<(), LlmError> {
+    let input = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
+    let y = w.forward(&input)?.flatten_all()?.to_vec1::<f32>()?;
+    out.copy_from_slice(&y);
+    Ok(())
+}
+
+fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * scale * w;
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Eight independent sums, so the compiler vectorises it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (a8, a_rest) = a.as_chunks::<8>();
+    let (b8, b_rest) = b.as_chunks::<8>();
+    let mut acc = [0f32; 8];
+    for (x, y) in a8.iter().zip(b8) {
+        for ((sum, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *sum += x * y;
+        }
+    }
+    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Attention of one position's query heads over `keys`/`values` (token-major, all
+/// positions so far, this one included). `scores` holds a row of positions per head.
+fn attention(
+    d: &Dims,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = d.head_dim;
+    let width = d.kv_width();
+    let positions = keys.len() / width;
+    let rep = d.n_head / d.n_kv_head;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let scores_ptr = scores.as_mut_ptr() as usize;
+    let out_ptr = out.as_mut_ptr() as usize;
+    barrier_pool().execute_chunked(d.n_head, |heads| {
+        for h in heads {
+            let kv = (h / rep) * hd;
+            let q = &q[h * hd..(h + 1) * hd];
+            // SAFETY: each head owns its row of `scores` and its slice of `out`, both of
+            // which outlive the call (execute_chunked returns when every worker is done).
+            let (row, out) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(
+                        (scores_ptr as *mut f32).add(h * positions),
+                        positions,
+                    ),
+                    std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(h * hd), hd),
+                )
+            };
+            let mut max = f32::NEG_INFINITY;
+            for (t, score) in row.iter_mut().enumerate() {
+                *score = dot(q, &keys[t * width + kv..t * width + kv + hd]) * scale;
+                max = max.max(*score);
+            }
+            let mut sum = 0f32;
+            for score in row.iter_mut() {
+                *score = (*score - max).exp();
+                sum += *score;
+            }
+            out.fill(0.0);
+            for (t, score) in row.iter().enumerate() {
+                let weight = score / sum;
+                let v = &values[t * width + kv..t * width + kv + hd];
+                for (o, v) in out.iter_mut().zip(v) {
+                    *o += weight * v;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::llm::model::KvCache;
+    use crate::llm::tests::{grounded_chat, model_path};
+    use crate::llm::{Generator, LoadOptions, WeightFormat};
+
+    use super::Scratch;
+
+    /// The last prompt token through `step` gives the logits a prefill of the whole
+    /// prompt gives: the decode loop computes the same model as the batched path.
+    fn step_matches_prefill(generator: &Generator, tolerance: f32) {
+        let prompt = generator.prompt_ids(&grounded_chat()).unwrap();
+        let model = &generator.model;
+        let (head, last) = prompt.split_at(prompt.len() - 1);
+        let mut whole = KvCache::new(&model.dims, model.layers.len(), prompt.len());
+        let expected = generator.prefill(&mut whole, &prompt).unwrap();
+        let mut cache = KvCache::new(&model.dims, model.layers.len(), prompt.len());
+        let mut logits = generator.prefill(&mut cache, head).unwrap();
+        let mut scratch = Scratch::new(&model.dims, prompt.len());
+        model
+            .step(&mut cache, &mut scratch, last[0], &mut logits)
+            .unwrap();
+        assert_eq!(cache.len, whole.len);
+        let spread = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = logits
+            .iter()
+            .zip(&expected)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= tolerance * spread,
+            "worst {worst}, spread {spread}"
+        );
+        assert_eq!(
+            generator.pick(&logits, &[]).unwrap(),
+            generator.pick(&expected, &[]).unwrap()
+        );
+    }
+
+    #[test]
+    fn decoding_a_token_matches_prefilling_it() {
+        // f32 weights both ways: only the order of floating-point sums differs.
+        let f32 = Generator::load_with(
+            &model_path(),
+            LoadOptions {
+                weights: WeightFormat::F32,
+            },
+        )
+        .unwrap();
+        step_matches_prefill(&f32, 1e-3);
+        // The default: 8-bit weights and activations when decoding, f32 in prefill.
+        step_matches_prefill(crate::llm::tests::generator(), 0.05);
+    }
+}

@@ -1,0 +1,432 @@
+//! The llama transformer, the project's own over candle tensors (issue 10): prefill runs
+//! the prompt through candle's batched matmuls (dense f32 weights under the default
+//! format: a cache-blocked gemm), decoding one token runs the project's own loop
+//! ([`super::decode`]) over 8-bit weights; both write one key/value cache
+//! ([`KvCache`]) that the model does not own, so a prompt prefix's cache can be kept and
+//! reused. candle's `quantized_llama` keeps its cache private, which is why it is not used.
+
+use std::io::{Read, Seek};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+
+use super::q4::Q41Matrix;
+use super::q8::{Q8Matrix, Q8Vector};
+use super::{LlmError, WeightFormat};
+
+/// Shapes and constants from the file's metadata.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dims {
+    pub(super) n_head: usize,
+    pub(super) n_kv_head: usize,
+    pub(super) head_dim: usize,
+    pub(super) embedding: usize,
+    pub(super) feed_forward: usize,
+    pub(super) vocab: usize,
+    pub(super) eps: f32,
+}
+
+impl Dims {
+    pub(super) fn kv_width(&self) -> usize {
+        self.n_kv_head * self.head_dim
+    }
+}
+
+/// One transformer block. The candle matmuls serve prefill (and decoding too when there
+/// are no 8-bit copies, under the formats kept for comparison).
+pub(super) struct Layer {
+    pub(super) attn_norm: Tensor,
+    pub(super) attn_norm_v: Vec<f32>,
+    pub(super) ffn_norm: Tensor,
+    pub(super) ffn_norm_v: Vec<f32>,
+    pub(super) wq: QMatMul,
+    pub(super) wk: QMatMul,
+    pub(super) wv: QMatMul,
+    pub(super) wo: QMatMul,
+    pub(super) gate: QMatMul,
+    pub(super) up: QMatMul,
+    pub(super) down: QMatMul,
+    pub(super) decode: Option<DecodeLayer>,
+}
+
+/// A block's weights for decoding, the products that read the same input stacked.
+pub(super) struct DecodeLayer {
+    pub(super) qkv: DecodeMatrix,
+    pub(super) o: DecodeMatrix,
+    pub(super) gate_up: DecodeMatrix,
+    pub(super) down: DecodeMatrix,
+}
+
+/// A weight for decoding: the file's Q4_1 blocks when it stores Q4_1 (the same weights,
+/// fewest bytes), else 8-bit blocks.
+pub(super) enum DecodeMatrix {
+    Q8(Q8Matrix),
+    Q4_1(Q41Matrix),
+}
+
+impl DecodeMatrix {
+    /// The tensors stacked into one matrix.
+    fn stack(tensors: &[&QTensor]) -> Result<Self, LlmError> {
+        let q41 = tensors
+            .iter()
+            .map(|t| Q41Matrix::from_qtensor(t))
+            .collect::<Result<Option<Vec<_>>, _>>()?;
+        if let Some(parts) = q41 {
+            return Ok(Self::Q4_1(Q41Matrix::stack(&parts)));
+        }
+        let parts = tensors
+            .iter()
+            .map(|t| Q8Matrix::from_qtensor(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::Q8(Q8Matrix::stack(&parts)))
+    }
+
+    pub(super) fn matvec(&self, x: &Q8Vector, out: &mut [f32]) {
+        match self {
+            Self::Q8(m) => m.matvec(x, out),
+            Self::Q4_1(m) => m.matvec(x, out),
+        }
+    }
+}
+
+pub(super) struct Model {
+    pub(super) dims: Dims,
+    /// Token embeddings, `vocab` × `embedding`, f32, row-major.
+    pub(super) embeddings: Vec<f32>,
+    pub(super) layers: Vec<Layer>,
+    pub(super) norm_v: Vec<f32>,
+    /// The output projection only ever sees one row (the last token's), so it is always
+    /// a decode weight.
+    pub(super) output: DecodeMatrix,
+    /// Rotary tables, `positions` × `head_dim / 2`, as candle's llama computes them.
+    pub(super) cos: Tensor,
+    pub(super) sin: Tensor,
+    pub(super) cos_v: Vec<f32>,
+    pub(super) sin_v: Vec<f32>,
+    /// Positions the rotary tables cover: the most a cache may hold.
+    pub(super) positions: usize,
+    device: Device,
+}
+
+/// The key/value cache of one sequence, token-major (`[position][kv head][head_dim]`)
+/// per layer, allocated up front for the whole generation.
+#[derive(Debug, Clone)]
+pub(super) struct KvCache {
+    pub(super) len: usize,
+    pub(super) keys: Vec<Vec<f32>>,
+    pub(super) values: Vec<Vec<f32>>,
+}
+
+impl KvCache {
+    pub(super) fn new(dims: &Dims, n_layers: usize, capacity: usize) -> Self {
+        let size = capacity * dims.kv_width();
+        Self {
+            len: 0,
+            keys: (0..n_layers).map(|_| Vec::with_capacity(size)).collect(),
+            values: (0..n_layers).map(|_| Vec::with_capacity(size)).collect(),
+        }
+    }
+
+    /// A copy with room for `capacity` positions in all.
+    pub(super) fn with_capacity(&self, dims: &Dims, capacity: usize) -> Self {
+        let size = capacity * dims.kv_width();
+        let copy = |layers: &[Vec<f32>]| {
+            layers
+                .iter()
+                .map(|l| {
+                    let mut v = Vec::with_capacity(size.max(l.len()));
+                    v.extend_from_slice(l);
+                    v
+                })
+                .collect()
+        };
+        Self {
+            len: self.len,
+            keys: copy(&self.keys),
+            values: copy(&self.values),
+        }
+    }
+}
+
+fn md_usize(content: &Content, key: &str) -> Result<usize, LlmError> {
+    content
+        .metadata
+        .get(key)
+        .and_then(|v| v.to_u32().ok())
+        .map(|v| v as usize)
+        .ok_or_else(|| LlmError::UnsupportedModel(format!("gguf lacks `{key}`")))
+}
+
+fn vector(t: &QTensor, device: &Device) -> Result<(Tensor, Vec<f32>), LlmError> {
+    let t = t.dequantize(device)?;
+    let v = t.to_vec1::<f32>()?;
+    Ok((t, v))
+}
+
+/// Reads tensors by name from a GGUF's data.
+struct Tensors<'a, R> {
+    content: &'a Content,
+    reader: &'a mut R,
+    device: &'a Device,
+}
+
+impl<R: Read + Seek> Tensors<'_, R> {
+    fn get(&mut self, name: &str) -> Result<QTensor, LlmError> {
+        Ok(self.content.tensor(self.reader, name, self.device)?)
+    }
+
+    fn layer(&mut self, i: usize, format: WeightFormat) -> Result<Layer, LlmError> {
+        let names = ["attn_q", "attn_k", "attn_v", "attn_output"]
+            .into_iter()
+            .chain(["ffn_gate", "ffn_up", "ffn_down"])
+            .map(|n| format!("blk.{i}.{n}.weight"));
+        let stored = names
+            .map(|name| self.get(&name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let [q, k, v, o, gate, up, down] = <[QTensor; 7]>::try_from(stored)
+            .map_err(|_| LlmError::UnsupportedModel("incomplete block".into()))?;
+        let decode = match format {
+            WeightFormat::Fast | WeightFormat::Q8_0 => Some(DecodeLayer {
+                qkv: DecodeMatrix::stack(&[&q, &k, &v])?,
+                o: DecodeMatrix::stack(&[&o])?,
+                gate_up: DecodeMatrix::stack(&[&gate, &up])?,
+                down: DecodeMatrix::stack(&[&down])?,
+            }),
+            WeightFormat::F32 | WeightFormat::AsStored => None,
+        };
+        // Prefill: dense f32 under `Fast` (the tensors come as stored, for decoding).
+        let prefill = |t: QTensor| -> Result<QMatMul, LlmError> {
+            Ok(match format {
+                WeightFormat::Fast => QMatMul::Tensor(t.dequantize(self.device)?),
+                _ => QMatMul::from_qtensor(t)?,
+            })
+        };
+        let (wq, wk, wv, wo) = (prefill(q)?, prefill(k)?, prefill(v)?, prefill(o)?);
+        let (gate, up, down) = (prefill(gate)?, prefill(up)?, prefill(down)?);
+        let (attn_norm, attn_norm_v) = vector(
+            &self.get(&format!("blk.{i}.attn_norm.weight"))?,
+            self.device,
+        )?;
+        let (ffn_norm, ffn_norm_v) =
+            vector(&self.get(&format!("blk.{i}.ffn_norm.weight"))?, self.device)?;
+        Ok(Layer {
+            attn_norm,
+            attn_norm_v,
+            ffn_norm,
+            ffn_norm_v,
+            wq,
+            wk,
+            wv,
+            wo,
+            gate,
+            up,
+            down,
+            decode,
+        })
+    }
+}
+
+impl Model {
+    /// Builds the model from a GGUF whose tensors `reader` serves in their in-memory
+    /// formats (see [`super::weights`]).
+    pub(super) fn from_gguf<R: Read + Seek>(
+        content: &Content,
+        reader: &mut R,
+        format: WeightFormat,
+        positions: usize,
+    ) -> Result<Model, LlmError> {
+        let device = Device::Cpu;
+        if md_usize(content, "llama.expert_count").is_ok_and(|n| n > 1) {
+            return Err(LlmError::UnsupportedModel(
+                "mixture-of-experts models are not supported".into(),
+            ));
+        }
+        let n_head = md_usize(content, "llama.attention.head_count")?;
+        let embedding = md_usize(content, "llama.embedding_length")?;
+        let head_dim = embedding / n_head.max(1);
+        let rope_dim = md_usize(content, "llama.rope.dimension_count")?;
+        if rope_dim != head_dim || head_dim % 2 != 0 {
+            return Err(LlmError::UnsupportedModel(format!(
+                "rotary dimension {rope_dim} differs from the head size {head_dim}"
+            )));
+        }
+        let md_f32 = |key: &str| content.metadata.get(key).and_then(|v| v.to_f32().ok());
+        let eps = md_f32("llama.attention.layer_norm_rms_epsilon")
+            .ok_or_else(|| LlmError::UnsupportedModel("gguf lacks the norm epsilon".into()))?;
+        let freq_base = md_f32("llama.rope.freq_base").unwrap_or(10_000.0);
+        let mut tensors = Tensors {
+            content,
+            reader,
+            device: &device,
+        };
+        let embeddings = tensors.get("token_embd.weight")?.dequantize(&device)?;
+        let (vocab, _) = embeddings.dims2()?;
+        let embeddings = embeddings.flatten_all()?.to_vec1::<f32>()?;
+        let output = DecodeMatrix::stack(&[&tensors.get("output.weight")?])?;
+        let (_, norm_v) = vector(&tensors.get("output_norm.weight")?, &device)?;
+        let n_layers = md_usize(content, "llama.block_count")?;
+        let layers = (0..n_layers)
+            .map(|i| tensors.layer(i, format))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dims = Dims {
+            n_head,
+            n_kv_head: md_usize(content, "llama.attention.head_count_kv")?,
+            head_dim,
+            embedding,
+            feed_forward: md_usize(content, "llama.feed_forward_length")?,
+            vocab,
+            eps,
+        };
+        let (cos_v, sin_v) = rotary_tables(head_dim, freq_base, positions);
+        let half = head_dim / 2;
+        Ok(Model {
+            dims,
+            embeddings,
+            layers,
+            norm_v,
+            output,
+            cos: Tensor::from_slice(&cos_v, (positions, half), &device)?,
+            sin: Tensor::from_slice(&sin_v, (positions, half), &device)?,
+            cos_v,
+            sin_v,
+            positions,
+            device,
+        })
+    }
+
+    /// Runs `tokens` through the model after the `cache.len` tokens its cache holds,
+    /// appending theirs, and returns the last token's logits.
+    pub(super) fn prefill(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+    ) -> Result<Vec<f32>, LlmError> {
+        if tokens.is_empty() || cache.len + tokens.len() > self.positions {
+            return Err(LlmError::Inference(format!(
+                "{} tokens after {} do not fit {} positions",
+                tokens.len(),
+                cache.len,
+                self.positions
+            )));
+        }
+        let e = self.dims.embedding;
+        let mut rows = Vec::with_capacity(tokens.len() * e);
+        for &token in tokens {
+            let start = token as usize * e;
+            let row = self.embeddings.get(start..start + e).ok_or_else(|| {
+                LlmError::Inference(format!("token {token} is outside the vocabulary"))
+            })?;
+            rows.extend_from_slice(row);
+        }
+        let mut x = Tensor::from_vec(rows, (tokens.len(), e), &self.device)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.dims.eps)?;
+            let attn = self.prefill_attention(layer, i, &h, cache)?;
+            x = (x + attn)?;
+            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.dims.eps)?;
+            let gate = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
+            let mlp = layer.down.forward(&(gate * layer.up.forward(&h)?)?)?;
+            x = (x + mlp)?;
+        }
+        cache.len += tokens.len();
+        let last = x.get(tokens.len() - 1)?.to_vec1::<f32>()?;
+        let mut logits = vec![0f32; self.dims.vocab];
+        let (mut h, mut xq) = (Vec::new(), Q8Vector::default());
+        self.logits(&last, &mut h, &mut xq, &mut logits);
+        Ok(logits)
+    }
+
+    /// Attention of a prompt chunk `h` (`t` × embedding) over the cache and itself.
+    fn prefill_attention(
+        &self,
+        layer: &Layer,
+        index: usize,
+        h: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, LlmError> {
+        let Dims {
+            n_head,
+            n_kv_head,
+            head_dim,
+            ..
+        } = self.dims;
+        let (t, _) = h.dims2()?;
+        let start = cache.len;
+        let total = start + t;
+        let rep = n_head / n_kv_head;
+        let cos = self.cos.narrow(0, start, t)?;
+        let sin = self.sin.narrow(0, start, t)?;
+        let heads = |w: &QMatMul, n: usize| -> Result<Tensor, LlmError> {
+            let y = w
+                .forward(h)?
+                .reshape((1, t, n, head_dim))?
+                .transpose(1, 2)?;
+            Ok(y.contiguous()?)
+        };
+        let q = candle_nn::rotary_emb::rope_i(&heads(&layer.wq, n_head)?, &cos, &sin)?;
+        let k = candle_nn::rotary_emb::rope_i(&heads(&layer.wk, n_kv_head)?, &cos, &sin)?;
+        // Into the cache, token-major.
+        let k_rows = k
+            .squeeze(0)?
+            .transpose(0, 1)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let v_rows = layer.wv.forward(h)?.flatten_all()?.to_vec1::<f32>()?;
+        cache.keys[index].extend_from_slice(&k_rows);
+        cache.values[index].extend_from_slice(&v_rows);
+        let all = |rows: &[f32]| -> Result<Tensor, LlmError> {
+            let y = Tensor::from_slice(rows, (total, n_kv_head, head_dim), &self.device)?;
+            Ok(y.transpose(0, 1)?.contiguous()?)
+        };
+        let keys = all(&cache.keys[index])?;
+        let values = all(&cache.values[index])?;
+        // The query heads that share a key/value head, stacked: one matmul per kv head.
+        let q = (q.reshape((n_kv_head, rep * t, head_dim))? / (head_dim as f64).sqrt())?;
+        let scores = q.matmul(&keys.t()?)?.reshape((n_kv_head, rep, t, total))?;
+        let scores = scores.broadcast_add(&self.causal_mask(t, start)?)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let y = weights
+            .reshape((n_kv_head, rep * t, total))?
+            .matmul(&values)?
+            .reshape((n_head, t, head_dim))?
+            .transpose(0, 1)?
+            .reshape((t, n_head * head_dim))?;
+        Ok(layer.wo.forward(&y)?)
+    }
+
+    /// `t` × `start + t`: 0 where query `i` (position `start + i`) may see the key, -inf after.
+    fn causal_mask(&self, t: usize, start: usize) -> Result<Tensor, LlmError> {
+        let total = start + t;
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| {
+                (0..total).map(move |j| {
+                    if j > start + i {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+            })
+            .collect();
+        Ok(Tensor::from_vec(mask, (t, total), &self.device)?)
+    }
+}
+
+/// cos and sin of position × frequency, computed in f32 exactly as candle's llama does.
+fn rotary_tables(head_dim: usize, freq_base: f32, positions: usize) -> (Vec<f32>, Vec<f32>) {
+    let theta: Vec<f32> = (0..head_dim)
+        .step_by(2)
+        .map(|i| 1f32 / freq_base.powf(i as f32 / head_dim as f32))
+        .collect();
+    let mut cos = Vec::with_capacity(positions * theta.len());
+    let mut sin = Vec::with_capacity(positions * theta.len());
+    for p in 0..positions {
+        for t in &theta {
+            let angle = p as f32 * t;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    (cos, sin)
+}

@@ -1,0 +1,212 @@
+//! Decode weights kept in the file's own Q4_1 format (blocks of 32 four-bit values with a
+//! scale and a minimum: w = d·q + m), so decoding reads ~0.75 bytes a weight (scales
+//! widened to f32) and uses exactly the weights the file holds. The activation is the
+//! same 8-bit vector as for [`super::q8`]: Σ w·x = d·dx·Σ q·qx + m·dx·Σ qx.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::utils::barrier_pool;
+
+use super::LlmError;
+use super::q8::{BLOCK, Q8Vector, f16_to_f32};
+
+const ROWS_PER_ITEM: usize = 16;
+
+/// A `rows` × `cols` matrix in Q4_1 blocks, row-major.
+#[derive(Debug, Clone)]
+pub(super) struct Q41Matrix {
+    rows: usize,
+    cols: usize,
+    scales: Vec<f32>,
+    mins: Vec<f32>,
+    /// 16 bytes a block: byte j holds value j (low nibble) and value j + 16 (high).
+    nibbles: Vec<u8>,
+}
+
+impl Q41Matrix {
+    /// From a 2-D Q4_1 GGUF tensor, `None` for any other format.
+    pub(super) fn from_qtensor(tensor: &QTensor) -> Result<Option<Self>, LlmError> {
+        if tensor.dtype() != GgmlDType::Q4_1 {
+            return Ok(None);
+        }
+        let (rows, cols) = tensor.shape().dims2()?;
+        let data = tensor.data()?;
+        // A Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
+        let block_bytes = 4 + BLOCK / 2;
+        let blocks = rows * cols / BLOCK;
+        if !cols.is_multiple_of(BLOCK) || data.len() != blocks * block_bytes {
+            return Err(LlmError::Inference("Q4_1 tensor has the wrong size".into()));
+        }
+        let mut matrix = Self {
+            rows,
+            cols,
+            scales: Vec::with_capacity(blocks),
+            mins: Vec::with_capacity(blocks),
+            nibbles: Vec::with_capacity(blocks * BLOCK / 2),
+        };
+        for block in data.chunks_exact(block_bytes) {
+            matrix
+                .scales
+                .push(f16_to_f32(u16::from_le_bytes([block[0], block[1]])));
+            matrix
+                .mins
+                .push(f16_to_f32(u16::from_le_bytes([block[2], block[3]])));
+            matrix.nibbles.extend_from_slice(&block[4..]);
+        }
+        Ok(Some(matrix))
+    }
+
+    /// Stacks matrices of the same width.
+    pub(super) fn stack(parts: &[Q41Matrix]) -> Self {
+        let cols = parts.first().map_or(0, |p| p.cols);
+        Self {
+            rows: parts.iter().map(|p| p.rows).sum(),
+            cols,
+            scales: parts
+                .iter()
+                .flat_map(|p| p.scales.iter().copied())
+                .collect(),
+            mins: parts.iter().flat_map(|p| p.mins.iter().copied()).collect(),
+            nibbles: parts
+                .iter()
+                .flat_map(|p| p.nibbles.iter().copied())
+                .collect(),
+        }
+    }
+
+    /// `out = self · x`, rows split across the worker pool.
+    pub(super) fn matvec(&self, x: &Q8Vector, out: &mut [f32]) {
+        assert_eq!(x.quants.len(), self.cols, "activation length");
+        assert_eq!(out.len(), self.rows, "output length");
+        let avx2 = super::q8::has_avx2();
+        let out_ptr = out.as_mut_ptr() as usize;
+        let items = self.rows.div_ceil(ROWS_PER_ITEM);
+        barrier_pool().execute_chunked(items, |range| {
+            let start = range.start * ROWS_PER_ITEM;
+            let end = (range.end * ROWS_PER_ITEM).min(self.rows);
+            // SAFETY: work items cover disjoint row ranges of `out`, which outlives the call.
+            let out = unsafe {
+                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start)
+            };
+            for (o, row) in out.iter_mut().zip(start..end) {
+                *o = self.dot_row(avx2, row, x);
+            }
+        });
+    }
+
+    fn dot_row(&self, avx2: bool, row: usize, x: &Q8Vector) -> f32 {
+        let blocks = self.cols / BLOCK;
+        let b = row * blocks..(row + 1) * blocks;
+        let nibbles = &self.nibbles[row * self.cols / 2..(row + 1) * self.cols / 2];
+        let (scales, mins) = (&self.scales[b.clone()], &self.mins[b]);
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: AVX2 and FMA were detected; every slice holds `blocks` blocks.
+            return unsafe { avx2::dot(scales, mins, nibbles, x) };
+        }
+        let _ = avx2;
+        dot_portable(scales, mins, nibbles, x)
+    }
+}
+
+fn dot_portable(scales: &[f32], mins: &[f32], nibbles: &[u8], x: &Q8Vector) -> f32 {
+    let mut sum = 0f32;
+    for (b, (d, m)) in scales.iter().zip(mins).enumerate() {
+        let q = &nibbles[b * BLOCK / 2..(b + 1) * BLOCK / 2];
+        let xq = &x.quants[b * BLOCK..(b + 1) * BLOCK];
+        let mut dot = 0i32;
+        for (j, byte) in q.iter().enumerate() {
+            dot += i32::from(byte & 0x0f) * i32::from(xq[j]);
+            dot += i32::from(byte >> 4) * i32::from(xq[j + BLOCK / 2]);
+        }
+        sum += d * x.scales[b] * dot as f32 + m * x.sums[b];
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, Q8Vector};
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `nibbles` and `x` hold `scales.len()` blocks.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot(scales: &[f32], mins: &[f32], nibbles: &[u8], x: &Q8Vector) -> f32 {
+        let low = _mm256_set1_epi8(0x0f);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        let mut min_sum = 0f32;
+        for (b, (d, m)) in scales.iter().zip(mins).enumerate() {
+            // SAFETY: block `b` lies inside both slices (caller's contract).
+            let (packed, xv) = unsafe {
+                (
+                    _mm_loadu_si128(nibbles.as_ptr().add(b * BLOCK / 2) as *const __m128i),
+                    _mm256_loadu_si256(x.quants.as_ptr().add(b * BLOCK) as *const __m256i),
+                )
+            };
+            // Values 0..16 from the low nibbles, 16..32 from the high ones.
+            let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+            let q = _mm256_and_si256(both, low);
+            let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scales[b]), sums, acc);
+            min_sum += m * x.sums[b];
+        }
+        let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        let single = _mm_add_ss(quarter, _mm_shuffle_ps(quarter, quarter, 1));
+        _mm_cvtss_f32(single) + min_sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn matches_the_dequantised_product() {
+        let (rows, cols) = (40, 576);
+        let device = Device::Cpu;
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3)
+            .collect();
+        let w = Tensor::from_vec(values, (rows, cols), &device).unwrap();
+        let stored = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+        let exact = stored
+            .dequantize(&device)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let matrix = Q41Matrix::from_qtensor(&stored).unwrap().unwrap();
+        let x: Vec<f32> = (0..cols)
+            .map(|i| ((i * 31 % 97) as f32 / 48.0) - 1.0)
+            .collect();
+        let mut xq = Q8Vector::default();
+        xq.quantize(&x);
+        let stacked = Q41Matrix::stack(&[matrix.clone(), matrix.clone()]);
+        let mut out = vec![0f32; 2 * rows];
+        stacked.matvec(&xq, &mut out);
+        for (row, want) in exact.iter().enumerate() {
+            let want: f32 = want.iter().zip(&x).map(|(a, b)| a * b).sum();
+            let portable = dot_portable(
+                &matrix.scales[row * cols / BLOCK..(row + 1) * cols / BLOCK],
+                &matrix.mins[row * cols / BLOCK..(row + 1) * cols / BLOCK],
+                &matrix.nibbles[row * cols / 2..(row + 1) * cols / 2],
+                &xq,
+            );
+            assert!(
+                (out[row] - portable).abs() < 1e-3,
+                "{} vs {portable}",
+                out[row]
+            );
+            assert_eq!(out[row], out[rows + row]);
+            // Only the activation is rounded (8 bits over 576 terms).
+            assert!(
+                (out[row] - want).abs() < 0.05,
+                "row {row}: {} vs {want}",
+                out[row]
+            );
+        }
+    }
+}
