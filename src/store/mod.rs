@@ -7,6 +7,7 @@
 //! master.key            the key-encryption key (0600), unless given by environment
 //! signing.key           the appliance's Ed25519 signing seed (0600; `auth::tokens` owns it)
 //! system.db             SQLite (WAL): tenants, documents, chunks, jobs — tenant strings encrypted
+//! indexer.lock          empty; its `flock` is the indexer lock (see `jobs`)
 //! tenants/<tenant_id>/  blobs/<document_id>.bin, index/{text,vectors}.bin — all encrypted
 //! ```
 //!
@@ -38,7 +39,7 @@ pub use audit_log::AuditRow;
 pub use chunks::{ChunkRecord, ChunkVector, NewChunk};
 pub use credentials::{INVITATION_TTL_SECONDS, Invitation};
 pub use documents::{DOCUMENT_COLUMNS, DocumentRecord, DocumentStatus};
-pub use jobs::IndexJob;
+pub use jobs::{INDEXER_LOCK_FILE, IndexJob, IndexerLock, JOB_LEASE_SECONDS};
 pub use portable::{DocumentImport, ExportedDocument};
 pub use tenants::{TenantDeletion, TenantRecord, Tier};
 pub use usage::Usage;
@@ -89,6 +90,9 @@ pub enum StoreError {
         "audit entry {seq} not written: its checkpoint could not be signed ({reason}): check the signing key `bulkhead init` created"
     )]
     CheckpointUnsigned { seq: i64, reason: String },
+    /// Another indexer took this job over (its lease ran out): its result is dropped.
+    #[error("the indexing job of document {0} was taken over by another indexer")]
+    JobLost(String),
 }
 
 /// The appliance's durable state. Cheap to share behind an `Arc`.
@@ -106,6 +110,8 @@ pub struct Store {
     // Signs the audit checkpoint every `audit::CHECKPOINT_EVERY` entries; installed by
     // whoever opens the store with the appliance key (see `audit_log`).
     checkpoint_signer: Option<Arc<dyn CheckpointSigner>>,
+    // This store's name as the owner of the jobs it claims (see `jobs`).
+    owner: String,
 }
 
 const SCHEMA: &str = "
@@ -166,7 +172,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     tenant_id TEXT NOT NULL,
     document_id TEXT NOT NULL REFERENCES documents(document_id),
     attempts INTEGER NOT NULL DEFAULT 0,
-    enqueued_at INTEGER NOT NULL
+    enqueued_at INTEGER NOT NULL,
+    owner TEXT,
+    lease_until INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant_id, job_id);
 -- Metering: one row per query (counts and token numbers only, never content).
@@ -218,6 +226,44 @@ fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
     Ok(connection)
 }
 
+/// Brings a database created by an earlier version up to this one's tables, in one
+/// immediate transaction (two processes opening it at once add each column once).
+fn migrate(connection: &Connection) -> Result<(), rusqlite::Error> {
+    const ADDED: &[(&str, &str, &str)] = &[
+        ("jobs", "owner", "TEXT"),
+        ("jobs", "lease_until", "INTEGER"),
+    ];
+    let missing = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
+        let count: i64 = connection.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |row| row.get(0),
+        )?;
+        Ok(count == 0)
+    };
+    let mut needed = false;
+    for (table, column, _) in ADDED {
+        needed |= missing(table, column)?;
+    }
+    if !needed {
+        return Ok(());
+    }
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        for (table, column, kind) in ADDED {
+            if missing(table, column)? {
+                connection
+                    .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+            }
+        }
+        connection.execute_batch("COMMIT")
+    })();
+    if result.is_err() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    result
+}
+
 impl Store {
     /// Creates the data directory, master key and database (`auth::tokens::Signer::init`
     /// creates the signing key). Idempotent: an
@@ -239,6 +285,7 @@ impl Store {
         let connection = open_connection(&root.join(DATABASE_FILE))?;
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::audit::SCHEMA)?;
+        migrate(&connection)?;
         rows::schema(&connection)?;
         let check: Option<Vec<u8>> = connection
             .query_row(
@@ -284,6 +331,7 @@ impl Store {
         let connection = open_connection(&database)?;
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::audit::SCHEMA)?;
+        migrate(&connection)?;
         rows::schema(&connection)?;
         let sealed: Vec<u8> = connection
             .query_row(
@@ -302,6 +350,10 @@ impl Store {
             tenant_connection,
             data_keys: Mutex::new(HashMap::new()),
             checkpoint_signer: None,
+            owner: {
+                let suffix: [u8; 6] = rand::random();
+                format!("{}-{}", std::process::id(), hex::encode(suffix))
+            },
         })
     }
 

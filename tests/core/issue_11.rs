@@ -168,3 +168,57 @@ fn issue_11_import_allows_known_content_types_only_and_is_bounded() {
     }
     assert!(appliance.list_documents(&gamma).unwrap().is_empty());
 }
+
+#[test]
+fn issue_11_two_indexers_on_one_data_directory_index_each_document_once() {
+    // A server and a `bulkhead ingest` are two appliances on one data directory.
+    let (dir, first) = fresh_appliance();
+    let second = std::sync::Arc::new(Appliance::open(config_for(dir.path())).unwrap());
+    let alpha = new_tenant(&first, "Alpha");
+    let uploaded: Vec<_> = (0..8)
+        .map(|n| {
+            let text = format!("Contract number {n}. {CONTRACT}");
+            first
+                .upload(&alpha, &format!("c{n}.txt"), None, text.as_bytes())
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<_> = [first.clone(), second.clone(), first.clone(), second]
+        .into_iter()
+        .map(|appliance| {
+            let alpha = alpha.clone();
+            std::thread::spawn(move || appliance.process_jobs(&alpha, &mut |_| {}).unwrap())
+        })
+        .collect();
+    let outcomes: Vec<_> = runs
+        .into_iter()
+        .flat_map(|run| run.join().unwrap())
+        .collect();
+    let mut indexed: Vec<_> = outcomes
+        .iter()
+        .map(|outcome| {
+            assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+            outcome.document_id.clone()
+        })
+        .collect();
+    indexed.sort();
+    let mut expected = uploaded.clone();
+    expected.sort();
+    assert_eq!(indexed, expected, "each document indexed exactly once");
+    for document_id in &uploaded {
+        let record = first.document(&alpha, document_id).unwrap();
+        assert_eq!(record.status.as_str(), "indexed", "{:?}", record.error);
+    }
+    assert_eq!(
+        first
+            .search(
+                &alpha,
+                "hosting services",
+                3,
+                bulkhead::index::SearchMode::Hybrid
+            )
+            .unwrap()
+            .len(),
+        3
+    );
+}
