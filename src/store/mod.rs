@@ -107,6 +107,9 @@ pub struct Store {
     tenant_connection: TenantConnection,
     // Unwrapped data keys, so each request does not pay an unwrap. std mutex, as above.
     data_keys: Mutex<HashMap<TenantId, SecretKey>>,
+    // The `data_version` at which the cached keys were last checked against the tenants
+    // table (a tenant deleted by another process drops its key).
+    keys_checked_version: Mutex<Option<i64>>,
     // Signs the audit checkpoint every `audit::CHECKPOINT_EVERY` entries; installed by
     // whoever opens the store with the appliance key (see `audit_log`).
     checkpoint_signer: Option<Arc<dyn CheckpointSigner>>,
@@ -349,6 +352,7 @@ impl Store {
             connection: Mutex::new(connection),
             tenant_connection,
             data_keys: Mutex::new(HashMap::new()),
+            keys_checked_version: Mutex::new(None),
             checkpoint_signer: None,
             owner: {
                 let suffix: [u8; 6] = rand::random();

@@ -222,3 +222,52 @@ fn issue_11_two_indexers_on_one_data_directory_index_each_document_once() {
         3
     );
 }
+
+#[test]
+fn issue_11_a_deletion_by_another_process_drops_the_cached_key_and_index_at_once() {
+    // `server` serves the tenant; `cli` is `bulkhead tenant delete` beside it.
+    let (dir, server) = fresh_appliance();
+    let alpha = new_tenant(&server, "Alpha");
+    let beta = new_tenant(&server, "Beta");
+    ingest(&server, &alpha, &[("terms.txt", CONTRACT)]);
+    ingest(&server, &beta, &[("terms.txt", CONTRACT)]);
+    let search = |appliance: &Appliance, scope| {
+        appliance.search(scope, "hosting services", 3, bulkhead::index::SearchMode::Keyword)
+    };
+    assert!(!search(&server, &alpha).unwrap().is_empty());
+
+    let wrapped: Vec<u8> = rusqlite::Connection::open(dir.path().join("system.db"))
+        .unwrap()
+        .query_row(
+            "SELECT wrapped_key FROM tenants WHERE tenant_id = ?1",
+            [alpha.tenant_id().as_str()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let cli = Appliance::open(config_for(dir.path())).unwrap();
+    let signer = bulkhead::auth::tokens::Signer::load(dir.path()).unwrap();
+    let deleted = cli
+        .delete_tenant(alpha.tenant_id(), "operator", &signer)
+        .unwrap();
+    let claims = &deleted.certificate["deleted"];
+    for field in ["vector_index", "text_index", "blobs"] {
+        assert_eq!(claims[field], serde_json::Value::Bool(true), "{field}");
+    }
+    assert_eq!(deleted.certificate["wal_truncated"], serde_json::Value::Bool(true));
+    // No copy of the wrapped key is left in the database or its WAL.
+    for file in ["system.db", "system.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(wrapped.len()).any(|window| window == wrapped),
+            "{file} still holds the wrapped key"
+        );
+    }
+
+    // The server drops the deleted tenant's open index and key, not the other's.
+    assert_eq!(
+        server.forget_deleted_tenants().unwrap(),
+        [alpha.tenant_id().clone()]
+    );
+    assert!(search(&server, &alpha).is_err(), "the deleted tenant still answers");
+    assert!(!search(&server, &beta).unwrap().is_empty());
+}

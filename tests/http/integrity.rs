@@ -65,7 +65,10 @@ async fn issue_11_a_tampered_audit_row_never_blocks_deletion_and_verify_names_it
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["ok"], Value::Bool(false));
     let problem = report["problem"].as_str().unwrap();
-    assert!(problem.contains("tampered") && problem.contains("`at`"), "{problem}");
+    assert!(
+        problem.contains("tampered") && problem.contains("`at`"),
+        "{problem}"
+    );
     let verified = Command::new(binary())
         .arg("--data-dir")
         .arg(server.data.path())
