@@ -152,7 +152,8 @@ impl From<StoreError> for ApiError {
             | StoreError::Database(_)
             | StoreError::Io(_)
             | StoreError::CheckpointUnsigned { .. }
-            | StoreError::JobLost(_) => internal(&error),
+            | StoreError::JobLost(_)
+            | StoreError::MasterKeyInEnvironment => internal(&error),
         }
     }
 }

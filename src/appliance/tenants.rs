@@ -194,6 +194,27 @@ impl Appliance {
         Ok(DeletionCertificate { certificate, jws })
     }
 
+    /// Re-wraps every live tenant's data key under a new master key and destroys the old
+    /// key (`bulkhead key rotate`; see `store::master_key`), audited in the platform's log.
+    /// Refused while another process indexes in the data directory (a running server
+    /// holds the old key: stop it first).
+    pub fn rotate_master_key(&mut self) -> Result<usize, ApplianceError> {
+        let Some(_indexer) = self.store.indexer_lock(false)? else {
+            return Err(ApplianceError::Conflict(
+                "another process is using this data directory: stop `bulkhead serve` first".into(),
+            ));
+        };
+        let rewrapped = self.store.rotate_master_key()?;
+        self.audit(&crate::audit::AuditEvent {
+            tenant_id: None,
+            actor: "operator".into(),
+            action: "master_key.rotate",
+            resource: format!("{rewrapped} tenant keys re-wrapped"),
+            outcome: crate::audit::Outcome::Ok,
+        })?;
+        Ok(rewrapped)
+    }
+
     /// A scope for the local operator, after checking the tenant exists.
     pub fn operator_scope(
         &self,

@@ -131,10 +131,22 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: SigningKeyCommand,
     },
+    /// The master key (which wraps every tenant's data key)
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Internal: parse one document from stdin in a confined child process (the server
     /// and the CLI start it; see `ingest::extract`). Not for people.
     #[command(name = "__extract", hide = true)]
     InternalExtract,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum KeyCommand {
+    /// Re-wrap every tenant's data key under a new master key and destroy the old one
+    /// (stop `serve` first; back up system.db and master.key again afterwards)
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]

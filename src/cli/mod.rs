@@ -24,7 +24,7 @@ use crate::wire;
 
 pub use args::Cli;
 use args::{
-    AuditCommand, CertificateCommand, Command, ModeArg, ReportCommand, ReportFormat,
+    AuditCommand, CertificateCommand, Command, KeyCommand, ModeArg, ReportCommand, ReportFormat,
     SigningKeyCommand, TenantCommand, TokenArgs, TokenCommand,
 };
 pub use output::{print_citations, snippet};
@@ -126,6 +126,9 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
         Command::SigningKey {
             command: SigningKeyCommand::Rotate,
         } => rotate_signing_key(config),
+        Command::Key {
+            command: KeyCommand::Rotate,
+        } => rotate_master_key(config),
         Command::InternalExtract => crate::ingest::extract::serve_child()
             .map_err(|error| UserFailure(format!("extract: {error}"))),
     }
@@ -145,6 +148,15 @@ fn rotate_signing_key(config: Config) -> Result<(), UserFailure> {
     println!(
         "signing key rotated (access tokens {}): every earlier token is refused; restart `serve` to use it",
         signer.kid()
+    );
+    Ok(())
+}
+
+fn rotate_master_key(config: Config) -> Result<(), UserFailure> {
+    let mut appliance = Appliance::open(config)?;
+    let rewrapped = appliance.rotate_master_key()?;
+    println!(
+        "master key rotated: {rewrapped} tenant keys re-wrapped, the old key destroyed; backups of system.db made before now open only with the old key: back up system.db and master.key again"
     );
     Ok(())
 }

@@ -30,6 +30,7 @@ mod credentials;
 mod documents;
 pub mod files;
 mod jobs;
+mod master_key;
 mod portable;
 mod rows;
 mod tenants;
@@ -40,6 +41,7 @@ pub use chunks::{ChunkRecord, ChunkVector, NewChunk};
 pub use credentials::{INVITATION_TTL_SECONDS, Invitation};
 pub use documents::{DOCUMENT_COLUMNS, DocumentRecord, DocumentStatus};
 pub use jobs::{INDEXER_LOCK_FILE, IndexJob, IndexerLock, JOB_LEASE_SECONDS};
+pub use master_key::NEXT_MASTER_KEY_FILE;
 pub use portable::{DocumentImport, ExportedDocument};
 pub use tenants::{TenantDeletion, TenantRecord, Tier};
 pub use usage::Usage;
@@ -90,6 +92,11 @@ pub enum StoreError {
         "audit entry {seq} not written: its checkpoint could not be signed ({reason}): check the signing key `bulkhead init` created"
     )]
     CheckpointUnsigned { seq: i64, reason: String },
+    /// The master key comes from the environment: it is rotated where it is kept.
+    #[error(
+        "the master key comes from {MASTER_KEY_ENV}: rotate it where it is kept, or unset it to use the key file"
+    )]
+    MasterKeyInEnvironment,
     /// Another indexer took this job over (its lease ran out): its result is dropped.
     #[error("the indexing job of document {0} was taken over by another indexer")]
     JobLost(String),
@@ -319,11 +326,29 @@ impl Store {
         if !database.exists() {
             return Err(StoreError::NotInitialised(root.to_path_buf()));
         }
-        let master_key = match std::env::var(MASTER_KEY_ENV) {
-            Ok(hex) => SecretKey::from_hex(&hex)?,
-            Err(_) => SecretKey::read_file(&root.join(MASTER_KEY_FILE))?,
-        };
-        Self::open_with_key(root, master_key)
+        if let Ok(hex) = std::env::var(MASTER_KEY_ENV) {
+            return Self::open_with_key(root, SecretKey::from_hex(&hex)?);
+        }
+        let opened = SecretKey::read_file(&root.join(MASTER_KEY_FILE))
+            .map_err(StoreError::from)
+            .and_then(|key| Self::open_with_key(root, key));
+        let next = root.join(master_key::NEXT_MASTER_KEY_FILE);
+        match opened {
+            // A master key rotation committed, then was interrupted before its files were
+            // swapped: the next key opens the database; put it in place.
+            Err(error) if next.exists() => {
+                let Ok(store) = SecretKey::read_file(&next)
+                    .map_err(StoreError::from)
+                    .and_then(|key| Self::open_with_key(root, key))
+                else {
+                    return Err(error);
+                };
+                master_key::finish_rotation(root)?;
+                tracing::warn!("finished a master key rotation that was interrupted");
+                Ok(store)
+            }
+            opened => opened,
+        }
     }
 
     pub fn open_with_key(root: &Path, master_key: SecretKey) -> Result<Store, StoreError> {
@@ -471,9 +496,9 @@ pub struct InitReport {
     pub created_database: bool,
 }
 
-const KEY_CHECK_PLAINTEXT: &[u8] = b"bulkhead master key check v1";
+pub(super) const KEY_CHECK_PLAINTEXT: &[u8] = b"bulkhead master key check v1";
 
-fn key_check_aad() -> Aad<'static> {
+pub(super) fn key_check_aad() -> Aad<'static> {
     Aad {
         tenant: None,
         kind: ObjectKind::KeyCheck,

@@ -232,7 +232,12 @@ fn issue_11_a_deletion_by_another_process_drops_the_cached_key_and_index_at_once
     ingest(&server, &alpha, &[("terms.txt", CONTRACT)]);
     ingest(&server, &beta, &[("terms.txt", CONTRACT)]);
     let search = |appliance: &Appliance, scope| {
-        appliance.search(scope, "hosting services", 3, bulkhead::index::SearchMode::Keyword)
+        appliance.search(
+            scope,
+            "hosting services",
+            3,
+            bulkhead::index::SearchMode::Keyword,
+        )
     };
     assert!(!search(&server, &alpha).unwrap().is_empty());
 
@@ -253,7 +258,10 @@ fn issue_11_a_deletion_by_another_process_drops_the_cached_key_and_index_at_once
     for field in ["vector_index", "text_index", "blobs"] {
         assert_eq!(claims[field], serde_json::Value::Bool(true), "{field}");
     }
-    assert_eq!(deleted.certificate["wal_truncated"], serde_json::Value::Bool(true));
+    assert_eq!(
+        deleted.certificate["wal_truncated"],
+        serde_json::Value::Bool(true)
+    );
     // No copy of the wrapped key is left in the database or its WAL.
     for file in ["system.db", "system.db-wal"] {
         let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
@@ -268,6 +276,48 @@ fn issue_11_a_deletion_by_another_process_drops_the_cached_key_and_index_at_once
         server.forget_deleted_tenants().unwrap(),
         [alpha.tenant_id().clone()]
     );
-    assert!(search(&server, &alpha).is_err(), "the deleted tenant still answers");
+    assert!(
+        search(&server, &alpha).is_err(),
+        "the deleted tenant still answers"
+    );
     assert!(!search(&server, &beta).unwrap().is_empty());
+}
+
+#[test]
+fn issue_11_key_rotate_leaves_a_deleted_tenant_in_old_backups_unrecoverable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert!(cli(data, &["init"]).status.success());
+    let create = |name: &str| {
+        let created = cli(data, &["tenant", "create", name, "--json"]);
+        assert!(created.status.success(), "{}", stderr(&created));
+        let created: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+        created["tenant_id"].as_str().unwrap().to_owned()
+    };
+    let alpha = create("Alpha");
+    let beta = create("Beta");
+    // The operator's backup: the database (with its WAL) and the master key.
+    let backup = tempfile::tempdir().unwrap();
+    for file in ["system.db", "system.db-wal", "master.key"] {
+        if data.join(file).exists() {
+            std::fs::copy(data.join(file), backup.path().join(file)).unwrap();
+        }
+    }
+    assert!(cli(data, &["tenant", "delete", &beta]).status.success());
+    let rotated = cli(data, &["key", "rotate"]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stdout(&rotated).contains("1 tenant keys"),
+        "{}",
+        stdout(&rotated)
+    );
+    let listed = cli(data, &["tenant", "list", "--json"]);
+    assert!(stdout(&listed).contains(&alpha) && !stdout(&listed).contains(&beta));
+    // The old backup does not open with the key that exists now.
+    std::fs::copy(data.join("master.key"), backup.path().join("master.key")).unwrap();
+    assert!(matches!(
+        bulkhead::store::Store::open(backup.path()),
+        Err(bulkhead::store::StoreError::WrongMasterKey)
+    ));
+    assert!(cli(data, &["audit", "verify"]).status.success());
 }
