@@ -175,6 +175,9 @@ pub struct ChainEntry {
     pub outcome: String,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
+    /// Set when a stored column did not have its type (a row edited behind the
+    /// appliance's back): which column, and what it held. Such an entry never verifies.
+    pub malformed: Option<String>,
 }
 
 /// SHA-256 over the previous hash and every field, each length-prefixed so that no two
@@ -251,6 +254,15 @@ pub fn verify_chain(entries: &[ChainEntry]) -> VerifyReport {
         problem: Some(problem),
     };
     for entry in entries {
+        if let Some(problem) = &entry.malformed {
+            return broken(
+                entry,
+                format!(
+                    "entry {} was tampered with: {problem} (integrity error: the row was edited outside the appliance)",
+                    entry.seq
+                ),
+            );
+        }
         if entry.prev_hash != expected_prev {
             return broken(
                 entry,
@@ -299,6 +311,7 @@ mod tests {
                     outcome: "ok".into(),
                     prev_hash: prev.clone(),
                     hash: Vec::new(),
+                    malformed: None,
                 };
                 entry.hash = entry.computed_hash().to_vec();
                 prev = entry.hash.clone();
@@ -320,6 +333,11 @@ mod tests {
         let mut reordered = entries.clone();
         reordered.swap(1, 2);
         assert_eq!(verify_chain(&reordered).first_bad_seq, Some(3));
+        let mut mistyped = entries.clone();
+        mistyped[3].malformed = Some("column `at` holds text".into());
+        let report = verify_chain(&mistyped);
+        assert_eq!(report.first_bad_seq, Some(4));
+        assert!(report.problem.unwrap().contains("tampered"));
         let mut truncated_head = entries;
         truncated_head.remove(0);
         assert_eq!(verify_chain(&truncated_head).first_bad_seq, Some(2));

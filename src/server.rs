@@ -179,6 +179,12 @@ async fn serve_tls(
 async fn run_indexer(state: AppState, mut stopped: tokio::sync::watch::Receiver<bool>) {
     loop {
         let appliance = state.appliance.clone();
+        // A tenant another process deleted loses its open index and cached key now.
+        let forget = tokio::task::spawn_blocking(move || appliance.forget_deleted_tenants());
+        if let Ok(Err(error)) = forget.await {
+            tracing::error!(%error, "could not check for deleted tenants");
+        }
+        let appliance = state.appliance.clone();
         match tokio::task::spawn_blocking(move || appliance.process_all_pending()).await {
             Ok(Ok(count)) if count > 0 => tracing::info!(documents = count, "indexed"),
             Ok(Ok(_)) => {}

@@ -151,7 +151,9 @@ impl From<StoreError> for ApiError {
             | StoreError::NotThisTenant { .. }
             | StoreError::Database(_)
             | StoreError::Io(_)
-            | StoreError::CheckpointUnsigned { .. } => internal(&error),
+            | StoreError::CheckpointUnsigned { .. }
+            | StoreError::JobLost(_)
+            | StoreError::MasterKeyInEnvironment => internal(&error),
         }
     }
 }

@@ -32,7 +32,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::appliance::Appliance;
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::tokens::{Principal, Role, Signer, Verifier};
+use crate::auth::tokens::{Principal, Role, Signer, TokenError, Verifier};
 use crate::auth::{self, AccessError, TenantScope};
 pub use error::ApiError;
 
@@ -266,10 +266,13 @@ fn authenticate(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Pri
         });
         ApiError::Unauthenticated
     };
-    let principal = state
-        .verifier
-        .verify(token)
-        .map_err(|error| rejected(&error))?;
+    let principal = state.verifier.verify(token).map_err(|error| match error {
+        TokenError::IssuerNotBound { ref tenant, .. } => {
+            audit_unbound_issuer(state, &error, tenant.as_ref(), path);
+            ApiError::Unauthenticated
+        }
+        error => rejected(&error),
+    })?;
     if state.appliance.token_revoked(&principal) {
         return Err(rejected(&"token revoked"));
     }
@@ -438,6 +441,40 @@ impl<P: Permission> Tenant<P> {
             action,
             resource,
             outcome,
+        });
+    }
+}
+
+/// A token of an identity provider beyond its binding (issue 11, finding 2): in the
+/// platform's log with the issuer; in the named tenant's log (when it exists) as a denied
+/// attempt, without the issuer (like a cross-tenant attempt).
+fn audit_unbound_issuer(
+    state: &AppState,
+    error: &TokenError,
+    tenant: Option<&crate::ids::TenantId>,
+    path: &str,
+) {
+    tracing::warn!(%error, "identity provider beyond its binding");
+    let issuer = match error {
+        TokenError::IssuerNotBound { issuer, .. } => issuer.as_str(),
+        _ => "",
+    };
+    state.audit(AuditEvent {
+        tenant_id: None,
+        actor: format!("issuer:{}", issuer.chars().take(100).collect::<String>()),
+        action: "token.issuer_not_bound",
+        resource: path.chars().take(200).collect(),
+        outcome: Outcome::Denied,
+    });
+    if let Some(target) = tenant
+        && state.appliance.find_tenant(target).is_ok()
+    {
+        state.audit(AuditEvent {
+            tenant_id: Some(target.to_string()),
+            actor: "external".into(),
+            action: "token.issuer_not_bound",
+            resource: "tenant".into(),
+            outcome: Outcome::Denied,
         });
     }
 }

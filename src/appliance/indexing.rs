@@ -4,36 +4,76 @@ use super::*;
 use crate::catalogue;
 
 impl Appliance {
-    /// Indexes the queued documents of every tenant (the background indexer).
+    /// Indexes the queued documents of every tenant (the background indexer). Returns at
+    /// once, having done nothing, while another process holds the indexer lock (a
+    /// `bulkhead ingest`): its work is picked up on a later round.
     pub fn process_all_pending(&self) -> Result<usize, ApplianceError> {
         let mut processed = 0;
         for tenant_id in self.store.tenants_with_jobs()? {
             let scope = auth::operator_scope(tenant_id, OperatorReason::IndexingJob);
-            processed += self.process_jobs(&scope, &mut |_| {})?.len();
+            match self.run_jobs(&scope, false, &mut |_| {})? {
+                Some(outcomes) => processed += outcomes.len(),
+                None => break,
+            }
         }
         Ok(processed)
     }
 
     /// Indexes every queued document of the tenant (including ones a crash interrupted),
-    /// calling `progress` after each.
+    /// calling `progress` after each. Waits while another process is indexing (the data
+    /// directory's indexer lock), so a server and `bulkhead ingest` never index the same
+    /// document; documents the other process indexed meanwhile are not in the outcomes.
     pub fn process_jobs(
         &self,
         scope: &TenantScope,
         progress: &mut dyn FnMut(&IndexOutcome),
     ) -> Result<Vec<IndexOutcome>, ApplianceError> {
+        Ok(self.run_jobs(scope, true, progress)?.unwrap_or_default())
+    }
+
+    /// Like [`Appliance::process_jobs`], but `None` at once when another process is
+    /// indexing (the CLI resuming interrupted work before a search).
+    pub fn process_jobs_if_idle(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Option<Vec<IndexOutcome>>, ApplianceError> {
+        self.run_jobs(scope, false, &mut |_| {})
+    }
+
+    /// One indexing run: the indexer lock (waiting for it or not), then one atomically
+    /// claimed job after another until the tenant's queue is empty.
+    fn run_jobs(
+        &self,
+        scope: &TenantScope,
+        wait: bool,
+        progress: &mut dyn FnMut(&IndexOutcome),
+    ) -> Result<Option<Vec<IndexOutcome>>, ApplianceError> {
         let _running = lock(&self.indexing);
-        let jobs = self.store.claim_jobs(scope)?;
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let outcome = self.index_document(scope, &job)?;
-            progress(&outcome);
-            outcomes.push(outcome);
+        let Some(indexer) = self.store.indexer_lock(wait)? else {
+            return Ok(None);
+        };
+        let mut outcomes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(job) = self.store.claim_job(scope, &indexer)? {
+            // A job taken over by another indexer (leases only: no file locks here) is
+            // left to it rather than claimed back and forth.
+            if !seen.insert(job.document_id.clone()) {
+                break;
+            }
+            match self.index_document(scope, &job) {
+                Err(ApplianceError::Store(StoreError::JobLost(_))) => continue,
+                result => {
+                    let outcome = result?;
+                    progress(&outcome);
+                    outcomes.push(outcome);
+                }
+            }
         }
         if outcomes.iter().any(|outcome| outcome.result.is_ok()) {
             let index = self.tenant_index(scope)?;
             read(&index).persist(&self.store, scope)?;
         }
-        Ok(outcomes)
+        Ok(Some(outcomes))
     }
 
     fn index_document(

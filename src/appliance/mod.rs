@@ -201,6 +201,14 @@ impl Appliance {
             })
         };
         if let Some((index, checked)) = cached {
+            // Deleted by another process (`bulkhead tenant delete` beside a server): its
+            // index and key go now (the key check drops the cached key).
+            if checked != version
+                && let Err(error) = self.store.data_key(scope)
+            {
+                lock(&self.open_tenants).remove(scope.tenant_id());
+                return Err(error.into());
+            }
             // Something committed since the last check: this process's own writes keep
             // the index in step; another process's do not, and show as a different
             // (count, largest row id).
@@ -235,6 +243,25 @@ impl Appliance {
         let index = entry.index.clone();
         self.evict_beyond_budget(&mut open);
         Ok(index)
+    }
+
+    /// Drops the open indexes and cached data keys of tenants that no longer exist
+    /// (deleted by another process); returns which were dropped. The server calls this
+    /// every few seconds (issue 11, finding 9).
+    pub fn forget_deleted_tenants(&self) -> Result<Vec<TenantId>, ApplianceError> {
+        self.store.forget_deleted_keys()?;
+        let live = self.store.live_tenants()?;
+        let mut open = lock(&self.open_tenants);
+        let gone: Vec<TenantId> = open
+            .keys()
+            .filter(|tenant_id| !live.contains(*tenant_id))
+            .cloned()
+            .collect();
+        for tenant_id in &gone {
+            open.remove(tenant_id);
+            tracing::info!(tenant = %tenant_id, "deleted tenant's index and key dropped");
+        }
+        Ok(gone)
     }
 
     fn evict_beyond_budget(&self, open: &mut HashMap<TenantId, OpenTenant>) {

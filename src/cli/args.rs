@@ -131,10 +131,22 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: SigningKeyCommand,
     },
+    /// The master key (which wraps every tenant's data key)
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Internal: parse one document from stdin in a confined child process (the server
     /// and the CLI start it; see `ingest::extract`). Not for people.
     #[command(name = "__extract", hide = true)]
     InternalExtract,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum KeyCommand {
+    /// Re-wrap every tenant's data key under a new master key and destroy the old one
+    /// (stop `serve` first; back up system.db and master.key again afterwards)
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,9 +177,20 @@ pub(super) struct ServeArgs {
     /// JWKS file of an identity provider whose tokens are accepted (with --jwks-issuer)
     #[arg(long, env = "BULKHEAD_JWKS")]
     pub(super) jwks: Option<PathBuf>,
-    /// The `iss` of the identity provider's tokens
+    /// The `iss` of the identity provider's tokens. This provider is the operator's: it
+    /// may grant platform_admin, and its tokens may name only the --jwks-tenant tenants
+    /// (other providers: `[[identity_provider]]` in the config file)
     #[arg(long, env = "BULKHEAD_JWKS_ISSUER")]
     pub(super) jwks_issuer: Option<String>,
+    /// A tenant the --jwks provider's tokens may name (repeatable, or comma-separated)
+    #[arg(long, env = "BULKHEAD_JWKS_TENANTS", value_delimiter = ',')]
+    #[serde(default)]
+    pub(super) jwks_tenant: Vec<String>,
+    /// Identity providers, each bound to the tenants it may name and the roles it may
+    /// grant: `[[identity_provider]]` tables in the config file
+    #[arg(skip)]
+    #[serde(default)]
+    pub(super) identity_provider: Vec<IdentityProviderArgs>,
     /// Inference requests (search, ask) running at once [default: 2]
     #[arg(long, env = "BULKHEAD_INFERENCE_WORKERS")]
     pub(super) inference_workers: Option<usize>,
@@ -180,6 +203,26 @@ pub(super) struct ServeArgs {
     /// Longest time for one search or ask, in seconds [default: 120]
     #[arg(long, env = "BULKHEAD_REQUEST_TIMEOUT")]
     pub(super) request_timeout: Option<u64>,
+}
+
+/// One trusted identity provider: an `[[identity_provider]]` table of the config file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IdentityProviderArgs {
+    /// The tokens' `iss`.
+    pub(super) issuer: String,
+    /// Its public keys (a JWKS file).
+    pub(super) jwks: PathBuf,
+    /// The tenants its tokens may name.
+    #[serde(default)]
+    pub(super) tenants: Vec<String>,
+    /// The claim that carries the tenant id [default: tenant_id].
+    pub(super) tenant_claim: Option<String>,
+    /// The tenant roles it may grant [default: reader, editor, admin, auditor].
+    pub(super) roles: Option<Vec<String>>,
+    /// The operator's own provider: it may grant platform_admin.
+    #[serde(default)]
+    pub(super) operator: bool,
 }
 
 impl ServeArgs {
@@ -214,6 +257,10 @@ impl ServeArgs {
             rate_limit,
             request_timeout
         );
+        if self.jwks_tenant.is_empty() {
+            self.jwks_tenant = file.jwks_tenant;
+        }
+        self.identity_provider = file.identity_provider;
         Ok(self)
     }
 }

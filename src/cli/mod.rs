@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 use crate::appliance::{Answer, Appliance, ApplianceError, IndexOutcome};
 use crate::auth::{OperatorReason, TenantScope};
 use crate::config::Config;
-use crate::ids::TenantId;
-use crate::store::Store;
+use crate::ids::{DocumentId, TenantId};
+use crate::store::{DocumentStatus, JOB_LEASE_SECONDS, Store};
 use crate::wire;
 
 pub use args::Cli;
 use args::{
-    AuditCommand, CertificateCommand, Command, ModeArg, ReportCommand, ReportFormat,
+    AuditCommand, CertificateCommand, Command, KeyCommand, ModeArg, ReportCommand, ReportFormat,
     SigningKeyCommand, TenantCommand, TokenArgs, TokenCommand,
 };
 pub use output::{print_citations, snippet};
@@ -126,6 +126,9 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
         Command::SigningKey {
             command: SigningKeyCommand::Rotate,
         } => rotate_signing_key(config),
+        Command::Key {
+            command: KeyCommand::Rotate,
+        } => rotate_master_key(config),
         Command::InternalExtract => crate::ingest::extract::serve_child()
             .map_err(|error| UserFailure(format!("extract: {error}"))),
     }
@@ -145,6 +148,15 @@ fn rotate_signing_key(config: Config) -> Result<(), UserFailure> {
     println!(
         "signing key rotated (access tokens {}): every earlier token is refused; restart `serve` to use it",
         signer.kid()
+    );
+    Ok(())
+}
+
+fn rotate_master_key(config: Config) -> Result<(), UserFailure> {
+    let mut appliance = Appliance::open(config)?;
+    let rewrapped = appliance.rotate_master_key()?;
+    println!(
+        "master key rotated: {rewrapped} tenant keys re-wrapped, the old key destroyed; backups of system.db made before now open only with the old key: back up system.db and master.key again"
     );
     Ok(())
 }
@@ -483,7 +495,8 @@ fn audit(
 
 /// Finishes indexing that an earlier, interrupted run left queued.
 fn resume_pending(appliance: &Appliance, scope: &TenantScope) -> Result<(), UserFailure> {
-    let outcomes = appliance.process_jobs(scope, &mut |_| {})?;
+    // Another process (a running server) that is indexing finishes that work itself.
+    let outcomes = appliance.process_jobs_if_idle(scope)?.unwrap_or_default();
     if !outcomes.is_empty() {
         eprintln!("resumed indexing of {} queued documents", outcomes.len());
     }
@@ -527,6 +540,7 @@ pub fn ingest(
 ) -> Result<wire::IngestReport, UserFailure> {
     let files = collect_files(paths);
     let mut documents = Vec::new();
+    let mut acknowledged = Vec::new();
     let mut failed = 0;
     let bar = progress_bar(files.len() as u64 * 2);
     for file in &files {
@@ -545,6 +559,7 @@ pub fn ingest(
         match uploaded {
             Ok(document_id) => {
                 audit(appliance, scope, "document.upload", document_id.as_str())?;
+                acknowledged.push(document_id.clone());
                 if human {
                     bar.suspend(|| {
                         println!("queued   {document_id}  {filename}");
@@ -569,7 +584,7 @@ pub fn ingest(
         }
         bar.inc(1);
     }
-    let outcomes = appliance.process_jobs(scope, &mut |outcome: &IndexOutcome| {
+    let mut show = |outcome: &IndexOutcome| {
         bar.inc(1);
         if human {
             bar.suspend(|| match &outcome.result {
@@ -583,7 +598,13 @@ pub fn ingest(
                 ),
             });
         }
-    })?;
+    };
+    let mut outcomes = appliance.process_jobs(scope, &mut show)?;
+    // A server beside this command may have indexed some of these documents itself.
+    for outcome in indexed_elsewhere(appliance, scope, &acknowledged, &outcomes)? {
+        show(&outcome);
+        outcomes.push(outcome);
+    }
     bar.finish_and_clear();
     failed += outcomes.iter().filter(|o| o.result.is_err()).count();
     let indexed = outcomes.iter().filter(|o| o.result.is_ok()).count();
@@ -593,6 +614,45 @@ pub fn ingest(
         indexed,
         failed,
     })
+}
+
+/// The outcomes of the `uploaded` documents that are not among `outcomes`: another process
+/// (a running server's indexer) indexed them, or is indexing them (then they are waited for).
+fn indexed_elsewhere(
+    appliance: &Appliance,
+    scope: &TenantScope,
+    uploaded: &[DocumentId],
+    outcomes: &[IndexOutcome],
+) -> Result<Vec<IndexOutcome>, UserFailure> {
+    let mut elsewhere = Vec::new();
+    for document_id in uploaded {
+        if outcomes
+            .iter()
+            .any(|outcome| &outcome.document_id == document_id)
+        {
+            continue;
+        }
+        let mut record = appliance.document(scope, document_id)?;
+        // Claimed by an indexer that holds no file lock (leases only): give it time.
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_secs(JOB_LEASE_SECONDS as u64);
+        while record.status == DocumentStatus::Queued && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            appliance.process_jobs(scope, &mut |_| {})?;
+            record = appliance.document(scope, document_id)?;
+        }
+        let result = match record.status {
+            DocumentStatus::Indexed => Ok(record.chunks as usize),
+            DocumentStatus::Failed => Err(record.error.unwrap_or_default()),
+            DocumentStatus::Queued => Err("still queued: another indexer holds it".to_owned()),
+        };
+        elsewhere.push(IndexOutcome {
+            document_id: record.document_id,
+            filename: record.filename,
+            result,
+        });
+    }
+    Ok(elsewhere)
 }
 
 /// Asks and, when `human`, prints the checked answer and its sources. On a terminal the

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::appliance::Appliance;
+use crate::auth::tokens::{IssuerPolicy, Role};
 use crate::config::Config;
+use crate::ids::TenantId;
 
 use super::UserFailure;
 use super::args::ServeArgs;
@@ -64,20 +66,22 @@ pub(super) fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> 
             "TLS needs both --tls-cert and --tls-key".into(),
         ));
     }
-    if args.jwks.is_some() != args.jwks_issuer.is_some() {
-        return Err(UserFailure(
-            "an identity provider needs both --jwks and --jwks-issuer".into(),
-        ));
-    }
     let appliance = std::sync::Arc::new(Appliance::open(config.clone())?);
     let signer = Signer::load(&config.data_dir).map_err(|error| failure(&error))?;
     let mut verifier = Verifier::new(&signer);
-    if let (Some(jwks), Some(issuer)) = (&args.jwks, &args.jwks_issuer) {
+    for (jwks, policy) in identity_providers(&args)? {
+        let binding = if policy.tenants.is_empty() {
+            "no tenant".to_owned()
+        } else {
+            format!("{} tenants", policy.tenants.len())
+        };
+        let operator = if policy.operator { ", operator" } else { "" };
+        let issuer = policy.issuer.clone();
         let count = verifier
-            .trust_jwks_file(jwks, issuer)
+            .trust_identity_provider(&jwks, policy)
             .map_err(|error| failure(&error))?;
         eprintln!(
-            "trusting {count} identity-provider keys from {}",
+            "trusting {count} keys of identity provider {issuer} ({binding}{operator}) from {}",
             jwks.display()
         );
     }
@@ -125,4 +129,77 @@ pub(super) fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> 
             .await
             .map_err(|error| failure(&error))
     })
+}
+
+/// The identity providers to trust, each with its binding: the `[[identity_provider]]`
+/// tables, and the one of `--jwks`/`--jwks-issuer` (the operator's: platform_admin, and the
+/// `--jwks-tenant` tenants only).
+fn identity_providers(
+    args: &ServeArgs,
+) -> Result<Vec<(std::path::PathBuf, IssuerPolicy)>, UserFailure> {
+    if args.jwks.is_some() != args.jwks_issuer.is_some() {
+        return Err(UserFailure(
+            "an identity provider needs both --jwks and --jwks-issuer".into(),
+        ));
+    }
+    let tenants = |issuer: &str, tenants: &[String]| -> Result<Vec<TenantId>, UserFailure> {
+        tenants
+            .iter()
+            .map(|tenant| {
+                TenantId::try_from(tenant.as_str()).map_err(|_| {
+                    UserFailure(format!(
+                        "identity provider {issuer}: {tenant:?} is not a tenant id (t_ and 20 hex digits: `bulkhead tenant list`)"
+                    ))
+                })
+            })
+            .collect()
+    };
+    let mut providers = Vec::new();
+    if let (Some(jwks), Some(issuer)) = (&args.jwks, &args.jwks_issuer) {
+        if args.jwks_tenant.is_empty() {
+            eprintln!(
+                "identity provider {issuer} is bound to no tenant: its tokens may carry platform_admin only (bind tenants with --jwks-tenant or [[identity_provider]])"
+            );
+        }
+        providers.push((
+            jwks.clone(),
+            IssuerPolicy {
+                issuer: issuer.clone(),
+                tenants: tenants(issuer, &args.jwks_tenant)?,
+                tenant_claim: IssuerPolicy::DEFAULT_TENANT_CLAIM.to_owned(),
+                roles: IssuerPolicy::TENANT_ROLES.to_vec(),
+                operator: true,
+            },
+        ));
+    }
+    for provider in &args.identity_provider {
+        let issuer = &provider.issuer;
+        let roles = match &provider.roles {
+            None => IssuerPolicy::TENANT_ROLES.to_vec(),
+            Some(roles) => roles
+                .iter()
+                .map(|role| {
+                    Role::parse(role).ok_or_else(|| {
+                        UserFailure(format!(
+                            "identity provider {issuer}: unknown role {role:?} (reader, editor, admin, auditor)"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        providers.push((
+            provider.jwks.clone(),
+            IssuerPolicy {
+                issuer: issuer.clone(),
+                tenants: tenants(issuer, &provider.tenants)?,
+                tenant_claim: provider
+                    .tenant_claim
+                    .clone()
+                    .unwrap_or_else(|| IssuerPolicy::DEFAULT_TENANT_CLAIM.to_owned()),
+                roles,
+                operator: provider.operator,
+            },
+        ));
+    }
+    Ok(providers)
 }

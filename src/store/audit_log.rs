@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::sql;
@@ -23,6 +24,68 @@ pub struct AuditRow {
     pub action: String,
     pub resource: String,
     pub outcome: String,
+}
+
+/// Reads audit columns whatever their stored type, noting the first that is not the type
+/// the appliance writes.
+#[derive(Default)]
+struct Lenient {
+    problem: Option<String>,
+}
+
+impl Lenient {
+    fn wrong(&mut self, column: &str, expected: &str, value: &Value) {
+        if self.problem.is_none() {
+            let found = match value {
+                Value::Null => "null",
+                Value::Integer(_) => "an integer",
+                Value::Real(_) => "a real number",
+                Value::Text(_) => "text",
+                Value::Blob(_) => "a blob",
+            };
+            self.problem = Some(format!("column `{column}` holds {found}, not {expected}"));
+        }
+    }
+
+    fn integer(&mut self, column: &str, value: Value) -> i64 {
+        match value {
+            Value::Integer(number) => number,
+            other => {
+                self.wrong(column, "an integer", &other);
+                0
+            }
+        }
+    }
+
+    fn text(&mut self, column: &str, value: Value) -> String {
+        match value {
+            Value::Text(text) => text,
+            other => {
+                self.wrong(column, "text", &other);
+                String::from_utf8_lossy(&Self::bytes(other)).into_owned()
+            }
+        }
+    }
+
+    fn blob(&mut self, column: &str, value: Value) -> Vec<u8> {
+        match value {
+            Value::Blob(bytes) => bytes,
+            other => {
+                self.wrong(column, "a blob", &other);
+                Self::bytes(other)
+            }
+        }
+    }
+
+    fn bytes(value: Value) -> Vec<u8> {
+        match value {
+            Value::Null => Vec::new(),
+            Value::Integer(number) => number.to_string().into_bytes(),
+            Value::Real(number) => number.to_string().into_bytes(),
+            Value::Text(text) => text.into_bytes(),
+            Value::Blob(bytes) => bytes,
+        }
+    }
 }
 
 impl Store {
@@ -47,11 +110,13 @@ impl Store {
         let mut connection = self.connection();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let last: Option<(i64, Vec<u8>)> = transaction
+        // Whatever the last row holds, even if it was edited behind the appliance's back
+        // (`audit verify` reports that): the log keeps being written.
+        let last: Option<Vec<u8>> = transaction
             .query_row(
-                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok(Lenient::default().blob("hash", row.get::<_, Value>(0)?)),
             )
             .optional()?;
         // AUTOINCREMENT never reuses a number, even after the last row is deleted.
@@ -60,9 +125,7 @@ impl Store {
             [],
             |row| row.get(0),
         )?;
-        let prev_hash = last
-            .map(|(_, hash)| hash)
-            .unwrap_or_else(|| audit::GENESIS.to_vec());
+        let prev_hash = last.unwrap_or_else(|| audit::GENESIS.to_vec());
         let at = crate::time::now();
         let hash = audit::entry_hash(
             &prev_hash,
@@ -129,14 +192,25 @@ impl Store {
         let connection = self.connection();
         let mut statement =
             connection.prepare("SELECT seq, head, jws FROM audit_checkpoints ORDER BY seq")?;
+        // Read whatever was stored: a checkpoint edited behind the appliance's back fails
+        // its signature check in `audit::verify`, rather than the read.
         let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .query_map([], |row| {
+                let mut read = Lenient::default();
+                Ok((
+                    read.integer("seq", row.get(0)?),
+                    read.blob("head", row.get(1)?),
+                    read.text("jws", row.get(2)?),
+                ))
+            })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
     /// The whole audit chain in `seq` order (maintenance access for verification: no
-    /// content, only pseudonyms, ids and actions).
+    /// content, only pseudonyms, ids and actions). A row whose column was given another
+    /// type behind the appliance's back is read anyway and marked malformed, so that
+    /// verification names it and nothing else (a tenant's deletion above all) fails on it.
     pub fn audit_chain(&self) -> Result<Vec<audit::ChainEntry>, StoreError> {
         let connection = self.connection();
         let mut statement = connection.prepare(
@@ -144,16 +218,22 @@ impl Store {
         )?;
         let entries = statement
             .query_map([], |row| {
+                let mut read = Lenient::default();
+                let value = |index| row.get::<_, Value>(index);
                 Ok(audit::ChainEntry {
-                    seq: row.get(0)?,
-                    at: row.get(1)?,
-                    tenant_id: row.get(2)?,
-                    actor: row.get(3)?,
-                    action: row.get(4)?,
-                    resource: row.get(5)?,
-                    outcome: row.get(6)?,
-                    prev_hash: row.get(7)?,
-                    hash: row.get(8)?,
+                    seq: read.integer("seq", value(0)?),
+                    at: read.integer("at", value(1)?),
+                    tenant_id: match value(2)? {
+                        Value::Null => None,
+                        other => Some(read.text("tenant_id", other)),
+                    },
+                    actor: read.text("actor", value(3)?),
+                    action: read.text("action", value(4)?),
+                    resource: read.text("resource", value(5)?),
+                    outcome: read.text("outcome", value(6)?),
+                    prev_hash: read.blob("prev_hash", value(7)?),
+                    hash: read.blob("hash", value(8)?),
+                    malformed: read.problem,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -174,7 +254,7 @@ impl Store {
     /// Audit events of one tenant, oldest first (`seq`, `at`, actor, action, resource,
     /// outcome), read through the tenant connection's view of the log.
     pub fn audit_events(&self, scope: &TenantScope) -> Result<Vec<AuditRow>, StoreError> {
-        type Row = (String, i64, i64, String, String, String, String);
+        type Row = (Value, Value, Value, Value, Value, Value, Value);
         let rows: Vec<Row> = self.tenant_rows(
             scope,
             &sql(
@@ -183,16 +263,21 @@ impl Store {
             ),
             params![scope.tenant_id().as_str()],
         )?;
+        // Read whatever was stored (`audit verify` names a row edited behind the
+        // appliance's back; listing the log does not fail on it).
         Ok(rows
             .into_iter()
-            .filter(|row| Self::row_is_ours(scope, &row.0))
-            .map(|(_, seq, at, actor, action, resource, outcome)| AuditRow {
-                seq,
-                at,
-                actor,
-                action,
-                resource,
-                outcome,
+            .filter_map(|(tenant, seq, at, actor, action, resource, outcome)| {
+                let mut read = Lenient::default();
+                let tenant = read.text("tenant_id", tenant);
+                Self::row_is_ours(scope, &tenant).then(|| AuditRow {
+                    seq: read.integer("seq", seq),
+                    at: read.integer("at", at),
+                    actor: read.text("actor", actor),
+                    action: read.text("action", action),
+                    resource: read.text("resource", resource),
+                    outcome: read.text("outcome", outcome),
+                })
             })
             .collect())
     }

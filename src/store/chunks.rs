@@ -248,7 +248,8 @@ mod tests {
         let document_id = store
             .put_document(&alpha, "a.txt", None, b"one two")
             .unwrap();
-        let job = store.claim_jobs(&alpha).unwrap().remove(0);
+        let lock = store.indexer_lock(true).unwrap().unwrap();
+        let job = store.claim_job(&alpha, &lock).unwrap().unwrap();
         let chunks = [
             NewChunk {
                 start: 0,

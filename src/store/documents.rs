@@ -62,6 +62,19 @@ impl Store {
         metadata: Option<&serde_json::Value>,
         original: &[u8],
     ) -> Result<DocumentId, StoreError> {
+        self.queue_document(scope, filename, metadata, original, false)
+    }
+
+    /// [`Store::put_document`]; with `claimed`, the job is this store's from the start
+    /// (an import completes it at once: no indexer beside it may claim it meanwhile).
+    pub(super) fn queue_document(
+        &self,
+        scope: &TenantScope,
+        filename: &str,
+        metadata: Option<&serde_json::Value>,
+        original: &[u8],
+        claimed: bool,
+    ) -> Result<DocumentId, StoreError> {
         let key = self.data_key(scope)?;
         let tenant = Some(scope.tenant_id());
         let document_id = DocumentId::generate();
@@ -95,8 +108,14 @@ impl Store {
             ],
         )?;
         transaction.execute(
-            &sql("INSERT INTO t_jobs (tenant_id, document_id, enqueued_at) VALUES (?1, ?2, ?3)"),
-            params![scope.tenant_id().as_str(), document_id.as_str(), created_at],
+            &sql("INSERT INTO t_jobs (tenant_id, document_id, enqueued_at, owner, lease_until) VALUES (?1, ?2, ?3, ?4, ?5)"),
+            params![
+                scope.tenant_id().as_str(),
+                document_id.as_str(),
+                created_at,
+                claimed.then_some(self.owner.as_str()),
+                claimed.then_some(created_at + super::JOB_LEASE_SECONDS)
+            ],
         )?;
         transaction.commit()?;
         Ok(document_id)

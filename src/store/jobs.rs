@@ -1,7 +1,21 @@
-//! The durable indexing queue: claiming jobs (an attempt is counted first), completing a
-//! document with its text and chunks in one transaction, or failing it with a reason.
+//! The durable indexing queue: claiming a job (atomically, with an owner and a lease; an
+//! attempt is counted first), completing a document with its text and chunks in one
+//! transaction, or failing it with a reason.
+//!
+//! Several processes may open one data directory (a server and `bulkhead ingest`). A job
+//! is claimed in one immediate transaction that sets its `owner` (this store's
+//! [`Store::owner`]) and `lease_until`, and only a job without an owner or with an expired
+//! lease can be claimed: two claimers never get the same job. Completing or failing a job
+//! checks that this store still owns it (`StoreError::JobLost` otherwise). On top of that,
+//! indexing runs hold the data directory's exclusive indexer lock ([`Store::indexer_lock`],
+//! `flock` on `indexer.lock`): while a process holds it nobody else is indexing, so jobs
+//! another owner left behind (a crash, `kill -9`) are taken over at once instead of when
+//! their lease runs out.
 
-use rusqlite::params;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::rows::sql;
 use super::{NewChunk, Store, StoreError};
@@ -13,6 +27,14 @@ use crate::ids::{ChunkId, DocumentId, TenantId};
 /// forever (a poison document must not block the queue).
 const MAX_JOB_ATTEMPTS: i64 = 3;
 
+/// How long a claim is good for without the indexer lock: a claimer that dies leaves its
+/// job to others after this long. Far longer than indexing one document takes (extraction
+/// is stopped after its timeout; the text it yields is bounded).
+pub const JOB_LEASE_SECONDS: i64 = 15 * 60;
+
+/// The file whose `flock` is the indexer lock.
+pub const INDEXER_LOCK_FILE: &str = "indexer.lock";
+
 /// One queued document to index.
 #[derive(Clone, Debug)]
 pub struct IndexJob {
@@ -22,43 +44,123 @@ pub struct IndexJob {
     pub exhausted: bool,
 }
 
+/// The data directory's exclusive indexer lock, held while it lives.
+pub struct IndexerLock {
+    // None where the file system has no `flock`: claims are then guarded by leases only.
+    file: Option<File>,
+}
+
+impl IndexerLock {
+    /// Whether the lock is really held (then no other process is indexing).
+    pub fn exclusive(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
 impl Store {
-    /// The queued indexing jobs of this tenant, oldest first. Claiming counts an attempt
-    /// (committed before work starts), so a document that crashes the indexer is retried
-    /// a bounded number of times.
-    pub fn claim_jobs(&self, scope: &TenantScope) -> Result<Vec<IndexJob>, StoreError> {
+    /// This store's name as a job owner: unique per open store (process id and a random
+    /// suffix).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Takes the data directory's exclusive indexer lock: with `wait`, blocks until the
+    /// process holding it (a server's indexer, a `bulkhead ingest`) is done; without,
+    /// `None` when another holds it. A file system without `flock` gives a lock that is
+    /// not exclusive (leases still keep claims apart).
+    pub fn indexer_lock(&self, wait: bool) -> Result<Option<IndexerLock>, StoreError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.root.join(INDEXER_LOCK_FILE))?;
+        let locked = if wait {
+            file.lock().map_err(TryLockError::Error)
+        } else {
+            file.try_lock()
+        };
+        match locked {
+            Ok(()) => Ok(Some(IndexerLock { file: Some(file) })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(error)) if error.kind() == std::io::ErrorKind::Unsupported => {
+                tracing::warn!(%error, "no file locks here: indexing claims rely on leases only");
+                Ok(Some(IndexerLock { file: None }))
+            }
+            Err(TryLockError::Error(error)) => Err(error.into()),
+        }
+    }
+
+    /// Claims the tenant's oldest claimable job for this store, in one immediate
+    /// transaction: a job nobody owns, whose lease ran out, or (holding the exclusive
+    /// `lock`: nobody else is indexing) any job. The claim counts an attempt (committed
+    /// before work starts), so a document that crashes the indexer is retried a bounded
+    /// number of times.
+    pub fn claim_job(
+        &self,
+        scope: &TenantScope,
+        lock: &IndexerLock,
+    ) -> Result<Option<IndexJob>, StoreError> {
+        let now = crate::time::now();
         let mut connection = self.tenant(scope);
-        let transaction = connection.transaction()?;
-        let jobs: Vec<(String, i64, String, i64)> = {
-            let mut statement = transaction.prepare(&sql(
-                "SELECT tenant_id, job_id, document_id, attempts FROM t_jobs WHERE tenant_id = ?1 ORDER BY job_id",
-            ))?;
-            statement
-                .query_map(params![scope.tenant_id().as_str()], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })?
-                .collect::<Result<_, _>>()?
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let job: Option<(String, i64, String, i64)> = transaction
+            .query_row(
+                &sql("SELECT tenant_id, job_id, document_id, attempts FROM t_jobs
+                 WHERE tenant_id = ?1 AND (?2 OR owner IS NULL OR lease_until IS NULL OR lease_until <= ?3)
+                 ORDER BY job_id LIMIT 1"),
+                params![scope.tenant_id().as_str(), lock.exclusive(), now],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()?;
+        let Some((tenant, job_id, document, attempts)) = job else {
+            return Ok(None);
         };
         transaction.execute(
-            &sql("UPDATE t_jobs SET attempts = attempts + 1 WHERE tenant_id = ?1"),
-            params![scope.tenant_id().as_str()],
+            &sql(
+                "UPDATE t_jobs SET attempts = attempts + 1, owner = ?1, lease_until = ?2
+             WHERE job_id = ?3 AND tenant_id = ?4",
+            ),
+            params![
+                self.owner,
+                now + JOB_LEASE_SECONDS,
+                job_id,
+                scope.tenant_id().as_str()
+            ],
         )?;
         transaction.commit()?;
-        let mut claimed = Vec::new();
-        for (tenant, job_id, document, attempts) in jobs {
-            if !Self::row_is_ours(scope, &tenant) {
-                continue;
-            }
-            let Ok(document_id) = DocumentId::try_from(document.as_str()) else {
-                continue;
-            };
-            claimed.push(IndexJob {
-                job_id,
-                document_id,
-                exhausted: attempts >= MAX_JOB_ATTEMPTS,
-            });
+        if !Self::row_is_ours(scope, &tenant) {
+            return Ok(None);
         }
-        Ok(claimed)
+        let document_id = DocumentId::try_from(document.as_str())
+            .map_err(|_| StoreError::DocumentNotFound(document.clone()))?;
+        Ok(Some(IndexJob {
+            job_id,
+            document_id,
+            exhausted: attempts >= MAX_JOB_ATTEMPTS,
+        }))
+    }
+
+    /// Inside a job's completing transaction: fails with `JobLost` unless this store
+    /// still owns the job (another claimer took it over after its lease ran out).
+    fn check_job_owner(
+        &self,
+        transaction: &rusqlite::Transaction<'_>,
+        scope: &TenantScope,
+        job: &IndexJob,
+    ) -> Result<(), StoreError> {
+        let owner: Option<Option<String>> = transaction
+            .query_row(
+                &sql("SELECT owner FROM t_jobs WHERE job_id = ?1 AND tenant_id = ?2"),
+                params![job.job_id, scope.tenant_id().as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if owner.flatten().as_deref() == Some(self.owner.as_str()) {
+            Ok(())
+        } else {
+            Err(StoreError::JobLost(job.document_id.to_string()))
+        }
     }
 
     /// Commits an indexed document in one transaction: its text, chunks and vectors, its
@@ -102,7 +204,8 @@ impl Store {
             })
             .collect();
         let mut connection = self.tenant(scope);
-        let transaction = connection.transaction()?;
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.check_job_owner(&transaction, scope, job)?;
         // A retried job may have committed something before; if it had, replace it whole.
         for table in ["t_document_texts", "t_chunks"] {
             transaction.execute(
@@ -184,7 +287,8 @@ impl Store {
             reason.as_bytes(),
         );
         let mut connection = self.tenant(scope);
-        let transaction = connection.transaction()?;
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.check_job_owner(&transaction, scope, job)?;
         transaction.execute(
             &sql("UPDATE t_documents SET status = 'failed', error_sealed = ?1 WHERE document_id = ?2 AND tenant_id = ?3"),
             params![error_sealed, job.document_id.as_str(), scope.tenant_id().as_str()],
@@ -228,18 +332,83 @@ mod tests {
             store.tenants_with_jobs().unwrap(),
             [alpha.tenant_id().clone()]
         );
-        assert!(store.claim_jobs(&beta).unwrap().is_empty());
+        let lock = store.indexer_lock(true).unwrap().unwrap();
+        assert!(lock.exclusive());
+        assert!(store.claim_job(&beta, &lock).unwrap().is_none());
+        // Holding the exclusive lock, a job claimed before (by a run that died) is taken
+        // over at once.
         for attempt in 1..=MAX_JOB_ATTEMPTS + 1 {
-            let jobs = store.claim_jobs(&alpha).unwrap();
-            assert_eq!(jobs.len(), 1);
-            assert_eq!(jobs[0].document_id, document_id);
-            assert_eq!(jobs[0].exhausted, attempt > MAX_JOB_ATTEMPTS);
+            let job = store.claim_job(&alpha, &lock).unwrap().unwrap();
+            assert_eq!(job.document_id, document_id);
+            assert_eq!(job.exhausted, attempt > MAX_JOB_ATTEMPTS);
         }
-        let job = store.claim_jobs(&alpha).unwrap().remove(0);
+        let job = store.claim_job(&alpha, &lock).unwrap().unwrap();
         store.fail_document(&alpha, &job, "gave up").unwrap();
         let record = store.document(&alpha, &document_id).unwrap();
         assert_eq!(record.status, DocumentStatus::Failed);
         assert_eq!(record.error.as_deref(), Some("gave up"));
         assert!(store.tenants_with_jobs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn issue_11_racing_claimers_each_get_a_job_once_and_a_lost_job_cannot_be_completed() {
+        let (dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha");
+        let documents: Vec<DocumentId> = (0..40)
+            .map(|n| {
+                store
+                    .put_document(&alpha, &format!("{n}.txt"), None, b"a")
+                    .unwrap()
+            })
+            .collect();
+        // Two processes' stores, claiming without the indexer lock: leases only.
+        let leases_only = IndexerLock { file: None };
+        let claims: Vec<Vec<DocumentId>> = std::thread::scope(|threads| {
+            let claimers: Vec<_> = (0..2)
+                .map(|_| {
+                    let other = Store::open(dir.path()).unwrap();
+                    let (alpha, leases_only) = (&alpha, &leases_only);
+                    threads.spawn(move || {
+                        let mut claimed = Vec::new();
+                        while let Some(job) = other.claim_job(alpha, leases_only).unwrap() {
+                            assert!(!job.exhausted);
+                            other.fail_document(alpha, &job, "done").unwrap();
+                            claimed.push(job.document_id);
+                        }
+                        claimed
+                    })
+                })
+                .collect();
+            claimers.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let mut all: Vec<DocumentId> = claims.concat();
+        all.sort();
+        let mut expected = documents.clone();
+        expected.sort();
+        assert_eq!(all, expected, "every job claimed exactly once");
+
+        // A job another store claimed (lease running) is not claimable; its owner alone
+        // completes it.
+        let document_id = store.put_document(&alpha, "b.txt", None, b"b").unwrap();
+        let other = Store::open(dir.path()).unwrap();
+        let job = other.claim_job(&alpha, &leases_only).unwrap().unwrap();
+        assert!(store.claim_job(&alpha, &leases_only).unwrap().is_none());
+        assert!(matches!(
+            store.fail_document(&alpha, &job, "not mine"),
+            Err(StoreError::JobLost(_))
+        ));
+        // The exclusive indexer lock takes over a job whose owner is not indexing.
+        let lock = store.indexer_lock(true).unwrap().unwrap();
+        assert!(
+            other.indexer_lock(false).unwrap().is_none(),
+            "the lock is exclusive"
+        );
+        let taken = store.claim_job(&alpha, &lock).unwrap().unwrap();
+        assert_eq!(taken.document_id, document_id);
+        assert!(matches!(
+            other.fail_document(&alpha, &job, "lost it"),
+            Err(StoreError::JobLost(_))
+        ));
+        store.fail_document(&alpha, &taken, "mine").unwrap();
     }
 }

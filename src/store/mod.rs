@@ -7,6 +7,7 @@
 //! master.key            the key-encryption key (0600), unless given by environment
 //! signing.key           the appliance's Ed25519 signing seed (0600; `auth::tokens` owns it)
 //! system.db             SQLite (WAL): tenants, documents, chunks, jobs — tenant strings encrypted
+//! indexer.lock          empty; its `flock` is the indexer lock (see `jobs`)
 //! tenants/<tenant_id>/  blobs/<document_id>.bin, index/{text,vectors}.bin — all encrypted
 //! ```
 //!
@@ -29,6 +30,7 @@ mod credentials;
 mod documents;
 pub mod files;
 mod jobs;
+mod master_key;
 mod portable;
 mod rows;
 mod tenants;
@@ -38,7 +40,8 @@ pub use audit_log::AuditRow;
 pub use chunks::{ChunkRecord, ChunkVector, NewChunk};
 pub use credentials::{INVITATION_TTL_SECONDS, Invitation};
 pub use documents::{DOCUMENT_COLUMNS, DocumentRecord, DocumentStatus};
-pub use jobs::IndexJob;
+pub use jobs::{INDEXER_LOCK_FILE, IndexJob, IndexerLock, JOB_LEASE_SECONDS};
+pub use master_key::NEXT_MASTER_KEY_FILE;
 pub use portable::{DocumentImport, ExportedDocument};
 pub use tenants::{TenantDeletion, TenantRecord, Tier};
 pub use usage::Usage;
@@ -89,6 +92,14 @@ pub enum StoreError {
         "audit entry {seq} not written: its checkpoint could not be signed ({reason}): check the signing key `bulkhead init` created"
     )]
     CheckpointUnsigned { seq: i64, reason: String },
+    /// The master key comes from the environment: it is rotated where it is kept.
+    #[error(
+        "the master key comes from {MASTER_KEY_ENV}: rotate it where it is kept, or unset it to use the key file"
+    )]
+    MasterKeyInEnvironment,
+    /// Another indexer took this job over (its lease ran out): its result is dropped.
+    #[error("the indexing job of document {0} was taken over by another indexer")]
+    JobLost(String),
 }
 
 /// The appliance's durable state. Cheap to share behind an `Arc`.
@@ -103,9 +114,14 @@ pub struct Store {
     tenant_connection: TenantConnection,
     // Unwrapped data keys, so each request does not pay an unwrap. std mutex, as above.
     data_keys: Mutex<HashMap<TenantId, SecretKey>>,
+    // The `data_version` at which the cached keys were last checked against the tenants
+    // table (a tenant deleted by another process drops its key).
+    keys_checked_version: Mutex<Option<i64>>,
     // Signs the audit checkpoint every `audit::CHECKPOINT_EVERY` entries; installed by
     // whoever opens the store with the appliance key (see `audit_log`).
     checkpoint_signer: Option<Arc<dyn CheckpointSigner>>,
+    // This store's name as the owner of the jobs it claims (see `jobs`).
+    owner: String,
 }
 
 const SCHEMA: &str = "
@@ -166,7 +182,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     tenant_id TEXT NOT NULL,
     document_id TEXT NOT NULL REFERENCES documents(document_id),
     attempts INTEGER NOT NULL DEFAULT 0,
-    enqueued_at INTEGER NOT NULL
+    enqueued_at INTEGER NOT NULL,
+    owner TEXT,
+    lease_until INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant_id, job_id);
 -- Metering: one row per query (counts and token numbers only, never content).
@@ -218,6 +236,44 @@ fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
     Ok(connection)
 }
 
+/// Brings a database created by an earlier version up to this one's tables, in one
+/// immediate transaction (two processes opening it at once add each column once).
+fn migrate(connection: &Connection) -> Result<(), rusqlite::Error> {
+    const ADDED: &[(&str, &str, &str)] = &[
+        ("jobs", "owner", "TEXT"),
+        ("jobs", "lease_until", "INTEGER"),
+    ];
+    let missing = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
+        let count: i64 = connection.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |row| row.get(0),
+        )?;
+        Ok(count == 0)
+    };
+    let mut needed = false;
+    for (table, column, _) in ADDED {
+        needed |= missing(table, column)?;
+    }
+    if !needed {
+        return Ok(());
+    }
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        for (table, column, kind) in ADDED {
+            if missing(table, column)? {
+                connection
+                    .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+            }
+        }
+        connection.execute_batch("COMMIT")
+    })();
+    if result.is_err() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    result
+}
+
 impl Store {
     /// Creates the data directory, master key and database (`auth::tokens::Signer::init`
     /// creates the signing key). Idempotent: an
@@ -239,6 +295,7 @@ impl Store {
         let connection = open_connection(&root.join(DATABASE_FILE))?;
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::audit::SCHEMA)?;
+        migrate(&connection)?;
         rows::schema(&connection)?;
         let check: Option<Vec<u8>> = connection
             .query_row(
@@ -269,11 +326,29 @@ impl Store {
         if !database.exists() {
             return Err(StoreError::NotInitialised(root.to_path_buf()));
         }
-        let master_key = match std::env::var(MASTER_KEY_ENV) {
-            Ok(hex) => SecretKey::from_hex(&hex)?,
-            Err(_) => SecretKey::read_file(&root.join(MASTER_KEY_FILE))?,
-        };
-        Self::open_with_key(root, master_key)
+        if let Ok(hex) = std::env::var(MASTER_KEY_ENV) {
+            return Self::open_with_key(root, SecretKey::from_hex(&hex)?);
+        }
+        let opened = SecretKey::read_file(&root.join(MASTER_KEY_FILE))
+            .map_err(StoreError::from)
+            .and_then(|key| Self::open_with_key(root, key));
+        let next = root.join(master_key::NEXT_MASTER_KEY_FILE);
+        match opened {
+            // A master key rotation committed, then was interrupted before its files were
+            // swapped: the next key opens the database; put it in place.
+            Err(error) if next.exists() => {
+                let Ok(store) = SecretKey::read_file(&next)
+                    .map_err(StoreError::from)
+                    .and_then(|key| Self::open_with_key(root, key))
+                else {
+                    return Err(error);
+                };
+                master_key::finish_rotation(root)?;
+                tracing::warn!("finished a master key rotation that was interrupted");
+                Ok(store)
+            }
+            opened => opened,
+        }
     }
 
     pub fn open_with_key(root: &Path, master_key: SecretKey) -> Result<Store, StoreError> {
@@ -284,6 +359,7 @@ impl Store {
         let connection = open_connection(&database)?;
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::audit::SCHEMA)?;
+        migrate(&connection)?;
         rows::schema(&connection)?;
         let sealed: Vec<u8> = connection
             .query_row(
@@ -301,7 +377,12 @@ impl Store {
             connection: Mutex::new(connection),
             tenant_connection,
             data_keys: Mutex::new(HashMap::new()),
+            keys_checked_version: Mutex::new(None),
             checkpoint_signer: None,
+            owner: {
+                let suffix: [u8; 6] = rand::random();
+                format!("{}-{}", std::process::id(), hex::encode(suffix))
+            },
         })
     }
 
@@ -415,9 +496,9 @@ pub struct InitReport {
     pub created_database: bool,
 }
 
-const KEY_CHECK_PLAINTEXT: &[u8] = b"bulkhead master key check v1";
+pub(super) const KEY_CHECK_PLAINTEXT: &[u8] = b"bulkhead master key check v1";
 
-fn key_check_aad() -> Aad<'static> {
+pub(super) fn key_check_aad() -> Aad<'static> {
     Aad {
         tenant: None,
         kind: ObjectKind::KeyCheck,

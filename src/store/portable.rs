@@ -110,7 +110,7 @@ impl Store {
             text,
             chunks,
         } = *document;
-        let document_id = self.put_document(scope, filename, metadata, original)?;
+        let document_id = self.queue_document(scope, filename, metadata, original, true)?;
         let job = {
             let connection = self.tenant(scope);
             let job_id: i64 = connection.query_row(

@@ -417,7 +417,8 @@ mod tests {
         );
         drop(db);
         assert_eq!(store.list_documents(&beta).unwrap().len(), 1);
-        assert_eq!(store.claim_jobs(&beta).unwrap().len(), 1);
+        let lock = store.indexer_lock(true).unwrap().unwrap();
+        assert!(store.claim_job(&beta, &lock).unwrap().is_some());
         // Unbound (the system connection's view of the views): nothing.
         let system = store.connection();
         let unbound: i64 = system

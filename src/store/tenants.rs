@@ -50,6 +50,15 @@ pub struct TenantDeletion {
     pub bytes: u64,
     /// The id of the destroyed data key.
     pub key_id: String,
+    /// Checked after the deletion (issue 11, finding 9): no snapshot file and no row of
+    /// what each index is built from (chunk vectors; chunk and document texts) remains.
+    pub vector_index_removed: bool,
+    pub text_index_removed: bool,
+    /// No original's file and no document row remains.
+    pub blobs_removed: bool,
+    /// The WAL was checkpointed and truncated to nothing: no copy of the wrapped key is
+    /// left in it.
+    pub wal_truncated: bool,
 }
 
 impl Store {
@@ -150,6 +159,8 @@ impl Store {
             return Ok(self.master_key.clone());
         }
         let tenant_id = scope.tenant_id();
+        // A key cached before another process deleted its tenant is not used again.
+        self.forget_deleted_keys()?;
         if let Some(key) = self
             .data_keys
             .lock()
@@ -198,7 +209,7 @@ impl Store {
             )),
             tenant,
         )?;
-        let deletion = {
+        let mut deletion = {
             let mut connection = self.connection();
             let transaction = connection.transaction()?;
             let key_id: String = transaction.query_row(
@@ -206,18 +217,7 @@ impl Store {
                 params![tenant],
                 |row| row.get(0),
             )?;
-            for table in [
-                "chunks",
-                "document_texts",
-                "document_catalogues",
-                "jobs",
-                "documents",
-                "usage_events",
-                "invitations",
-                "revoked_tokens",
-                "token_watermarks",
-                "tenants",
-            ] {
+            for table in TENANT_TABLES {
                 transaction.execute(
                     &format!("DELETE FROM {table} WHERE tenant_id = ?1"),
                     params![tenant],
@@ -229,6 +229,10 @@ impl Store {
                 chunks: chunks as u64,
                 bytes: bytes as u64,
                 key_id,
+                vector_index_removed: false,
+                text_index_removed: false,
+                blobs_removed: false,
+                wal_truncated: false,
             }
         };
         self.data_keys
@@ -239,13 +243,106 @@ impl Store {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => files::sync_dir(&self.root.join("tenants"))?,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error.into()),
+            Err(error) => tracing::error!(tenant, %error, "tenant directory not removed"),
         }
-        self.connection()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        deletion.wal_truncated = self.truncate_wal()?;
+        // What the certificate claims, checked on disk and in the database.
+        let rows_left = |table: &str| -> Result<bool, StoreError> {
+            let count: i64 = self.connection().query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = ?1"),
+                params![tenant],
+                |row| row.get(0),
+            )?;
+            Ok(count > 0)
+        };
+        let gone = |path: std::path::PathBuf| !path.exists();
+        let index = dir.join("index");
+        deletion.vector_index_removed =
+            gone(index.join(format!("{}.bin", ObjectKind::VectorIndex.label())))
+                && !rows_left("chunks")?;
+        deletion.text_index_removed =
+            gone(index.join(format!("{}.bin", ObjectKind::TextIndex.label())))
+                && !rows_left("chunks")?
+                && !rows_left("document_texts")?;
+        deletion.blobs_removed = gone(dir.join("blobs")) && !rows_left("documents")?;
         Ok(deletion)
     }
+
+    /// Checkpoints the WAL into the database and truncates it, retrying while readers
+    /// hold it (for up to ten seconds). Returns whether it completed; when it did not,
+    /// says so loudly in the log.
+    pub fn truncate_wal(&self) -> Result<bool, StoreError> {
+        for attempt in 0..100 {
+            let (busy, log, checkpointed): (i64, i64, i64) =
+                self.connection()
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })?;
+            if busy == 0 && log == checkpointed {
+                return Ok(true);
+            }
+            tracing::debug!(
+                attempt,
+                busy,
+                log,
+                checkpointed,
+                "WAL checkpoint incomplete; retrying"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        tracing::error!(
+            "the WAL could not be checkpointed and truncated: a reader keeps it; pages of deleted data may remain in system.db-wal until the next checkpoint"
+        );
+        Ok(false)
+    }
+
+    /// The ids of the tenants that exist now.
+    pub fn live_tenants(&self) -> Result<std::collections::HashSet<TenantId>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection.prepare("SELECT tenant_id FROM tenants")?;
+        let ids: Vec<String> = statement
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| TenantId::try_from(id.as_str()).ok())
+            .collect())
+    }
+
+    /// Drops the cached data keys of tenants that no longer exist (another process
+    /// deleted them), whenever something was committed elsewhere since the last check.
+    pub fn forget_deleted_keys(&self) -> Result<(), StoreError> {
+        let version = self.data_version()?;
+        let mut checked = self
+            .keys_checked_version
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *checked == Some(version) {
+            return Ok(());
+        }
+        let live = self.live_tenants()?;
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|tenant_id, _| live.contains(tenant_id));
+        *checked = Some(version);
+        Ok(())
+    }
 }
+
+/// The tables holding a tenant's rows, children first (the audit log keeps its entries).
+const TENANT_TABLES: [&str; 10] = [
+    "chunks",
+    "document_texts",
+    "document_catalogues",
+    "jobs",
+    "documents",
+    "usage_events",
+    "invitations",
+    "revoked_tokens",
+    "token_watermarks",
+    "tenants",
+];
 
 #[cfg(test)]
 mod tests {

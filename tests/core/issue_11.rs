@@ -168,3 +168,156 @@ fn issue_11_import_allows_known_content_types_only_and_is_bounded() {
     }
     assert!(appliance.list_documents(&gamma).unwrap().is_empty());
 }
+
+#[test]
+fn issue_11_two_indexers_on_one_data_directory_index_each_document_once() {
+    // A server and a `bulkhead ingest` are two appliances on one data directory.
+    let (dir, first) = fresh_appliance();
+    let second = std::sync::Arc::new(Appliance::open(config_for(dir.path())).unwrap());
+    let alpha = new_tenant(&first, "Alpha");
+    let uploaded: Vec<_> = (0..8)
+        .map(|n| {
+            let text = format!("Contract number {n}. {CONTRACT}");
+            first
+                .upload(&alpha, &format!("c{n}.txt"), None, text.as_bytes())
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<_> = [first.clone(), second.clone(), first.clone(), second]
+        .into_iter()
+        .map(|appliance| {
+            let alpha = alpha.clone();
+            std::thread::spawn(move || appliance.process_jobs(&alpha, &mut |_| {}).unwrap())
+        })
+        .collect();
+    let outcomes: Vec<_> = runs
+        .into_iter()
+        .flat_map(|run| run.join().unwrap())
+        .collect();
+    let mut indexed: Vec<_> = outcomes
+        .iter()
+        .map(|outcome| {
+            assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+            outcome.document_id.clone()
+        })
+        .collect();
+    indexed.sort();
+    let mut expected = uploaded.clone();
+    expected.sort();
+    assert_eq!(indexed, expected, "each document indexed exactly once");
+    for document_id in &uploaded {
+        let record = first.document(&alpha, document_id).unwrap();
+        assert_eq!(record.status.as_str(), "indexed", "{:?}", record.error);
+    }
+    assert_eq!(
+        first
+            .search(
+                &alpha,
+                "hosting services",
+                3,
+                bulkhead::index::SearchMode::Hybrid
+            )
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn issue_11_a_deletion_by_another_process_drops_the_cached_key_and_index_at_once() {
+    // `server` serves the tenant; `cli` is `bulkhead tenant delete` beside it.
+    let (dir, server) = fresh_appliance();
+    let alpha = new_tenant(&server, "Alpha");
+    let beta = new_tenant(&server, "Beta");
+    ingest(&server, &alpha, &[("terms.txt", CONTRACT)]);
+    ingest(&server, &beta, &[("terms.txt", CONTRACT)]);
+    let search = |appliance: &Appliance, scope| {
+        appliance.search(
+            scope,
+            "hosting services",
+            3,
+            bulkhead::index::SearchMode::Keyword,
+        )
+    };
+    assert!(!search(&server, &alpha).unwrap().is_empty());
+
+    let wrapped: Vec<u8> = rusqlite::Connection::open(dir.path().join("system.db"))
+        .unwrap()
+        .query_row(
+            "SELECT wrapped_key FROM tenants WHERE tenant_id = ?1",
+            [alpha.tenant_id().as_str()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let cli = Appliance::open(config_for(dir.path())).unwrap();
+    let signer = bulkhead::auth::tokens::Signer::load(dir.path()).unwrap();
+    let deleted = cli
+        .delete_tenant(alpha.tenant_id(), "operator", &signer)
+        .unwrap();
+    let claims = &deleted.certificate["deleted"];
+    for field in ["vector_index", "text_index", "blobs"] {
+        assert_eq!(claims[field], serde_json::Value::Bool(true), "{field}");
+    }
+    assert_eq!(
+        deleted.certificate["wal_truncated"],
+        serde_json::Value::Bool(true)
+    );
+    // No copy of the wrapped key is left in the database or its WAL.
+    for file in ["system.db", "system.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(wrapped.len()).any(|window| window == wrapped),
+            "{file} still holds the wrapped key"
+        );
+    }
+
+    // The server drops the deleted tenant's open index and key, not the other's.
+    assert_eq!(
+        server.forget_deleted_tenants().unwrap(),
+        [alpha.tenant_id().clone()]
+    );
+    assert!(
+        search(&server, &alpha).is_err(),
+        "the deleted tenant still answers"
+    );
+    assert!(!search(&server, &beta).unwrap().is_empty());
+}
+
+#[test]
+fn issue_11_key_rotate_leaves_a_deleted_tenant_in_old_backups_unrecoverable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert!(cli(data, &["init"]).status.success());
+    let create = |name: &str| {
+        let created = cli(data, &["tenant", "create", name, "--json"]);
+        assert!(created.status.success(), "{}", stderr(&created));
+        let created: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+        created["tenant_id"].as_str().unwrap().to_owned()
+    };
+    let alpha = create("Alpha");
+    let beta = create("Beta");
+    // The operator's backup: the database (with its WAL) and the master key.
+    let backup = tempfile::tempdir().unwrap();
+    for file in ["system.db", "system.db-wal", "master.key"] {
+        if data.join(file).exists() {
+            std::fs::copy(data.join(file), backup.path().join(file)).unwrap();
+        }
+    }
+    assert!(cli(data, &["tenant", "delete", &beta]).status.success());
+    let rotated = cli(data, &["key", "rotate"]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stdout(&rotated).contains("1 tenant keys"),
+        "{}",
+        stdout(&rotated)
+    );
+    let listed = cli(data, &["tenant", "list", "--json"]);
+    assert!(stdout(&listed).contains(&alpha) && !stdout(&listed).contains(&beta));
+    // The old backup does not open with the key that exists now.
+    std::fs::copy(data.join("master.key"), backup.path().join("master.key")).unwrap();
+    assert!(matches!(
+        bulkhead::store::Store::open(backup.path()),
+        Err(bulkhead::store::StoreError::WrongMasterKey)
+    ));
+    assert!(cli(data, &["audit", "verify"]).status.success());
+}

@@ -8,6 +8,8 @@ mod common;
 mod endpoints;
 mod harness;
 mod identities;
+mod integrity;
+mod issuers;
 mod openai;
 mod operations;
 mod web;

@@ -1,5 +1,6 @@
-//! JSON Web Tokens: the appliance's own Ed25519 (EdDSA) tokens, and tokens from an
-//! enterprise identity provider whose public keys are configured as a JWKS file.
+//! JSON Web Tokens: the appliance's own Ed25519 (EdDSA) tokens, and tokens from enterprise
+//! identity providers whose public keys are configured as JWKS files, each bound to the
+//! tenants it may name and the roles it may grant ([`IssuerPolicy`]).
 //!
 //! Verification is strict: the header's `kid` must name a known key, the header's `alg`
 //! must be on that key's allow-list (so `alg: none`, HS256 signed with a public key, or an
@@ -72,6 +73,17 @@ pub enum TokenError {
     SigningKey(String),
     #[error("identity provider key file unusable: {0}")]
     Jwks(String),
+    #[error("identity provider configuration refused: {0}")]
+    Binding(String),
+    /// A valid token of a configured identity provider naming a tenant it is not bound
+    /// to, or a role it may not grant (issue 11, finding 2).
+    #[error("token rejected: issuer {issuer} may not {what}")]
+    IssuerNotBound {
+        issuer: String,
+        /// The tenant the token named, when it named one.
+        tenant: Option<TenantId>,
+        what: &'static str,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -668,7 +680,7 @@ pub fn validate_grant(
 }
 
 mod verify;
-pub use verify::Verifier;
+pub use verify::{IssuerPolicy, Verifier};
 
 #[cfg(test)]
 mod tests;

@@ -127,7 +127,12 @@ fn identity_provider_keys_from_a_jwks_file_are_bound_to_their_issuer_and_algorit
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jwks.json");
     std::fs::write(&path, jwks.to_string()).unwrap();
-    assert_eq!(verifier.trust_jwks_file(&path, issuer).unwrap(), 2);
+    assert_eq!(
+        verifier
+            .trust_identity_provider(&path, bound(issuer, std::slice::from_ref(&tenant), false))
+            .unwrap(),
+        2
+    );
 
     let now = unix_now();
     let claims = |iss: &str| Claims {
@@ -203,5 +208,127 @@ fn identity_provider_keys_from_a_jwks_file_are_bound_to_their_issuer_and_algorit
     );
     // A JWKS key without a kid is refused.
     std::fs::write(&path, r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#).unwrap();
-    assert!(verifier.trust_jwks_file(&path, issuer).is_err());
+    assert!(
+        verifier
+            .trust_identity_provider(&path, bound(issuer, &[], false))
+            .is_err()
+    );
+}
+
+fn bound(issuer: &str, tenants: &[TenantId], operator: bool) -> IssuerPolicy {
+    IssuerPolicy {
+        issuer: issuer.to_owned(),
+        tenants: tenants.to_vec(),
+        tenant_claim: IssuerPolicy::DEFAULT_TENANT_CLAIM.to_owned(),
+        roles: IssuerPolicy::TENANT_ROLES.to_vec(),
+        operator,
+    }
+}
+
+#[test]
+fn issue_11_an_identity_provider_acts_only_for_its_tenants_and_roles() {
+    let (_signer, mut verifier, alpha) = setup();
+    let beta = TenantId::generate();
+    let dir = tempfile::tempdir().unwrap();
+    // Two providers: Alpha's (tenant in `org`, readers only) and the operator's.
+    let mut providers = Vec::new();
+    for (name, policy) in [
+        (
+            "alpha",
+            IssuerPolicy {
+                tenant_claim: "org".into(),
+                roles: vec![Role::Reader],
+                ..bound("https://alpha.example", std::slice::from_ref(&alpha), false)
+            },
+        ),
+        ("ops", bound("https://ops.example", &[], true)),
+    ] {
+        let key = SigningKey::from_bytes(SecretKey::generate().expose());
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": b64(&key.verifying_key().to_bytes()), "kid": name, "alg": "EdDSA"},
+        ]});
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        verifier.trust_identity_provider(&path, policy).unwrap();
+        providers.push((name, key));
+    }
+    let now = unix_now();
+    let token = |provider: usize, claims: serde_json::Value| {
+        let (kid, key) = &providers[provider];
+        let mut claims = claims;
+        let issuer = ["https://alpha.example", "https://ops.example"][provider];
+        for (field, value) in [
+            ("sub", json_str("sso-user")),
+            ("iss", json_str(issuer)),
+            ("aud", json_str(AUDIENCE)),
+            ("exp", (now + 60).into()),
+            ("iat", now.into()),
+            ("jti", json_str("j")),
+        ] {
+            claims[field] = value;
+        }
+        let header = Header {
+            kid: Some((*kid).into()),
+            ..Header::new(Algorithm::EdDSA)
+        };
+        let encoding = EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes());
+        jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
+    };
+    let reader =
+        |tenant: &TenantId| serde_json::json!({"org": tenant.as_str(), "roles": ["reader"]});
+    // Alpha's provider reaches Alpha, through its own claim.
+    let principal = verifier.verify(&token(0, reader(&alpha))).unwrap();
+    assert_eq!(principal.tenant_id, Some(alpha.clone()));
+    // Not Beta, not a role it may not grant, not platform_admin, and `tenant_id` is not
+    // its tenant claim.
+    let not_bound = |result: Result<Principal, TokenError>| match result {
+        Err(TokenError::IssuerNotBound { tenant, .. }) => tenant,
+        other => panic!("expected IssuerNotBound, got {other:?}"),
+    };
+    assert_eq!(
+        not_bound(verifier.verify(&token(0, reader(&beta)))),
+        Some(beta.clone())
+    );
+    assert_eq!(
+        not_bound(verifier.verify(&token(
+            0,
+            serde_json::json!({"org": alpha.as_str(), "roles": ["admin"]})
+        ))),
+        Some(alpha.clone())
+    );
+    assert_eq!(
+        not_bound(verifier.verify(&token(0, serde_json::json!({"roles": ["platform_admin"]})))),
+        None
+    );
+    assert!(
+        verifier
+            .verify(&token(
+                0,
+                serde_json::json!({"tenant_id": beta.as_str(), "org": alpha.as_str(), "roles": ["reader"]})
+            ))
+            .unwrap()
+            .tenant_id
+            == Some(alpha.clone())
+    );
+    // The operator's provider grants platform_admin, but names no tenant.
+    let admin = verifier
+        .verify(&token(1, serde_json::json!({"roles": ["platform_admin"]})))
+        .unwrap();
+    assert_eq!(admin.roles, [Role::PlatformAdmin]);
+    assert!(
+        verifier
+            .verify(&token(
+                1,
+                serde_json::json!({"tenant_id": alpha.as_str(), "roles": ["reader"]})
+            ))
+            .is_err()
+    );
+    // A provider cannot be configured to list platform_admin among its roles.
+    let mut granting = bound("https://x.example", &[], false);
+    granting.roles.push(Role::PlatformAdmin);
+    assert!(granting.check().is_err());
+}
+
+fn json_str(text: &str) -> serde_json::Value {
+    serde_json::Value::String(text.to_owned())
 }

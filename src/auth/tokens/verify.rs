@@ -1,12 +1,91 @@
 //! Token verification: the appliance's access-token key and configured identity-provider
-//! keys, each with its algorithm allow-list.
+//! keys, each with its algorithm allow-list, and each identity provider bound to the
+//! tenants it may name and the roles it may grant.
 
 use super::*;
+
+/// What one identity provider's tokens may assert (issue 11, finding 2): which tenants
+/// they may name (read from `tenant_claim`), which tenant roles they may grant, and
+/// whether it is the operator's own provider, the only kind that may grant
+/// `platform_admin`. A token beyond its issuer's binding is rejected
+/// ([`TokenError::IssuerNotBound`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerPolicy {
+    /// The tokens' `iss`.
+    pub issuer: String,
+    pub tenants: Vec<TenantId>,
+    /// The claim that carries the tenant id (`tenant_id` unless configured).
+    pub tenant_claim: String,
+    /// Tenant roles its tokens may carry.
+    pub roles: Vec<Role>,
+    /// The operator's provider: may grant `platform_admin`.
+    pub operator: bool,
+}
+
+impl IssuerPolicy {
+    /// The claim that carries the tenant unless configured otherwise.
+    pub const DEFAULT_TENANT_CLAIM: &str = "tenant_id";
+    /// Every tenant role (what a provider may grant unless configured otherwise).
+    pub const TENANT_ROLES: [Role; 4] = [Role::Reader, Role::Editor, Role::Admin, Role::Auditor];
+
+    /// Refuses a policy that grants `platform_admin` without being the operator's, or
+    /// names a tenant claim that is empty.
+    pub fn check(&self) -> Result<(), TokenError> {
+        if self.roles.contains(&Role::PlatformAdmin) {
+            return Err(TokenError::Binding(format!(
+                "issuer {}: platform_admin comes only from the operator's identity provider: set `operator = true` instead of listing the role",
+                self.issuer
+            )));
+        }
+        if self.tenant_claim.trim().is_empty() {
+            return Err(TokenError::Binding(format!(
+                "issuer {}: the tenant claim is empty",
+                self.issuer
+            )));
+        }
+        if self.issuer == ISSUER {
+            return Err(TokenError::Binding(format!(
+                "issuer `{ISSUER}` is the appliance's own"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a token of this issuer may name `tenant` with `roles`.
+    fn allows(&self, tenant: Option<&TenantId>, roles: &[Role]) -> Result<(), TokenError> {
+        let refused = |what| TokenError::IssuerNotBound {
+            issuer: self.issuer.clone(),
+            tenant: tenant.cloned(),
+            what,
+        };
+        if let Some(tenant) = tenant
+            && !self.tenants.contains(tenant)
+        {
+            return Err(refused("act for this tenant"));
+        }
+        for role in roles {
+            let allowed = match role {
+                Role::PlatformAdmin => self.operator,
+                role => self.roles.contains(role),
+            };
+            if !allowed {
+                return Err(refused(if *role == Role::PlatformAdmin {
+                    "grant platform_admin: it is not the operator's"
+                } else {
+                    "grant this role"
+                }));
+            }
+        }
+        Ok(())
+    }
+}
 
 struct TrustedKey {
     key: DecodingKey,
     algorithms: Vec<Algorithm>,
     issuer: String,
+    /// An identity provider's binding; `None` for the appliance's own key.
+    policy: Option<Arc<IssuerPolicy>>,
     /// The header `typ` this key's tokens must carry: `at+jwt` for the appliance's own, so
     /// nothing else it signs passes as a token; none required of an identity provider.
     typ: Option<&'static str>,
@@ -27,6 +106,7 @@ impl Verifier {
                 key: DecodingKey::from_ed_der(&signer.public_key()),
                 algorithms: vec![Algorithm::EdDSA],
                 issuer: ISSUER.to_owned(),
+                policy: None,
                 typ: Some(Purpose::AccessToken.typ()),
             },
         );
@@ -34,9 +114,16 @@ impl Verifier {
     }
 
     /// Trusts the keys of an identity provider (a JWKS file) for tokens whose `iss` is
-    /// `issuer`. Each key is bound to the one algorithm its type allows: RS256 for RSA,
-    /// ES256 for P-256, EdDSA for Ed25519. Keys without a `kid` are refused.
-    pub fn trust_jwks_file(&mut self, path: &Path, issuer: &str) -> Result<usize, TokenError> {
+    /// the policy's issuer, within the policy's binding. Each key is bound to the one
+    /// algorithm its type allows: RS256 for RSA, ES256 for P-256, EdDSA for Ed25519. Keys
+    /// without a `kid` are refused.
+    pub fn trust_identity_provider(
+        &mut self,
+        path: &Path,
+        policy: IssuerPolicy,
+    ) -> Result<usize, TokenError> {
+        policy.check()?;
+        let policy = Arc::new(policy);
         let text =
             std::fs::read_to_string(path).map_err(|error| TokenError::Jwks(error.to_string()))?;
         let set: JwkSet =
@@ -72,7 +159,8 @@ impl Verifier {
                 TrustedKey {
                     key,
                     algorithms: vec![algorithm],
-                    issuer: issuer.to_owned(),
+                    issuer: policy.issuer.clone(),
+                    policy: Some(policy.clone()),
                     typ: None,
                 },
             );
@@ -106,9 +194,21 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        let data = jsonwebtoken::decode::<Claims>(token, &trusted.key, &validation)
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &trusted.key, &validation)
             .map_err(|_| TokenError::Rejected("signature or claims invalid"))?;
-        let claims = data.claims;
+        let mut claims = data.claims;
+        // An identity provider may carry the tenant in a claim of its own naming.
+        if let Some(policy) = &trusted.policy
+            && let Some(object) = claims.as_object_mut()
+        {
+            let tenant = object.remove(&policy.tenant_claim);
+            object.remove("tenant_id");
+            if let Some(tenant) = tenant {
+                object.insert("tenant_id".to_owned(), tenant);
+            }
+        }
+        let claims: Claims = serde_json::from_value(claims)
+            .map_err(|_| TokenError::Rejected("signature or claims invalid"))?;
         let mut roles = Vec::new();
         for role in &claims.roles {
             roles.push(Role::parse(role).ok_or(TokenError::Rejected("unknown role"))?);
@@ -119,6 +219,9 @@ impl Verifier {
             .map(TenantId::try_from)
             .transpose()
             .map_err(|_| TokenError::Rejected("malformed tenant_id"))?;
+        if let Some(policy) = &trusted.policy {
+            policy.allows(tenant_id.as_ref(), &roles)?;
+        }
         validate_grant(&claims.sub, tenant_id.as_ref(), &roles, 1)
             .map_err(|_| TokenError::Rejected("inconsistent roles and tenant"))?;
         Ok(Principal {
