@@ -80,15 +80,9 @@ impl Appliance {
             )));
         }
         // Else the whole of the one contract the question names, in document order.
-        let Some([document]) = context.documents.as_deref() else {
+        let Some(mut chunks) = self.named_contract_chunks(scope, context)? else {
             return Ok(None);
         };
-        let row_ids = self.store.document_row_ids(scope, document)?;
-        let (mut chunks, owned) = self.usable_chunks(scope, self.store.chunks(scope, &row_ids)?)?;
-        if chunks.is_empty() || owned.contains(&false) {
-            return Ok(None);
-        }
-        chunks.sort_by_key(|chunk| chunk.start);
         let title = self.document_title(scope, &chunks[0])?;
         let found = answer::all_sentences(&chunks)
             .into_iter()
@@ -122,6 +116,26 @@ impl Appliance {
         else {
             return Ok(None);
         };
+        let Some(chunks) = self.named_contract_chunks(scope, context)? else {
+            return Ok(None);
+        };
+        if answer::all_sentences(&chunks)
+            .iter()
+            .any(|(_, sentence)| evidence::mentioned(clause, sentence))
+        {
+            return Ok(None);
+        }
+        let title = self.document_title(scope, &chunks[0])?;
+        Ok(Some(absent_text(&title, clause, &chunks)))
+    }
+
+    /// All the chunks of the one contract the question names, in document order, when the
+    /// tenant may be shown every one of them.
+    fn named_contract_chunks(
+        &self,
+        scope: &TenantScope,
+        context: &AnswerContext,
+    ) -> Result<Option<Vec<ChunkRecord>>, ApplianceError> {
         let Some([document]) = context.documents.as_deref() else {
             return Ok(None);
         };
@@ -131,14 +145,7 @@ impl Appliance {
             return Ok(None);
         }
         chunks.sort_by_key(|chunk| chunk.start);
-        if answer::all_sentences(&chunks)
-            .iter()
-            .any(|(_, sentence)| evidence::mentioned(clause, sentence))
-        {
-            return Ok(None);
-        }
-        let title = self.document_title(scope, &chunks[0])?;
-        Ok(Some(absent_text(&title, clause, &chunks)))
+        Ok(Some(chunks))
     }
 
     /// "Which contracts have a change of control clause?": the contracts among the

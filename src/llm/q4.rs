@@ -4,12 +4,9 @@
 //! same 8-bit vector as for [`super::q8`]: Σ w·x = d·dx·Σ q·qx + m·dx·Σ qx.
 
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::utils::barrier_pool;
 
 use super::LlmError;
 use super::q8::{BLOCK, Q8Vector, f16_to_f32};
-
-const ROWS_PER_ITEM: usize = 16;
 
 /// A `rows` × `cols` matrix in Q4_1 blocks, row-major.
 #[derive(Debug, Clone)]
@@ -61,15 +58,9 @@ impl Q41Matrix {
         Self {
             rows: parts.iter().map(|p| p.rows).sum(),
             cols,
-            scales: parts
-                .iter()
-                .flat_map(|p| p.scales.iter().copied())
-                .collect(),
-            mins: parts.iter().flat_map(|p| p.mins.iter().copied()).collect(),
-            nibbles: parts
-                .iter()
-                .flat_map(|p| p.nibbles.iter().copied())
-                .collect(),
+            scales: super::q8::stacked(parts, |p| &p.scales),
+            mins: super::q8::stacked(parts, |p| &p.mins),
+            nibbles: super::q8::stacked(parts, |p| &p.nibbles),
         }
     }
 
@@ -78,19 +69,7 @@ impl Q41Matrix {
         assert_eq!(x.quants.len(), self.cols, "activation length");
         assert_eq!(out.len(), self.rows, "output length");
         let avx2 = super::q8::has_avx2();
-        let out_ptr = out.as_mut_ptr() as usize;
-        let items = self.rows.div_ceil(ROWS_PER_ITEM);
-        barrier_pool().execute_chunked(items, |range| {
-            let start = range.start * ROWS_PER_ITEM;
-            let end = (range.end * ROWS_PER_ITEM).min(self.rows);
-            // SAFETY: work items cover disjoint row ranges of `out`, which outlives the call.
-            let out = unsafe {
-                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start)
-            };
-            for (o, row) in out.iter_mut().zip(start..end) {
-                *o = self.dot_row(avx2, row, x);
-            }
-        });
+        super::q8::for_each_row(out, |row| self.dot_row(avx2, row, x));
     }
 
     fn dot_row(&self, avx2: bool, row: usize, x: &Q8Vector) -> f32 {

@@ -123,14 +123,8 @@ impl Q8Matrix {
         Self {
             rows: parts.iter().map(|p| p.rows).sum(),
             cols,
-            scales: parts
-                .iter()
-                .flat_map(|p| p.scales.iter().copied())
-                .collect(),
-            quants: parts
-                .iter()
-                .flat_map(|p| p.quants.iter().copied())
-                .collect(),
+            scales: stacked(parts, |p| &p.scales),
+            quants: stacked(parts, |p| &p.quants),
         }
     }
 
@@ -139,20 +133,7 @@ impl Q8Matrix {
         assert_eq!(x.quants.len(), self.cols, "activation length");
         assert_eq!(out.len(), self.rows, "output length");
         let kernel = Kernel::detect();
-        let out_ptr = out.as_mut_ptr() as usize;
-        let items = self.rows.div_ceil(ROWS_PER_ITEM);
-        barrier_pool().execute_chunked(items, |range| {
-            let start = range.start * ROWS_PER_ITEM;
-            let end = (range.end * ROWS_PER_ITEM).min(self.rows);
-            // SAFETY: work items cover disjoint row ranges of `out`, which outlives the call
-            // (execute_chunked returns only once every worker is done).
-            let out = unsafe {
-                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start)
-            };
-            for (o, row) in out.iter_mut().zip(start..end) {
-                *o = self.dot_row(kernel, row, x);
-            }
-        });
+        for_each_row(out, |row| self.dot_row(kernel, row, x));
     }
 
     fn dot_row(&self, kernel: Kernel, row: usize, x: &Q8Vector) -> f32 {
@@ -255,6 +236,33 @@ mod avx2 {
         let single = _mm_add_ss(quarter, _mm_shuffle_ps(quarter, quarter, 1));
         _mm_cvtss_f32(single)
     }
+}
+
+/// One field of stacked matrices, the parts' values one after another.
+pub(super) fn stacked<P, T: Copy>(parts: &[P], field: impl Fn(&P) -> &Vec<T>) -> Vec<T> {
+    parts
+        .iter()
+        .flat_map(|p| field(p).iter().copied())
+        .collect()
+}
+
+/// `out[row] = dot(row)` for every row, the rows split across the worker pool in runs of
+/// `ROWS_PER_ITEM`.
+pub(super) fn for_each_row(out: &mut [f32], dot: impl Fn(usize) -> f32 + Sync) {
+    let rows = out.len();
+    let out_ptr = out.as_mut_ptr() as usize;
+    barrier_pool().execute_chunked(rows.div_ceil(ROWS_PER_ITEM), |range| {
+        let start = range.start * ROWS_PER_ITEM;
+        let end = (range.end * ROWS_PER_ITEM).min(rows);
+        // SAFETY: work items cover disjoint row ranges of `out`, which outlives the call
+        // (execute_chunked returns only once every worker is done).
+        let out = unsafe {
+            std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start)
+        };
+        for (o, row) in out.iter_mut().zip(start..end) {
+            *o = dot(row);
+        }
+    });
 }
 
 #[cfg(test)]

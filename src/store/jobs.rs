@@ -304,15 +304,7 @@ impl Store {
     /// Tenants with queued indexing jobs. Maintenance access (the background indexer):
     /// returns ids only, no content.
     pub fn tenants_with_jobs(&self) -> Result<Vec<TenantId>, StoreError> {
-        let connection = self.connection();
-        let mut statement = connection.prepare("SELECT DISTINCT tenant_id FROM jobs")?;
-        let ids: Vec<String> = statement
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| TenantId::try_from(id.as_str()).ok())
-            .collect())
+        self.tenant_ids("SELECT DISTINCT tenant_id FROM jobs")
     }
 }
 

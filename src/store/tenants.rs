@@ -298,8 +298,16 @@ impl Store {
 
     /// The ids of the tenants that exist now.
     pub fn live_tenants(&self) -> Result<std::collections::HashSet<TenantId>, StoreError> {
+        self.tenant_ids("SELECT tenant_id FROM tenants")
+    }
+
+    /// The tenant ids a maintenance query (ids only, no content) returns.
+    pub(super) fn tenant_ids<C: FromIterator<TenantId>>(
+        &self,
+        query: &str,
+    ) -> Result<C, StoreError> {
         let connection = self.connection();
-        let mut statement = connection.prepare("SELECT tenant_id FROM tenants")?;
+        let mut statement = connection.prepare(query)?;
         let ids: Vec<String> = statement
             .query_map([], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
