@@ -120,11 +120,13 @@ fn words(text: &str) -> Vec<(usize, String, usize)> {
     found
 }
 
+/// A file name without its extension.
+fn file_stem(filename: &str) -> &str {
+    filename.rsplit_once('.').map_or(filename, |(stem, _)| stem)
+}
+
 fn naming_words(document: &NamedDocument<'_>) -> HashSet<String> {
-    let stem = document
-        .filename
-        .rsplit_once('.')
-        .map_or(document.filename, |(stem, _)| stem);
+    let stem = file_stem(document.filename);
     let mut set = HashSet::new();
     for text in document
         .title
@@ -238,11 +240,10 @@ fn joined_name_hits(
     let file_words: Vec<Vec<String>> = documents
         .iter()
         .map(|document| {
-            let stem = document
-                .filename
-                .rsplit_once('.')
-                .map_or(document.filename, |(stem, _)| stem);
-            words(stem).into_iter().map(|(_, word, _)| word).collect()
+            words(file_stem(document.filename))
+                .into_iter()
+                .map(|(_, word, _)| word)
+                .collect()
         })
         .collect();
     let mut scores = vec![0.0_f32; documents.len()];

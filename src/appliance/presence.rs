@@ -116,13 +116,20 @@ impl Appliance {
         else {
             return Ok(None);
         };
+        let mentions = |chunks: &[ChunkRecord]| {
+            answer::all_sentences(chunks)
+                .iter()
+                .any(|(_, sentence)| evidence::mentioned(clause, sentence))
+        };
+        // The retrieved passages (searched within the named contract) usually settle it
+        // without reading the rest of the contract.
+        if mentions(&context.retrieved) {
+            return Ok(None);
+        }
         let Some(chunks) = self.named_contract_chunks(scope, context)? else {
             return Ok(None);
         };
-        if answer::all_sentences(&chunks)
-            .iter()
-            .any(|(_, sentence)| evidence::mentioned(clause, sentence))
-        {
+        if mentions(&chunks) {
             return Ok(None);
         }
         let title = self.document_title(scope, &chunks[0])?;
