@@ -12,13 +12,8 @@ async fn issue_11_a_tampered_audit_row_never_blocks_deletion_and_verify_names_it
     let server = Server::start(&[]);
     let alpha = create_tenant(&server, "Alpha").await;
     let beta = create_tenant(&server, "Beta").await;
-    let reader = server.token(&alpha, "alice", &["reader"]);
-    let (status, _) = send(
-        client()
-            .get(server.url(&format!("/v1/tenants/{alpha}/documents")))
-            .bearer_auth(&reader),
-    )
-    .await;
+    let reader = server.caller(&alpha, "alice", &["reader"]);
+    let (status, _) = reader.get("/documents").await;
     assert_eq!(status, 200);
 
     // Behind the appliance's back: the append-only trigger dropped, a column's type
@@ -46,13 +41,8 @@ async fn issue_11_a_tampered_audit_row_never_blocks_deletion_and_verify_names_it
     assert_eq!(deleted["certificate"]["tenant_id"], alpha.as_str());
     assert!(deleted["jws"].is_string());
     // Other tenants' audit logs still read.
-    let auditor = server.token(&beta, "carol", &["auditor"]);
-    let (status, events) = send(
-        client()
-            .get(server.url(&format!("/v1/tenants/{beta}/audit")))
-            .bearer_auth(&auditor),
-    )
-    .await;
+    let auditor = server.caller(&beta, "carol", &["auditor"]);
+    let (status, events) = auditor.get("/audit").await;
     assert_eq!(status, 200, "{events}");
 
     // Verification names the tampered row as an integrity error, over HTTP and the CLI.
