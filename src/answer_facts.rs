@@ -48,6 +48,29 @@ pub enum Unsupported {
     Name(String),
 }
 
+/// Whether the question asks yes or no by its form: it opens with an auxiliary verb ("Can
+/// a party terminate …?", "Is there …?"), possibly after naming where ("In the supply
+/// agreement, does …?"). Its other words ("notice", "parties", "expire") then say what
+/// the clause is about, not which value is asked for.
+pub fn asks_yes_or_no(question: &str) -> bool {
+    const AUXILIARIES: &[&str] = &[
+        "is", "are", "does", "do", "did", "can", "could", "may", "must", "shall", "should",
+        "will", "would", "has", "have",
+    ];
+    let lower = question.trim().to_lowercase();
+    let opens = |text: &str| {
+        text.split(|c: char| !c.is_alphanumeric())
+            .find(|word| !word.is_empty())
+            .is_some_and(|word| AUXILIARIES.contains(&word))
+    };
+    let after_where = ["in ", "under "]
+        .iter()
+        .any(|lead| lower.starts_with(lead))
+        .then(|| lower.split_once(',').map(|(_, rest)| rest))
+        .flatten();
+    opens(&lower) || after_where.is_some_and(opens)
+}
+
 /// The kind of value a question asks for, from its wording; `None` for open questions
 /// ("Summarise the termination rights").
 pub fn kind_for_question(question: &str) -> Option<FactKind> {
@@ -334,6 +357,20 @@ fn is_abbreviation(word: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn yes_or_no_questions_are_told_by_their_form() {
+        use super::asks_yes_or_no;
+        assert!(asks_yes_or_no(
+            "In the CO-BRANDING AGREEMENT, can a party terminate without cause (solely by giving a notice and allowing a waiting period to expire)?"
+        ));
+        assert!(asks_yes_or_no(
+            "Is there any clause providing for joint ownership of intellectual property between the parties to the agreement?"
+        ));
+        assert!(!asks_yes_or_no("Who are the parties to the supply agreement?"));
+        assert!(!asks_yes_or_no("In the lease, what is the notice period?"));
+        assert!(!asks_yes_or_no("Isabel's agreement: when does it expire?"));
+    }
+
     use super::*;
 
     #[test]

@@ -199,9 +199,16 @@ static DEFINED_TERM_RE: LazyLock<Regex> = LazyLock::new(|| {
 
 static DESCRIPTION_RE: LazyLock<Regex> = LazyLock::new(|| {
     // Where a party's name ends and its description begins.
-    Regex::new(r"(?:,\s*as\s+[A-Za-z]|\s+having\s|,?\s+represented\s+by|,\s*(?:an?|the)\s+[a-zA-Z]|,\s*(?:having|having\s+its|with|whose|located|incorporated|organized|organised|acting|through|on\s+behalf)\b|\s+\((?:hereinafter|the\s|a\s)|,\s*(?:a|an)\s+|\s+a\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited))")
+    Regex::new(r"(?:,\s*as\s+[A-Za-z]|\s+having\s|,?\s+represented\s+by|,\s*(?:an?|the)\s+[a-zA-Z]|,\s*(?:having|having\s+its|with|whose|located|incorporated|organized|organised|acting|through|on\s+behalf|registration|registered|reg\.|company\s+(?:no|number))\b|\s+\((?:hereinafter|the\s|a\s)|,\s*(?:a|an)\s+|\s+a\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited))")
         .expect("description pattern")
 });
+
+static LEAD_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?i:and|between|among|by)\s+").expect("lead pattern")
+});
+
+static PARAGRAPH_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\n[ \t]*\n\s*").expect("paragraph pattern"));
 
 static AND_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\s+(?:and|AND)\s+").expect("and pattern"));
@@ -349,19 +356,23 @@ fn party_name(segment: &str) -> Option<(String, Range<usize>)> {
         let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || ",;:".contains(c));
         start += rest.len() - trimmed.len();
         rest = trimmed;
-        let lower = rest.to_lowercase();
-        let lead = ["and ", "between ", "among ", "by "]
-            .iter()
-            .find(|lead| lower.starts_with(*lead));
-        match lead {
+        // "and ", or "AND" on a line of its own.
+        match LEAD_RE.find(rest) {
             Some(lead) => {
-                start += lead.len();
-                rest = &rest[lead.len()..];
+                start += lead.end();
+                rest = &rest[lead.end()..];
             }
             None => break,
         }
     }
-    let end = DESCRIPTION_RE.find(rest).map_or(rest.len(), |m| m.start());
+    let mut end = DESCRIPTION_RE.find(rest).map_or(rest.len(), |m| m.start());
+    // A name does not span a blank line: what precedes one is a heading ("Parties to this
+    // agreement").
+    if let Some(paragraph) = PARAGRAPH_RE.find_iter(&rest[..end]).last() {
+        start += paragraph.end();
+        rest = &rest[paragraph.end()..];
+        end -= paragraph.end();
+    }
     let mut name = rest[..end].trim_end_matches(|c: char| c.is_whitespace() || ",;:".contains(c));
     // A sentence's full stop is not part of the name; "Inc." and "N.A." keep theirs.
     if let Some(bare) = name.strip_suffix('.') {
@@ -676,6 +687,13 @@ mod tests {
             catalogue.agreement_date.unwrap().value.to_string(),
             "2015-06-02"
         );
+    }
+
+    #[test]
+    fn parties_listed_under_a_heading_and_joined_by_a_line_of_their_own() {
+        let text = "OUTSOURCING AGREEMENT\n\nThis Outsourcing Agreement (hereinafter \"Agreement\") is effective as from the 1st day of January, 2009, by and between:\n\nParties to this agreement\n\nSILICON SMELTERS << Pty >> Ltd, registration nr 1998/019036/07, Registered office at Beyersnek Road, represented by Benoit Ollivier, Managing Director (hereinafter referred to as \"the Customer\"),\n\nAND\n\nESPACIO INFORMATION TECHNOLOGY, SA., a public limited company with place of business in Madrid, SPAIN (hereinafter referred to as \"EIT\").\n\n1. RECORDINGS";
+        let names: Vec<String> = parties(text).into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["SILICON SMELTERS << Pty >> Ltd", "ESPACIO INFORMATION TECHNOLOGY, SA"]);
     }
 
     #[test]

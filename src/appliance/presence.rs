@@ -29,6 +29,36 @@ fn is_evidence(clause: &ClauseType, sentence: &str) -> bool {
         && evidence::reads_as(clause, sentence)
 }
 
+/// The retrieved sentences the tenant may be shown that read as the clause, strongest
+/// first: by how much of the clause's wording each carries (`resolution::clause_score`),
+/// a definition ("\"Net Revenue\" means …") below the clause that uses it, then in the
+/// order retrieval ranked their passages (it has already weighed the clause's wording and
+/// section titles), then by the sentence ranking.
+fn strongest_evidence<'a>(
+    clause: &ClauseType,
+    context: &'a AnswerContext,
+) -> Vec<&'a answer::RankedSentence> {
+    let mut evidence: Vec<(f32, usize, &answer::RankedSentence)> = context
+        .ranked
+        .iter()
+        .enumerate()
+        .filter(|(_, sentence)| {
+            context.owned[sentence.chunk] && is_evidence(clause, &sentence.text)
+        })
+        .map(|(rank, sentence)| {
+            let defines = f32::from(u8::from(evidence::defines_a_term(&sentence.text)));
+            let strength = crate::resolution::clause_score(clause, &sentence.text) - defines;
+            (strength, rank, sentence)
+        })
+        .collect();
+    evidence.sort_by(|(a, a_rank, a_sentence), (b, b_rank, b_sentence)| {
+        b.total_cmp(a)
+            .then(a_sentence.chunk.cmp(&b_sentence.chunk))
+            .then(a_rank.cmp(b_rank))
+    });
+    evidence.into_iter().map(|(_, _, sentence)| sentence).collect()
+}
+
 /// "Which contracts have…", "Do any of my agreements…", "List the contracts…".
 fn asks_which_documents(question: &str) -> bool {
     let lower = question.to_lowercase();
@@ -67,17 +97,19 @@ impl Appliance {
             return self.clause_across_documents(scope, clause, question, context);
         }
         // The best-ranked retrieved sentence that reads as the clause.
-        let ranked = context
-            .ranked
-            .iter()
-            .find(|sentence| context.owned[sentence.chunk] && is_evidence(clause, &sentence.text))
-            .map(|sentence| (sentence.chunk, sentence.text.clone()));
-        if let Some((chunk, sentence)) = ranked {
-            let title = self.document_title(scope, &context.retrieved[chunk])?;
-            return Ok(Some(Presence::Found(
-                found_text(&title, clause, &sentence),
-                vec![chunk],
-            )));
+        let exp = std::env::var("BULKHEAD_EXP").unwrap_or_default();
+        let evidence = strongest_evidence(clause, context);
+        if let Some(first) = evidence.first() {
+            let title = self.document_title(scope, &context.retrieved[first.chunk])?;
+            let mut text = found_text(&title, clause, &first.text);
+            let mut cited = vec![first.chunk];
+            if exp.contains('E') {
+                if let Some(second) = evidence.iter().find(|s| s.chunk != first.chunk) {
+                    text.push_str(&format!(" It also says: “{}”", shortened(clause, &second.text)));
+                    cited.push(second.chunk);
+                }
+            }
+            return Ok(Some(Presence::Found(text, cited)));
         }
         // Else the whole of the one contract the question names, in document order.
         let Some(mut chunks) = self.named_contract_chunks(scope, context)? else {

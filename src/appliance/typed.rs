@@ -22,6 +22,14 @@ impl Appliance {
         question: &str,
         context: &AnswerContext,
     ) -> Result<Option<(String, usize)>, ApplianceError> {
+        // "Can a party terminate … (by giving notice and letting a period expire)?" asks
+        // whether the contract has a clause; the presence answer says so, with the clause.
+        let yes_no_clause = context
+            .clause
+            .is_some_and(|clause| clause.answer == crate::clauses::AnswerShape::YesNo);
+        if yes_no_clause && answer_facts::asks_yes_or_no(question) {
+            return Ok(None);
+        }
         let asks_name = context
             .clause
             .is_some_and(|clause| clause.answer == crate::clauses::AnswerShape::Name);
