@@ -17,8 +17,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `BULKHEAD_LLM_BENCH_ALL=1` also measures the other formats, including the file's own
 /// Q4_1 (about a minute and a half on two cores, hence not by default).
 fn main() {
-    let choice: LlmChoice = std::env::var(config::LLM_ENV)
-        .map_or(LlmChoice::default(), |name| name.parse().unwrap());
+    let choice: LlmChoice =
+        std::env::var(config::LLM_ENV).map_or(LlmChoice::default(), |name| name.parse().unwrap());
     let model_path = config::default_models_dir().join(choice.file());
     println!("model {}", model_path.display());
     // Loaded apart from the measured ones, and dropped before them (the larger models

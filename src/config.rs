@@ -43,9 +43,7 @@ impl LlmChoice {
     pub fn file(self) -> &'static str {
         match self {
             LlmChoice::SmolLm2 => DEFAULT_LLM_FILE,
-            LlmChoice::QwenCoder05b => {
-                "qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-            }
+            LlmChoice::QwenCoder05b => "qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         }
     }
 }
