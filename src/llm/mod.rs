@@ -112,7 +112,7 @@ pub struct Generation {
 
 #[derive(thiserror::Error, Debug)]
 pub enum LlmError {
-    #[error("model file {} not found: run `models/fetch.sh` to download it", path.display())]
+    #[error("model file {} not found: run `models/fetch.sh` to download it (`models/fetch.sh --optional NAME` for an optional model such as qwen2.5-coder-0.5b)", path.display())]
     ModelMissing { path: PathBuf },
     #[error("model file {} cannot be used ({reason}): check it, or delete it and run `models/fetch.sh` again", path.display())]
     ModelCorrupt { path: PathBuf, reason: String },
