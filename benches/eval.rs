@@ -19,7 +19,10 @@
 //! the share of asks citing the clause or of absent clauses declined is lower), `CUAD_DIR`,
 //! `EVAL_DATA_DIR` (keep the ingested tenant there and reuse it on the next run),
 //! `EVAL_CLAUSE_MODEL` (`1`: clause questions no rule answers go to the model; `0`: they
-//! are answered with the clause's best sentence, quoted; default: the configuration's).
+//! are answered with the clause's best sentence, quoted; default: the configuration's),
+//! `EVAL_LLM` (the language model by name, as `--llm`: `smollm2`, `qwen2.5-coder-0.5b`),
+//! `EVAL_FREEFORM` (general questions about the contracts that no rule answers, so the
+//! model does, timed apart; default 6, `--quick` 0).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -231,14 +234,18 @@ fn main() {
             .count()
             > 1
     };
-    let phrase = |category: &str, contract: &str| -> Option<String> {
-        let question = category_question.get(category)?;
+    let contract_name = |contract: &str| -> Option<String> {
         let mut name = document_names.get(contract)?.clone();
         if shared_title(contract)
             && let Some(party) = first_parties.get(contract).filter(|p| !p.is_empty())
         {
             name = format!("{name} with {party}");
         }
+        Some(name)
+    };
+    let phrase = |category: &str, contract: &str| -> Option<String> {
+        let question = category_question.get(category)?;
+        let name = contract_name(contract)?;
         let named = format!("the {name}");
         for generic in ["this contract", "the contract"] {
             if question.contains(generic) {
@@ -324,6 +331,15 @@ fn main() {
     if let Ok(choice) = std::env::var("EVAL_CLAUSE_MODEL") {
         config.model_for_clauses = choice == "1";
     }
+    if let Ok(name) = std::env::var("EVAL_LLM") {
+        config.use_llm(name.parse::<config::LlmChoice>().unwrap());
+    }
+    println!(
+        "language model {} (clause questions to the model: {})",
+        config.llm_model.display(),
+        config.model_for_clauses
+    );
+    let llm_file = config.llm_model.display().to_string();
     let appliance = Appliance::open(config).unwrap();
     let tenant = match appliance.list_tenants().unwrap().into_iter().next() {
         Some(tenant) if reuse => tenant,
@@ -428,19 +444,35 @@ fn main() {
         }
         chosen
     };
-    if !asks.is_empty() || !absent_asks.is_empty() {
+    // General questions no rule answers: the model phrases them from the excerpts.
+    let freeform_count = env_usize("EVAL_FREEFORM", if quick { 0 } else { 6 });
+    let freeform: Vec<String> = files
+        .iter()
+        .filter_map(|f| contract_name(&f.file_name()?.to_string_lossy()))
+        .zip(FREEFORM.iter().cycle())
+        .map(|(name, template)| template.replace("{}", &name))
+        .take(freeform_count)
+        .collect();
+    let loaded = std::time::Instant::now();
+    if !asks.is_empty() || !absent_asks.is_empty() || !freeform.is_empty() {
         appliance.generator().unwrap();
     }
+    let load_ms = loaded.elapsed().as_millis() as u64;
     let mut cites: BTreeMap<String, Count> = BTreeMap::new();
     let mut typed: BTreeMap<String, Count> = BTreeMap::new();
     let mut declined: BTreeMap<String, Count> = BTreeMap::new();
     let mut latencies = Vec::new();
+    // Asks the model answered (a prompt went in), whatever the route.
+    let mut model_latencies = Vec::new();
     let mut samples = Vec::new();
     for question in &asks {
         let answer = appliance
             .ask(&scope, &question.text, None, &mut |_| true)
             .unwrap();
         latencies.push(Duration::from_millis(answer.timings.total_ms));
+        if answer.timings.prompt_tokens > 0 {
+            model_latencies.push(Duration::from_millis(answer.timings.total_ms));
+        }
         let cited = answer
             .citations
             .iter()
@@ -469,6 +501,9 @@ fn main() {
             .ask(&scope, &question.text, None, &mut |_| true)
             .unwrap();
         latencies.push(Duration::from_millis(answer.timings.total_ms));
+        if answer.timings.prompt_tokens > 0 {
+            model_latencies.push(Duration::from_millis(answer.timings.total_ms));
+        }
         let said_absent = !answer.grounded || says_absent(&answer.text);
         declined
             .entry(question.category.clone())
@@ -480,6 +515,28 @@ fn main() {
         }));
     }
     latencies.sort();
+    model_latencies.sort();
+    let mut freeform_latencies = Vec::new();
+    let (mut freeform_prefill, mut freeform_decode, mut freeform_tokens) = (0, 0, 0);
+    for question in &freeform {
+        let answer = appliance
+            .ask(&scope, question, None, &mut |_| true)
+            .unwrap();
+        let t = &answer.timings;
+        if t.prompt_tokens > 0 {
+            freeform_latencies.push(Duration::from_millis(t.total_ms));
+            freeform_prefill += t.prefill_ms;
+            freeform_decode += t.decode_ms;
+            freeform_tokens += t.prompt_tokens;
+        }
+        samples.push(json!({
+            "freeform": true, "question": question, "answer": answer.text,
+            "model": t.prompt_tokens > 0, "ms": t.total_ms, "prompt_tokens": t.prompt_tokens,
+            "answer_tokens": t.answer_tokens, "prefill_ms": t.prefill_ms, "decode_ms": t.decode_ms,
+        }));
+    }
+    freeform_latencies.sort();
+    let per_freeform = |total: u64| total / (freeform_latencies.len().max(1) as u64);
 
     // The table.
     println!(
@@ -557,13 +614,28 @@ fn main() {
         );
     }
     println!(
-        "ask: p50 {} ms, p95 {} ms over {} asks",
+        "ask: p50 {} ms, p95 {} ms over {} asks; {} of them by the model: p50 {} ms, p95 {} ms",
         percentile(&latencies, 0.5).as_millis(),
         percentile(&latencies, 0.95).as_millis(),
-        latencies.len()
+        latencies.len(),
+        model_latencies.len(),
+        percentile(&model_latencies, 0.5).as_millis(),
+        percentile(&model_latencies, 0.95).as_millis(),
+    );
+    println!(
+        "free-form asks by the model: {} of {}: p50 {} ms, p95 {} ms (mean prompt {} tokens, prefill {} ms, decode {} ms); model load {load_ms} ms",
+        freeform_latencies.len(),
+        freeform.len(),
+        percentile(&freeform_latencies, 0.5).as_millis(),
+        percentile(&freeform_latencies, 0.95).as_millis(),
+        freeform_tokens as u64 / (freeform_latencies.len().max(1) as u64),
+        per_freeform(freeform_prefill),
+        per_freeform(freeform_decode),
     );
 
     let report = json!({
+        "llm": llm_file,
+        "model_for_clauses": appliance.config().model_for_clauses,
         "contracts": files.len(),
         "chunks": chunks,
         "categories": per_category,
@@ -577,6 +649,15 @@ fn main() {
             "typed_by_category": typed.iter().map(|(k, v)| (k.clone(), v.json())).collect::<serde_json::Map<_, _>>(),
             "ask_p50_ms": percentile(&latencies, 0.5).as_millis() as u64,
             "ask_p95_ms": percentile(&latencies, 0.95).as_millis() as u64,
+            "model_asks": model_latencies.len(),
+            "model_ask_p50_ms": percentile(&model_latencies, 0.5).as_millis() as u64,
+            "model_ask_p95_ms": percentile(&model_latencies, 0.95).as_millis() as u64,
+            "freeform_by_model": freeform_latencies.len(),
+            "freeform_p50_ms": percentile(&freeform_latencies, 0.5).as_millis() as u64,
+            "freeform_p95_ms": percentile(&freeform_latencies, 0.95).as_millis() as u64,
+            "freeform_mean_prefill_ms": per_freeform(freeform_prefill),
+            "freeform_mean_decode_ms": per_freeform(freeform_decode),
+            "model_load_ms": load_ms,
         },
         "asks": samples,
         "hybrid_misses": misses,
@@ -630,6 +711,14 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// General questions about a contract (`{}`: its name) that name no clause type, so no
+/// rule answers them and the model phrases the answer from the excerpts.
+const FREEFORM: [&str; 3] = [
+    "What is the purpose of the {}?",
+    "What must each party do under the {}?",
+    "What products or services does the {} cover?",
+];
 
 /// Whether an answer says the clause is not there (or declines).
 fn says_absent(text: &str) -> bool {

@@ -2,10 +2,12 @@
 //! token for a ~600-token prompt with the default weight format.
 //! `BULKHEAD_LLM_BENCH_ALL=1` also measures the other formats, including the file's own
 //! Q4_1 (about a minute and a half on two cores); `BULKHEAD_LLM_BENCH_FORMATS=Q8_0,Fast`
-//! measures the formats named (to profile one).
+//! measures the formats named (to profile one). `BULKHEAD_LLM=qwen2.5-coder-0.5b` measures
+//! that (optional) model instead of the default.
 
 use std::time::Instant;
 
+use bulkhead::config::{self, LlmChoice};
 use bulkhead::llm::{ChatMessage, GenerateOptions, Generator, LoadOptions, Role, WeightFormat};
 
 #[global_allocator]
@@ -15,8 +17,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `BULKHEAD_LLM_BENCH_ALL=1` also measures the other formats, including the file's own
 /// Q4_1 (about a minute and a half on two cores, hence not by default).
 fn main() {
-    let model_path =
-        bulkhead::config::default_models_dir().join(bulkhead::config::DEFAULT_LLM_FILE);
+    let choice: LlmChoice =
+        std::env::var(config::LLM_ENV).map_or(LlmChoice::default(), |name| name.parse().unwrap());
+    let model_path = config::default_models_dir().join(choice.file());
+    println!("model {}", model_path.display());
+    // Loaded apart from the measured ones, and dropped before them (the larger models
+    // hold a few GB).
     let generator = Generator::load(&model_path).expect("run models/fetch.sh");
     let filler = "Section 4.2 of the supply agreement states that the supplier shall deliver \
                       the goods within thirty days of each purchase order, and that late delivery \
@@ -25,6 +31,7 @@ fn main() {
     while generator.count_tokens(&excerpt) < 560 {
         excerpt.push_str(filler);
     }
+    drop(generator);
     let chat = vec![
         ChatMessage::new(Role::System, "Answer only from the excerpt."),
         ChatMessage::new(

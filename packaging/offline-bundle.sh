@@ -21,7 +21,7 @@ mkdir -p "$stage/bulkhead/models"
 cp target/release/bulkhead "$stage/bulkhead/"
 cp packaging/bulkhead.service packaging/install.sh README.md "$stage/bulkhead/"
 packaging/sbom.py Cargo.lock > "$stage/bulkhead/sbom.cdx.json"
-cp models/manifest.tsv models/fetch.sh "$stage/bulkhead/models/"
+cp models/manifest.tsv models/optional.tsv models/fetch.sh "$stage/bulkhead/models/"
 cp -rL models/minilm models/smollm2 "$stage/bulkhead/models/"
 (cd "$stage/bulkhead" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
 PREFIX="$stage/check" "$stage/bulkhead/install.sh" >/dev/null   # the bundle verifies as shipped

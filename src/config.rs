@@ -10,8 +10,60 @@ pub const DATA_DIR_ENV: &str = "BULKHEAD_DATA_DIR";
 pub const MODELS_DIR_ENV: &str = "BULKHEAD_MODELS_DIR";
 /// Path of a GGUF file to answer with instead of the default SmolLM2 model.
 pub const LLM_MODEL_ENV: &str = "BULKHEAD_LLM_MODEL";
+/// A known language model by name (`--llm` says the same): see [`LlmChoice`].
+pub const LLM_ENV: &str = "BULKHEAD_LLM";
 pub const DEFAULT_LLM_FILE: &str = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const DEFAULT_EMBEDDING_DIR: &str = "minilm";
+
+/// The language models this project knows by name, each a file under the models
+/// directory: the default, fetched by `models/fetch.sh` (`models/manifest.tsv`), and the
+/// optional ones it fetches only when asked, `models/fetch.sh --optional NAME`
+/// (`models/optional.tsv`). Chosen by measurement (README, "Models").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LlmChoice {
+    /// SmolLM2-135M-Instruct, Q4_1 (llama): the default.
+    #[default]
+    SmolLm2,
+    /// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (qwen2): optional, 491 MB.
+    QwenCoder05b,
+}
+
+impl LlmChoice {
+    pub const ALL: [LlmChoice; 2] = [LlmChoice::SmolLm2, LlmChoice::QwenCoder05b];
+
+    /// The name `--llm`, `BULKHEAD_LLM` and `models/fetch.sh --optional` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            LlmChoice::SmolLm2 => "smollm2",
+            LlmChoice::QwenCoder05b => "qwen2.5-coder-0.5b",
+        }
+    }
+
+    /// The model file, relative to the models directory.
+    pub fn file(self) -> &'static str {
+        match self {
+            LlmChoice::SmolLm2 => DEFAULT_LLM_FILE,
+            LlmChoice::QwenCoder05b => "qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        }
+    }
+}
+
+impl std::str::FromStr for LlmChoice {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        LlmChoice::ALL
+            .into_iter()
+            .find(|choice| choice.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = LlmChoice::ALL.iter().map(|c| c.name()).collect();
+                format!(
+                    "unknown language model `{name}`: use one of {}",
+                    known.join(", ")
+                )
+            })
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -57,10 +109,20 @@ impl Config {
         }
     }
 
-    /// Directories from the flags, else the environment, else the defaults of API.md.
-    /// Documents are parsed by this very binary in a confined child process (unless
-    /// `BULKHEAD_EXTRACTOR` names another).
-    pub fn resolve(data_dir: Option<PathBuf>, models_dir: Option<PathBuf>) -> Config {
+    /// Answers with the named model's file under the models directory.
+    pub fn use_llm(&mut self, choice: LlmChoice) {
+        self.llm_model = self.models_dir.join(choice.file());
+    }
+
+    /// Directories from the flags, else the environment, else the defaults of API.md; the
+    /// language model named by `--llm` (or `BULKHEAD_LLM`, which clap reads), else the file
+    /// `BULKHEAD_LLM_MODEL` names, else the default. Documents are parsed by this very
+    /// binary in a confined child process (unless `BULKHEAD_EXTRACTOR` names another).
+    pub fn resolve(
+        data_dir: Option<PathBuf>,
+        models_dir: Option<PathBuf>,
+        llm: Option<LlmChoice>,
+    ) -> Config {
         let data_dir = data_dir
             .or_else(|| std::env::var_os(DATA_DIR_ENV).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("./bulkhead-data"));
@@ -68,6 +130,9 @@ impl Config {
             .or_else(|| std::env::var_os(MODELS_DIR_ENV).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("./models"));
         let mut config = Config::new(data_dir, models_dir);
+        if let Some(choice) = llm {
+            config.use_llm(choice);
+        }
         if config.extract_limits.confinement == Confinement::Thread {
             config.extract_limits.confinement = Confinement::this_executable();
         }

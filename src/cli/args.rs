@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::auth::tokens::Role;
+use crate::config::LlmChoice;
 use crate::index::SearchMode;
 use crate::store::Tier;
 
@@ -25,6 +26,11 @@ pub struct Cli {
     /// Models directory [env: BULKHEAD_MODELS_DIR, default ./models]
     #[arg(long, global = true)]
     pub(super) models_dir: Option<PathBuf>,
+    /// Language model that answers [default: smollm2, or the file BULKHEAD_LLM_MODEL
+    /// names]; qwen2.5-coder-0.5b is optional: `models/fetch.sh --optional
+    /// qwen2.5-coder-0.5b` first
+    #[arg(long, global = true, env = crate::config::LLM_ENV)]
+    pub(super) llm: Option<LlmArg>,
     #[command(subcommand)]
     pub(super) command: Command,
 }
@@ -380,6 +386,23 @@ pub(super) enum TenantCommand {
     },
 }
 
+/// `--llm`: the names of `config::LlmChoice`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum LlmArg {
+    Smollm2,
+    #[value(name = "qwen2.5-coder-0.5b")]
+    QwenCoder05b,
+}
+
+impl From<LlmArg> for LlmChoice {
+    fn from(llm: LlmArg) -> LlmChoice {
+        match llm {
+            LlmArg::Smollm2 => LlmChoice::SmolLm2,
+            LlmArg::QwenCoder05b => LlmChoice::QwenCoder05b,
+        }
+    }
+}
+
 /// `tenant create --tier`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(super) enum TierArg {
@@ -442,4 +465,18 @@ pub(super) enum ReportFormat {
     Json,
     Csv,
     Html,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llm_names_are_the_configurations() {
+        for arg in LlmArg::value_variants() {
+            let name = arg.to_possible_value().expect("named");
+            assert_eq!(name.get_name(), LlmChoice::from(*arg).name());
+        }
+        assert_eq!(LlmArg::value_variants().len(), LlmChoice::ALL.len());
+    }
 }

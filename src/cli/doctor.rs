@@ -80,7 +80,7 @@ fn cpu() -> Verdict {
 
 fn models(config: &Config) -> Vec<Verdict> {
     let fetch = format!(
-        "run models/fetch.sh from the source tree, or copy models/ to {}",
+        "run models/fetch.sh from the source tree (with --optional NAME for an optional model chosen by --llm), or copy models/ to {}",
         config.models_dir.display()
     );
     let mut verdicts = Vec::new();

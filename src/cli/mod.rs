@@ -57,7 +57,11 @@ impl From<crate::store::StoreError> for UserFailure {
 }
 
 pub fn run(cli: Cli) -> Result<(), UserFailure> {
-    let config = Config::resolve(cli.data_dir.clone(), cli.models_dir.clone());
+    let config = Config::resolve(
+        cli.data_dir.clone(),
+        cli.models_dir.clone(),
+        cli.llm.map(Into::into),
+    );
     match cli.command {
         Command::Init => init(&config),
         Command::Tenant { command } => tenant(config, command),

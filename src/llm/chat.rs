@@ -30,12 +30,14 @@ pub(super) fn chat_template(md: &HashMap<String, Value>) -> Result<ChatTemplate,
             "chat template is not ChatML (`<|im_start|>`), the only format supported so far: use a ChatML model".to_string(),
         ));
     }
-    // A literal default system turn, as in SmolLM2's template; the Jinja source may hold
-    // either a real newline or the escape `\n`.
+    // A literal default system turn, as in SmolLM2's and Qwen2's templates; the Jinja
+    // source may hold either a real newline or the escape `\n`, and the first such turn
+    // may be an expression (Qwen2's tool branch), so every occurrence is tried.
     let default_system = ["<|im_start|>system\n", "<|im_start|>system\\n"]
         .iter()
-        .find_map(|head| {
-            let start = template.find(head)? + head.len();
+        .flat_map(|head| template.match_indices(*head))
+        .find_map(|(at, head)| {
+            let start = at + head.len();
             let len = template[start..].find("<|im_end|>")?;
             let text = &template[start..start + len];
             // Skip template expressions such as `' + message['content'] + '`.

@@ -11,7 +11,7 @@ use candle_core::utils::barrier_pool;
 use candle_core::{Device, Module, Tensor};
 
 use super::LlmError;
-use super::model::{DecodeMatrix, Dims, KvCache, Layer, Model};
+use super::model::{DecodeMatrix, Dims, KvCache, Layer, Model, RopeStyle};
 use super::q8::Q8Vector;
 
 /// The buffers of one generation, reused for every token.
@@ -83,6 +83,9 @@ impl Model {
                     candle_matvec(&layer.wv, &s.h, v)?;
                 }
             }
+            if let Some(bias) = &layer.qkv_bias {
+                add(&mut s.qkv, &bias.stacked);
+            }
             let (q, kv) = s.qkv.split_at_mut(q_width);
             let (k, v) = kv.split_at_mut(d.kv_width());
             self.rotate(q, pos);
@@ -140,16 +143,31 @@ impl Model {
         quant_matvec(&self.output, h, xq, out);
     }
 
-    /// Rotary embedding at `pos`, pairs (2i, 2i+1) of each head (llama's layout in GGUF).
+    /// Rotary embedding at `pos`: pairs (2i, 2i+1) of each head (llama's layout in GGUF)
+    /// or (i, i + half) (qwen2's).
     fn rotate(&self, heads: &mut [f32], pos: usize) {
         let half = self.dims.head_dim / 2;
         let cos = &self.cos_v[pos * half..(pos + 1) * half];
         let sin = &self.sin_v[pos * half..(pos + 1) * half];
+        let turn = |a: &mut f32, b: &mut f32, c: f32, s: f32| {
+            let (x, y) = (*a, *b);
+            *a = x * c - y * s;
+            *b = x * s + y * c;
+        };
         for head in heads.chunks_exact_mut(self.dims.head_dim) {
-            for ((pair, c), s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
-                let (a, b) = (pair[0], pair[1]);
-                pair[0] = a * c - b * s;
-                pair[1] = a * s + b * c;
+            match self.rope {
+                RopeStyle::Interleaved => {
+                    for ((pair, c), s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+                        let [a, b] = pair else { continue };
+                        turn(a, b, *c, *s);
+                    }
+                }
+                RopeStyle::Halves => {
+                    let (first, second) = head.split_at_mut(half);
+                    for (((a, b), c), s) in first.iter_mut().zip(second).zip(cos).zip(sin) {
+                        turn(a, b, *c, *s);
+                    }
+                }
             }
         }
     }
@@ -301,5 +319,14 @@ mod tests {
         step_matches_prefill(&f32, 1e-3);
         // The default: 8-bit weights and activations when decoding, f32 in prefill.
         step_matches_prefill(crate::llm::tests::generator(), 0.05);
+    }
+
+    /// The same for qwen2 (biases, the other rotary layout), when the optional model is
+    /// fetched.
+    #[test]
+    fn qwen2_decoding_a_token_matches_prefilling_it() {
+        if let Some(qwen) = crate::llm::tests::optional_qwen() {
+            step_matches_prefill(qwen, 0.05);
+        }
     }
 }

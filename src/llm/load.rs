@@ -1,5 +1,6 @@
-//! Loading a model: the GGUF is checked (readable, llama architecture, every tensor inside
-//! the file) before its tokenizer, chat template and weights are built from it.
+//! Loading a model: the GGUF is checked (readable, a supported architecture — llama or
+//! qwen2 —, every tensor inside the file) before its tokenizer, chat template and weights
+//! are built from it.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,7 +12,7 @@ use candle_core::Device;
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
 
 use super::chat::chat_template;
-use super::model::Model;
+use super::model::{Model, rope_style};
 use super::tokenizer::GgufTokenizer;
 use super::weights::ConvertingReader;
 use super::{Generator, LlmError, LoadOptions};
@@ -20,7 +21,7 @@ use super::{Generator, LlmError, LoadOptions};
 const MAX_CONTEXT: usize = 4096;
 
 impl Generator {
-    /// Loads a llama-architecture GGUF, choosing how weights are held in memory.
+    /// Loads a llama- or qwen2-architecture GGUF, choosing how weights are held in memory.
     pub fn load_with(gguf_path: &Path, options: LoadOptions) -> Result<Generator, LlmError> {
         let corrupt = |reason: String| LlmError::ModelCorrupt {
             path: gguf_path.to_path_buf(),
@@ -48,9 +49,9 @@ impl Generator {
             .get("general.architecture")
             .and_then(|v| v.to_string().ok())
             .map_or("", String::as_str);
-        if arch != "llama" {
+        if rope_style(arch).is_none() {
             return Err(LlmError::UnsupportedModel(format!(
-                "architecture `{arch}` is not supported (only `llama`): use a llama-architecture GGUF"
+                "architecture `{arch}` is not supported (only `llama` and `qwen2`): use a GGUF of one of those"
             )));
         }
 
@@ -76,7 +77,7 @@ impl Generator {
             None
         };
         // Rotary tables (and so the longest cache) cover at most MAX_CONTEXT positions.
-        let context_length = md_u32(md, "llama.context_length")
+        let context_length = md_u32(md, &format!("{arch}.context_length"))
             .map_or(MAX_CONTEXT, |n| (n as usize).min(MAX_CONTEXT));
 
         let started = Instant::now();

@@ -1,4 +1,4 @@
-//! Local text generation: loads a llama-architecture GGUF model (weights, tokenizer and chat
+//! Local text generation: loads a llama- or qwen2-architecture GGUF model (weights, tokenizer and chat
 //! template all read from the file's own metadata), formats a chat, and decodes greedily on
 //! the CPU with candle, streaming valid UTF-8 pieces to a callback. It is a pure function of
 //! (model, messages, options): it knows nothing about tenants, storage or HTTP, keeps no
@@ -112,7 +112,7 @@ pub struct Generation {
 
 #[derive(thiserror::Error, Debug)]
 pub enum LlmError {
-    #[error("model file {} not found: run `models/fetch.sh` to download it", path.display())]
+    #[error("model file {} not found: run `models/fetch.sh` to download it (`models/fetch.sh --optional NAME` for an optional model such as qwen2.5-coder-0.5b)", path.display())]
     ModelMissing { path: PathBuf },
     #[error("model file {} cannot be used ({reason}): check it, or delete it and run `models/fetch.sh` again", path.display())]
     ModelCorrupt { path: PathBuf, reason: String },
@@ -194,7 +194,7 @@ impl std::fmt::Debug for Generator {
 }
 
 impl Generator {
-    /// Loads a llama-architecture GGUF with the fastest in-memory weight layout.
+    /// Loads a llama- or qwen2-architecture GGUF with the fastest in-memory weight layout.
     pub fn load(gguf_path: &Path) -> Result<Generator, LlmError> {
         Self::load_with(gguf_path, LoadOptions::default())
     }
@@ -226,6 +226,27 @@ mod tests {
             .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     }
 
+    /// The optional Qwen2.5-Coder-0.5B-Instruct file (`models/fetch.sh --optional
+    /// qwen2.5-coder-0.5b`), when it has been fetched; tests that need it say they skip.
+    pub(super) fn optional_qwen() -> Option<&'static Generator> {
+        static GENERATOR: OnceLock<Option<Generator>> = OnceLock::new();
+        GENERATOR
+            .get_or_init(|| {
+                let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+                    "models/qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                );
+                if !path.exists() {
+                    eprintln!(
+                        "skipped: optional model {} is not fetched (models/fetch.sh --optional qwen2.5-coder-0.5b)",
+                        path.display()
+                    );
+                    return None;
+                }
+                Some(Generator::load(&path).expect("load the optional qwen2 model"))
+            })
+            .as_ref()
+    }
+
     pub(super) fn generator() -> &'static Generator {
         static GENERATOR: OnceLock<Generator> = OnceLock::new();
         GENERATOR.get_or_init(|| Generator::load(&model_path()).expect("load the test model"))
@@ -239,6 +260,34 @@ mod tests {
                 "Excerpt: The agreement terminates on 31 March 2027.\nQuestion: When does the agreement terminate?",
             ),
         ]
+    }
+
+    /// The qwen2 architecture (query/key/value biases, the halves rotary layout), its own
+    /// tokenizer (Qwen2's pre-tokenizer: ids as its tokenizer.json gives them) and ChatML.
+    #[test]
+    fn optional_qwen2_model_tokenizes_and_answers() {
+        let Some(qwen) = optional_qwen() else {
+            return;
+        };
+        let ids = |text: &str| qwen.tokenizer.encode(text).expect("encode");
+        assert_eq!(ids("Hello world"), [9707, 1879]);
+        assert_eq!(ids("Hello, world!"), [9707, 11, 1879, 0]);
+        assert_eq!(ids("2027").len(), 4, "qwen2 splits digits singly");
+        assert_eq!(qwen.im_start, 151644);
+        assert_eq!(qwen.im_end, 151645);
+        let generation = qwen
+            .generate(
+                &grounded_chat(),
+                &GenerateOptions {
+                    max_new_tokens: 32,
+                    ..GenerateOptions::default()
+                },
+                &mut |_| true,
+            )
+            .expect("generate");
+        eprintln!("qwen2 answer: {:?}", generation.text);
+        assert!(generation.text.contains("2027"), "{:?}", generation.text);
+        assert!(generation.text.contains("March"), "{:?}", generation.text);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The llama transformer, the project's own over candle tensors (issue 10): prefill runs
+//! The llama transformer (and qwen2, the same block with query/key/value biases and the
+//! other rotary layout), the project's own over candle tensors (issue 10): prefill runs
 //! the prompt through candle's batched matmuls (dense f32 weights under the default
 //! format: a cache-blocked gemm), decoding one token runs the project's own loop
 //! ([`super::decode`]) over 8-bit weights; both write one key/value cache
@@ -33,6 +34,35 @@ impl Dims {
     }
 }
 
+/// Which dimensions of a head the rotary embedding turns together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RopeStyle {
+    /// Pairs (2i, 2i + 1): llama as converted to GGUF (its query and key rows permuted).
+    Interleaved,
+    /// Pairs (i, i + head_dim / 2): qwen2 (llama.cpp's "neox" layout).
+    Halves,
+}
+
+/// The transformer families this model runs: the same blocks, told apart by the GGUF's
+/// `general.architecture`, which also prefixes their metadata keys (`llama.block_count`).
+/// qwen2 adds biases to the query, key and value products, found by tensor name.
+pub(super) fn rope_style(architecture: &str) -> Option<RopeStyle> {
+    match architecture {
+        "llama" => Some(RopeStyle::Interleaved),
+        "qwen2" => Some(RopeStyle::Halves),
+        _ => None,
+    }
+}
+
+/// The query, key and value biases of a block (qwen2): tensors for prefill, and the three
+/// stacked in the order of the decode product's output.
+pub(super) struct QkvBias {
+    pub(super) q: Tensor,
+    pub(super) k: Tensor,
+    pub(super) v: Tensor,
+    pub(super) stacked: Vec<f32>,
+}
+
 /// One transformer block. The candle matmuls serve prefill (and decoding too when there
 /// are no 8-bit copies, under the formats kept for comparison).
 pub(super) struct Layer {
@@ -47,6 +77,7 @@ pub(super) struct Layer {
     pub(super) gate: QMatMul,
     pub(super) up: QMatMul,
     pub(super) down: QMatMul,
+    pub(super) qkv_bias: Option<QkvBias>,
     pub(super) decode: Option<DecodeLayer>,
 }
 
@@ -106,6 +137,7 @@ pub(super) struct Model {
     pub(super) sin_v: Vec<f32>,
     /// Positions the rotary tables cover: the most a cache may hold.
     pub(super) positions: usize,
+    pub(super) rope: RopeStyle,
     device: Device,
 }
 
@@ -210,6 +242,7 @@ impl<R: Read + Seek> Tensors<'_, R> {
         )?;
         let (ffn_norm, ffn_norm_v) =
             vector(&self.get(&format!("blk.{i}.ffn_norm.weight"))?, self.device)?;
+        let qkv_bias = self.qkv_bias(i)?;
         Ok(Layer {
             attn_norm,
             attn_norm_v,
@@ -222,8 +255,23 @@ impl<R: Read + Seek> Tensors<'_, R> {
             gate,
             up,
             down,
+            qkv_bias,
             decode,
         })
+    }
+
+    /// A block's query/key/value biases, when the file has them (all three or none).
+    fn qkv_bias(&mut self, i: usize) -> Result<Option<QkvBias>, LlmError> {
+        let name = |n: &str| format!("blk.{i}.attn_{n}.bias");
+        if !self.content.tensor_infos.contains_key(&name("q")) {
+            return Ok(None);
+        }
+        let (q, mut stacked) = vector(&self.get(&name("q"))?, self.device)?;
+        let (k, k_v) = vector(&self.get(&name("k"))?, self.device)?;
+        let (v, v_v) = vector(&self.get(&name("v"))?, self.device)?;
+        stacked.extend(k_v);
+        stacked.extend(v_v);
+        Ok(Some(QkvBias { q, k, v, stacked }))
     }
 }
 
@@ -237,24 +285,36 @@ impl Model {
         positions: usize,
     ) -> Result<Model, LlmError> {
         let device = Device::Cpu;
-        if md_usize(content, "llama.expert_count").is_ok_and(|n| n > 1) {
+        let architecture = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .map_or("", String::as_str);
+        let rope = rope_style(architecture).ok_or_else(|| {
+            LlmError::UnsupportedModel(format!(
+                "architecture `{architecture}` is not supported (only `llama` and `qwen2`)"
+            ))
+        })?;
+        let key = |name: &str| format!("{architecture}.{name}");
+        if md_usize(content, &key("expert_count")).is_ok_and(|n| n > 1) {
             return Err(LlmError::UnsupportedModel(
                 "mixture-of-experts models are not supported".into(),
             ));
         }
-        let n_head = md_usize(content, "llama.attention.head_count")?;
-        let embedding = md_usize(content, "llama.embedding_length")?;
+        let n_head = md_usize(content, &key("attention.head_count"))?;
+        let embedding = md_usize(content, &key("embedding_length"))?;
         let head_dim = embedding / n_head.max(1);
-        let rope_dim = md_usize(content, "llama.rope.dimension_count")?;
+        // qwen2 files leave the rotary dimension out: it is the whole head.
+        let rope_dim = md_usize(content, &key("rope.dimension_count")).unwrap_or(head_dim);
         if rope_dim != head_dim || head_dim % 2 != 0 {
             return Err(LlmError::UnsupportedModel(format!(
                 "rotary dimension {rope_dim} differs from the head size {head_dim}"
             )));
         }
         let md_f32 = |key: &str| content.metadata.get(key).and_then(|v| v.to_f32().ok());
-        let eps = md_f32("llama.attention.layer_norm_rms_epsilon")
+        let eps = md_f32(&key("attention.layer_norm_rms_epsilon"))
             .ok_or_else(|| LlmError::UnsupportedModel("gguf lacks the norm epsilon".into()))?;
-        let freq_base = md_f32("llama.rope.freq_base").unwrap_or(10_000.0);
+        let freq_base = md_f32(&key("rope.freq_base")).unwrap_or(10_000.0);
         let mut tensors = Tensors {
             content,
             reader,
@@ -265,16 +325,16 @@ impl Model {
         let embeddings = embeddings.flatten_all()?.to_vec1::<f32>()?;
         let output = DecodeMatrix::stack(&[&tensors.get("output.weight")?])?;
         let (_, norm_v) = vector(&tensors.get("output_norm.weight")?, &device)?;
-        let n_layers = md_usize(content, "llama.block_count")?;
+        let n_layers = md_usize(content, &key("block_count"))?;
         let layers = (0..n_layers)
             .map(|i| tensors.layer(i, format))
             .collect::<Result<Vec<_>, _>>()?;
         let dims = Dims {
             n_head,
-            n_kv_head: md_usize(content, "llama.attention.head_count_kv")?,
+            n_kv_head: md_usize(content, &key("attention.head_count_kv"))?,
             head_dim,
             embedding,
-            feed_forward: md_usize(content, "llama.feed_forward_length")?,
+            feed_forward: md_usize(content, &key("feed_forward_length"))?,
             vocab,
             eps,
         };
@@ -291,6 +351,7 @@ impl Model {
             cos_v,
             sin_v,
             positions,
+            rope,
             device,
         })
     }
@@ -357,22 +418,35 @@ impl Model {
         let rep = n_head / n_kv_head;
         let cos = self.cos.narrow(0, start, t)?;
         let sin = self.sin.narrow(0, start, t)?;
-        let heads = |w: &QMatMul, n: usize| -> Result<Tensor, LlmError> {
-            let y = w
-                .forward(h)?
+        let bias = layer.qkv_bias.as_ref();
+        let product = |w: &QMatMul, b: Option<&Tensor>| -> Result<Tensor, LlmError> {
+            let y = w.forward(h)?;
+            Ok(match b {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            })
+        };
+        let heads = |w: &QMatMul, b: Option<&Tensor>, n: usize| -> Result<Tensor, LlmError> {
+            let y = product(w, b)?
                 .reshape((1, t, n, head_dim))?
                 .transpose(1, 2)?;
             Ok(y.contiguous()?)
         };
-        let q = candle_nn::rotary_emb::rope_i(&heads(&layer.wq, n_head)?, &cos, &sin)?;
-        let k = candle_nn::rotary_emb::rope_i(&heads(&layer.wk, n_kv_head)?, &cos, &sin)?;
+        let rope = |x: &Tensor| match self.rope {
+            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(x, &cos, &sin),
+            RopeStyle::Halves => candle_nn::rotary_emb::rope(x, &cos, &sin),
+        };
+        let q = rope(&heads(&layer.wq, bias.map(|b| &b.q), n_head)?)?;
+        let k = rope(&heads(&layer.wk, bias.map(|b| &b.k), n_kv_head)?)?;
         // Into the cache, token-major.
         let k_rows = k
             .squeeze(0)?
             .transpose(0, 1)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let v_rows = layer.wv.forward(h)?.flatten_all()?.to_vec1::<f32>()?;
+        let v_rows = product(&layer.wv, bias.map(|b| &b.v))?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         cache.keys[index].extend_from_slice(&k_rows);
         cache.values[index].extend_from_slice(&v_rows);
         let all = |rows: &[f32]| -> Result<Tensor, LlmError> {

@@ -23,6 +23,10 @@ const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 /// Llama 3's pre-tokenizer regex (llama.cpp `LLAMA_VOCAB_PRE_TYPE_LLAMA3`).
 const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// Qwen2's pre-tokenizer regex (llama.cpp `LLAMA_VOCAB_PRE_TYPE_QWEN2`, the `Split` of the
+/// model's own tokenizer.json): Llama 3's with single digits.
+const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 /// Tokenizer built from GGUF metadata.
 pub(crate) struct GgufTokenizer {
     /// Parses control tokens written as text (`<|im_start|>`): only for trusted template text.
@@ -228,9 +232,14 @@ fn pre_tokenizer_for(pre: &str) -> Result<PreTokenizerWrapper, LlmError> {
         // llama.cpp splits `\p{N}` singly, then applies the GPT-2 regex.
         "smollm" => Sequence::new(vec![Digits::new(true).into(), byte_level(true).into()]).into(),
         "default" | "gpt2" => byte_level(true).into(),
-        "llama-bpe" | "llama3" => {
+        "llama-bpe" | "llama3" | "qwen2" => {
+            let pattern = if pre == "qwen2" {
+                QWEN2_PATTERN
+            } else {
+                LLAMA3_PATTERN
+            };
             let split = Split::new(
-                SplitPattern::Regex(LLAMA3_PATTERN.to_string()),
+                SplitPattern::Regex(pattern.to_string()),
                 SplitDelimiterBehavior::Isolated,
                 false,
             )
@@ -239,7 +248,7 @@ fn pre_tokenizer_for(pre: &str) -> Result<PreTokenizerWrapper, LlmError> {
         }
         other => {
             return Err(LlmError::UnsupportedModel(format!(
-                "pre-tokenizer `{other}` is not supported (known: smollm, gpt2, llama-bpe): use a supported model"
+                "pre-tokenizer `{other}` is not supported (known: smollm, gpt2, llama-bpe, qwen2): use a supported model"
             )));
         }
     };
