@@ -2,8 +2,17 @@
 //! CLI or the store itself, goes through [`Store::append_audit`], which writes the signed
 //! checkpoint when one is due), and its readers. Hashing and verification are
 //! [`crate::audit`]'s.
+//!
+//! **Group commit** (issue 11, finding 6): appends that arrive while another is being
+//! committed queue up and are chained and committed together, in one transaction and one
+//! fsync, by whichever of them gets the connection next. Each still gets its own sequence
+//! number, hash and result; every 100th entry's signed checkpoint is in the same
+//! transaction as the entry. When a batch fails (a checkpoint that cannot be signed), its
+//! entries are appended one by one, so only the failing entry fails.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
@@ -88,6 +97,38 @@ impl Lenient {
     }
 }
 
+/// Appends waiting for the connection, and the results of those another append
+/// committed for them.
+#[derive(Default)]
+pub(super) struct AuditQueue {
+    // std mutex: held for a push or a swap, never across SQLite work or an await.
+    pending: Mutex<Pending>,
+    commits: AtomicU64,
+}
+
+#[derive(Default)]
+struct Pending {
+    next_ticket: u64,
+    waiting: Vec<(u64, AuditEvent)>,
+    done: HashMap<u64, Result<(i64, [u8; 32]), StoreError>>,
+}
+
+impl AuditQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn enqueue(&self, event: AuditEvent) -> u64 {
+        let mut pending = self.lock();
+        let ticket = pending.next_ticket;
+        pending.next_ticket += 1;
+        pending.waiting.push((ticket, event));
+        ticket
+    }
+}
+
 impl Store {
     /// Installs the signer of the audit checkpoints (the appliance key). Whoever opens the
     /// store for writing installs it (`Appliance::open`). Without one, appending an entry
@@ -104,10 +145,71 @@ impl Store {
     /// The entry is chained to the last one inside an immediate transaction, so appends
     /// from several processes on one data directory still form a single chain. Every
     /// [`audit::CHECKPOINT_EVERY`]th entry is committed together with a checkpoint of the
-    /// chain head signed by the installed signer, or not at all.
+    /// chain head signed by the installed signer, or not at all. Appends arriving together
+    /// share one transaction (group commit, see the module's documentation).
     /// Returns the new entry's sequence number and hash.
     pub fn append_audit(&self, event: &AuditEvent) -> Result<(i64, [u8; 32]), StoreError> {
+        let ticket = self.audit_queue.enqueue(event.clone());
+        // While another append commits, this one (and any others) wait here, queued.
         let mut connection = self.connection();
+        let batch = {
+            let mut queue = self.audit_queue.lock();
+            if let Some(result) = queue.done.remove(&ticket) {
+                // Committed by the append that held the connection before.
+                return result;
+            }
+            std::mem::take(&mut queue.waiting)
+        };
+        let results = self.append_batch(&mut connection, &batch);
+        let mut queue = self.audit_queue.lock();
+        let mut own = None;
+        for ((waiting, _), result) in batch.iter().zip(results) {
+            if *waiting == ticket {
+                own = Some(result);
+            } else {
+                queue.done.insert(*waiting, result);
+            }
+        }
+        // Results are handed over before the connection is released, so each waiting
+        // append finds its own when it gets the connection.
+        drop(queue);
+        drop(connection);
+        own.unwrap_or_else(|| Err(StoreError::Io(std::io::Error::other("audit entry lost"))))
+    }
+
+    /// How many transactions have committed audit entries since the store was opened (fewer
+    /// than the entries when appends were grouped).
+    pub fn audit_commits(&self) -> u64 {
+        self.audit_queue.commits.load(Ordering::Relaxed)
+    }
+
+    /// Appends `batch` in one transaction; if that fails, each entry in one of its own.
+    fn append_batch(
+        &self,
+        connection: &mut rusqlite::Connection,
+        batch: &[(u64, AuditEvent)],
+    ) -> Vec<Result<(i64, [u8; 32]), StoreError>> {
+        let events: Vec<&AuditEvent> = batch.iter().map(|(_, event)| event).collect();
+        match self.append_in_transaction(connection, &events) {
+            Ok(appended) => appended.into_iter().map(Ok).collect(),
+            Err(error) if events.len() == 1 => vec![Err(error)],
+            Err(_) => events
+                .iter()
+                .map(|event| {
+                    self.append_in_transaction(connection, std::slice::from_ref(event))
+                        .map(|appended| appended[0])
+                })
+                .collect(),
+        }
+    }
+
+    /// Chains `events` after the last entry and commits them, with the checkpoints that
+    /// fall among them, in one immediate transaction: all or nothing.
+    fn append_in_transaction(
+        &self,
+        connection: &mut rusqlite::Connection,
+        events: &[&AuditEvent],
+    ) -> Result<Vec<(i64, [u8; 32])>, StoreError> {
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Whatever the last row holds, even if it was edited behind the appliance's back
@@ -120,47 +222,54 @@ impl Store {
             )
             .optional()?;
         // AUTOINCREMENT never reuses a number, even after the last row is deleted.
-        let next_seq: i64 = transaction.query_row(
+        let mut next_seq: i64 = transaction.query_row(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0) + 1",
             [],
             |row| row.get(0),
         )?;
-        let prev_hash = last.unwrap_or_else(|| audit::GENESIS.to_vec());
-        let at = crate::time::now();
-        let hash = audit::entry_hash(
-            &prev_hash,
-            next_seq,
-            at,
-            event.tenant_id.as_deref(),
-            &event.actor,
-            event.action,
-            &event.resource,
-            event.outcome.as_str(),
-        );
-        transaction.execute(
-            "INSERT INTO audit_events (seq, at, tenant_id, actor, action, resource, outcome, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+        let mut prev_hash = last.unwrap_or_else(|| audit::GENESIS.to_vec());
+        let mut appended = Vec::with_capacity(events.len());
+        for event in events {
+            let at = crate::time::now();
+            let hash = audit::entry_hash(
+                &prev_hash,
                 next_seq,
                 at,
-                event.tenant_id,
-                event.actor,
+                event.tenant_id.as_deref(),
+                &event.actor,
                 event.action,
-                event.resource,
+                &event.resource,
                 event.outcome.as_str(),
-                prev_hash,
-                hash.to_vec()
-            ],
-        )?;
-        if audit::needs_checkpoint(next_seq) {
-            let jws = self.sign_checkpoint(next_seq, &hash)?;
+            );
             transaction.execute(
-                "INSERT OR REPLACE INTO audit_checkpoints (seq, head, at, jws) VALUES (?1, ?2, ?3, ?4)",
-                params![next_seq, hash.to_vec(), at, jws],
+                "INSERT INTO audit_events (seq, at, tenant_id, actor, action, resource, outcome, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    next_seq,
+                    at,
+                    event.tenant_id,
+                    event.actor,
+                    event.action,
+                    event.resource,
+                    event.outcome.as_str(),
+                    prev_hash,
+                    hash.to_vec()
+                ],
             )?;
+            if audit::needs_checkpoint(next_seq) {
+                let jws = self.sign_checkpoint(next_seq, &hash)?;
+                transaction.execute(
+                    "INSERT OR REPLACE INTO audit_checkpoints (seq, head, at, jws) VALUES (?1, ?2, ?3, ?4)",
+                    params![next_seq, hash.to_vec(), at, jws],
+                )?;
+            }
+            appended.push((next_seq, hash));
+            prev_hash = hash.to_vec();
+            next_seq += 1;
         }
         transaction.commit()?;
-        Ok((next_seq, hash))
+        self.audit_queue.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(appended)
     }
 
     fn sign_checkpoint(&self, seq: i64, head: &[u8]) -> Result<String, StoreError> {

@@ -120,6 +120,8 @@ pub struct Store {
     // Signs the audit checkpoint every `audit::CHECKPOINT_EVERY` entries; installed by
     // whoever opens the store with the appliance key (see `audit_log`).
     checkpoint_signer: Option<Arc<dyn CheckpointSigner>>,
+    // Audit entries waiting to be appended together (group commit, see `audit_log`).
+    audit_queue: audit_log::AuditQueue,
     // This store's name as the owner of the jobs it claims (see `jobs`).
     owner: String,
 }
@@ -379,6 +381,7 @@ impl Store {
             data_keys: Mutex::new(HashMap::new()),
             keys_checked_version: Mutex::new(None),
             checkpoint_signer: None,
+            audit_queue: audit_log::AuditQueue::default(),
             owner: {
                 let suffix: [u8; 6] = rand::random();
                 format!("{}-{}", std::process::id(), hex::encode(suffix))
