@@ -5,14 +5,14 @@
 //!
 //! **Group commit** (issue 11, finding 6): appends that arrive while another is being
 //! committed queue up and are chained and committed together, in one transaction and one
-//! fsync, by whichever of them gets the connection next. Each still gets its own sequence
+//! fsync, by the first of them to find no commit in progress. Each still gets its own sequence
 //! number, hash and result; every 100th entry's signed checkpoint is in the same
 //! transaction as the entry. When a batch fails (a checkpoint that cannot be signed), its
 //! entries are appended one by one, so only the failing entry fails.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
@@ -97,20 +97,34 @@ impl Lenient {
     }
 }
 
-/// Appends waiting for the connection, and the results of those another append
-/// committed for them.
+/// Appends waiting to be committed, and the results of those another append committed
+/// for them.
 #[derive(Default)]
 pub(super) struct AuditQueue {
     // std mutex: held for a push or a swap, never across SQLite work or an await.
     pending: Mutex<Pending>,
+    // Signalled when a batch has committed (or failed).
+    committed: Condvar,
     commits: AtomicU64,
 }
 
 #[derive(Default)]
 struct Pending {
     next_ticket: u64,
+    // Whether an append is committing a batch now.
+    committing: bool,
     waiting: Vec<(u64, AuditEvent)>,
     done: HashMap<u64, Result<(i64, [u8; 32]), StoreError>>,
+}
+
+/// Lets the waiting appends go on when the one committing their batch panics.
+struct Committing<'a>(&'a AuditQueue);
+
+impl Drop for Committing<'_> {
+    fn drop(&mut self) {
+        self.0.lock().committing = false;
+        self.0.committed.notify_all();
+    }
 }
 
 impl AuditQueue {
@@ -118,14 +132,6 @@ impl AuditQueue {
         self.pending
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn enqueue(&self, event: AuditEvent) -> u64 {
-        let mut pending = self.lock();
-        let ticket = pending.next_ticket;
-        pending.next_ticket += 1;
-        pending.waiting.push((ticket, event));
-        ticket
     }
 }
 
@@ -149,32 +155,50 @@ impl Store {
     /// share one transaction (group commit, see the module's documentation).
     /// Returns the new entry's sequence number and hash.
     pub fn append_audit(&self, event: &AuditEvent) -> Result<(i64, [u8; 32]), StoreError> {
-        let ticket = self.audit_queue.enqueue(event.clone());
-        // While another append commits, this one (and any others) wait here, queued.
-        let mut connection = self.connection();
-        let batch = {
-            let mut queue = self.audit_queue.lock();
-            if let Some(result) = queue.done.remove(&ticket) {
-                // Committed by the append that held the connection before.
+        let queue = &self.audit_queue;
+        let mut pending = queue.lock();
+        let ticket = pending.next_ticket;
+        pending.next_ticket += 1;
+        pending.waiting.push((ticket, event.clone()));
+        loop {
+            if let Some(result) = pending.done.remove(&ticket) {
                 return result;
             }
-            std::mem::take(&mut queue.waiting)
-        };
-        let results = self.append_batch(&mut connection, &batch);
-        let mut queue = self.audit_queue.lock();
-        let mut own = None;
-        for ((waiting, _), result) in batch.iter().zip(results) {
-            if *waiting == ticket {
-                own = Some(result);
-            } else {
-                queue.done.insert(*waiting, result);
+            if pending.committing {
+                // Another append is committing: this one waits, queued, and is committed
+                // with the others that arrive meanwhile.
+                pending = queue
+                    .committed
+                    .wait(pending)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
             }
+            if !pending
+                .waiting
+                .iter()
+                .any(|(waiting, _)| *waiting == ticket)
+            {
+                // Taken by an append that panicked while committing it.
+                return Err(StoreError::Io(std::io::Error::other(
+                    "the audit entry was lost in a failed commit: see the log",
+                )));
+            }
+            pending.committing = true;
+            let batch = std::mem::take(&mut pending.waiting);
+            drop(pending);
+            let committing = Committing(queue);
+            let results = {
+                let mut connection = self.connection();
+                self.append_batch(&mut connection, &batch)
+            };
+            std::mem::forget(committing);
+            pending = queue.lock();
+            pending.committing = false;
+            for ((waiting, _), result) in batch.iter().zip(results) {
+                pending.done.insert(*waiting, result);
+            }
+            queue.committed.notify_all();
         }
-        // Results are handed over before the connection is released, so each waiting
-        // append finds its own when it gets the connection.
-        drop(queue);
-        drop(connection);
-        own.unwrap_or_else(|| Err(StoreError::Io(std::io::Error::other("audit entry lost"))))
     }
 
     /// How many transactions have committed audit entries since the store was opened (fewer
