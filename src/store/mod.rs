@@ -144,13 +144,15 @@ CREATE TABLE IF NOT EXISTS documents (
     tenant_id TEXT NOT NULL REFERENCES tenants(tenant_id),
     filename_sealed BLOB NOT NULL,
     metadata_sealed BLOB,
+    -- Written by versions before issue 11; now NULL, the type is in content_type_sealed.
     content_type TEXT,
     bytes INTEGER NOT NULL,
     status TEXT NOT NULL,
     chunk_count INTEGER NOT NULL DEFAULT 0,
     error_sealed BLOB,
     created_at INTEGER NOT NULL,
-    indexed_at INTEGER
+    indexed_at INTEGER,
+    content_type_sealed BLOB
 );
 CREATE INDEX IF NOT EXISTS documents_by_tenant ON documents(tenant_id, created_at);
 CREATE TABLE IF NOT EXISTS document_texts (
@@ -244,6 +246,7 @@ fn migrate(connection: &Connection) -> Result<(), rusqlite::Error> {
     const ADDED: &[(&str, &str, &str)] = &[
         ("jobs", "owner", "TEXT"),
         ("jobs", "lease_until", "INTEGER"),
+        ("documents", "content_type_sealed", "BLOB"),
     ];
     let missing = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
         let count: i64 = connection.query_row(
