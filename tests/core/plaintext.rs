@@ -207,30 +207,21 @@ async fn issue_11_no_plaintext_in_shared_memory_or_temp_files_after_kill_9_mid_i
     );
     let http = reqwest::Client::new();
     let documents = format!("{base}/v1/tenants/{tenant}/documents");
-    for (index, prefix) in ["DRAGONSYSTEMS", "LifewayFoods", "ADUROBIOTECH", "VEONEER"]
-        .iter()
-        .cycle()
-        .take(8)
-        .enumerate()
-    {
-        let (_, text) = sample_contract(prefix);
+    let upload = |index: usize| {
+        let prefixes = ["DRAGONSYSTEMS", "LifewayFoods", "ADUROBIOTECH", "VEONEER"];
+        let (_, text) = sample_contract(prefixes[index % prefixes.len()]);
         let body = format!("{text_marker} document {index}.\n\n{text}\n\n{text_marker}");
         let form = reqwest::multipart::Form::new().part(
             "file",
             reqwest::multipart::Part::bytes(body.into_bytes())
                 .file_name(format!("{file_marker} {index}.txt")),
         );
-        let response = http
-            .post(&documents)
+        http.post(&documents)
             .bearer_auth(&token)
             .multipart(form)
             .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
-    }
-    // SIGKILL once the indexer has finished a document and is on the next ones.
-    for _ in 0..600 {
+    };
+    let indexed = || async {
         let listed: serde_json::Value = http
             .get(&documents)
             .bearer_auth(&token)
@@ -240,16 +231,30 @@ async fn issue_11_no_plaintext_in_shared_memory_or_temp_files_after_kill_9_mid_i
             .json()
             .await
             .unwrap();
-        if listed["documents"]
+        listed["documents"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|document| document["status"] == "indexed")
-        {
-            break;
+            .filter(|document| document["status"] == "indexed")
+            .count()
+    };
+    let wait_until_indexed = |count: usize| async move {
+        for _ in 0..1200 {
+            if indexed().await >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        panic!("fewer than {count} documents indexed in two minutes");
+    };
+    // One document indexed and its tenant's index snapshot written (sealed) ...
+    assert_eq!(upload(0).await.unwrap().status(), 202);
+    wait_until_indexed(1).await;
+    // ... then SIGKILL while the indexer is in the middle of seven more.
+    for index in 1..8 {
+        assert_eq!(upload(index).await.unwrap().status(), 202);
     }
+    wait_until_indexed(2).await;
     server.kill().unwrap();
     server.wait().unwrap();
 
