@@ -246,14 +246,14 @@ impl Store {
             )
             .optional()?;
         // AUTOINCREMENT never reuses a number, even after the last row is deleted.
-        let mut next_seq: i64 = transaction.query_row(
+        let first_seq: i64 = transaction.query_row(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0) + 1",
             [],
             |row| row.get(0),
         )?;
         let mut prev_hash = last.unwrap_or_else(|| audit::GENESIS.to_vec());
         let mut appended = Vec::with_capacity(events.len());
-        for event in events {
+        for (next_seq, event) in (first_seq..).zip(events) {
             let at = crate::time::now();
             let hash = audit::entry_hash(
                 &prev_hash,
@@ -289,7 +289,6 @@ impl Store {
             }
             appended.push((next_seq, hash));
             prev_hash = hash.to_vec();
-            next_seq += 1;
         }
         transaction.commit()?;
         self.audit_queue.commits.fetch_add(1, Ordering::Relaxed);
