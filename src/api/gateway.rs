@@ -86,7 +86,15 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge("JSON body over 1 MiB".into()))?;
+        .map_err(|error| {
+            let error = error.into_inner();
+            if error.is::<http_body_util::LengthLimitError>() {
+                ApiError::PayloadTooLarge("JSON body over 1 MiB".into())
+            } else {
+                // A body that stalled (see `server::connection`) or broke off.
+                ApiError::InvalidRequest(format!("the request body could not be read: {error}"))
+            }
+        })?;
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
         && names_a_tenant(&value)
     {

@@ -274,6 +274,22 @@ async fn issue_11_slow_and_idle_connections_are_dropped() {
     assert!(received.contains("\"ok\""), "{received}");
     assert!(waited < Duration::from_secs(10), "{waited:?}");
 
+    // An upload whose body stops half-way: refused once it has sent nothing for the idle
+    // timeout, and its connection closed.
+    let tenant = create_tenant(&server, "Alpha").await;
+    let editor = server.token(&tenant, "ed", &["editor"]);
+    let mut stalled = connect(&server);
+    stalled
+        .write_all(upload_head(&tenant, &editor, 4096).as_bytes())
+        .unwrap();
+    stalled
+        .write_all(b"--XBOUNDARYX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nThe Supplier sh")
+        .unwrap();
+    let (received, waited) = read_until_closed(&mut stalled);
+    assert!(received.starts_with("HTTP/1.1 400"), "{received}");
+    assert!(received.contains("invalid_request"), "{received}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+
     // And the server still serves.
     let (status, body) = send(client().get(server.url("/healthz"))).await;
     assert_eq!(status, 200, "{body}");
