@@ -2,7 +2,9 @@
 //! offsets, embeddings and metadata, with a manifest of SHA-256 per file — one tar stream,
 //! optionally encrypted to an age X25519 recipient the customer provides. Memory stays
 //! bounded by one document whatever the tenant's size. `import` loads such an archive into
-//! a tenant of another appliance without re-embedding, so it answers the same way.
+//! a tenant of another appliance without re-embedding, so it answers the same way; it
+//! streams the archive twice (check, then store), so its memory is bounded by one
+//! document too.
 //!
 //! Archive layout:
 //! ```text
@@ -13,7 +15,7 @@
 //! manifest.json               format, tenant, model, and {path, bytes, sha256} per file (last)
 //! ```
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::str::FromStr;
 
 use sha2::Digest;
@@ -43,8 +45,8 @@ pub enum PortabilityError {
     TooLarge(String),
 }
 
-/// Bounds on what an import holds in memory: every file of the archive is kept until the
-/// manifest, which comes last, has been checked against all of them.
+/// Bounds on an import: the archive's total size, and each file's (an import holds one
+/// document's files in memory at a time).
 #[derive(Clone, Debug)]
 pub struct ImportLimits {
     /// Largest sum of the archive's file sizes.
@@ -202,28 +204,45 @@ fn write_archive(
     Ok(summary)
 }
 
-/// Loads an export into the tenant of `scope`. Every file is checked against the manifest
-/// before anything is stored; documents get new ids in the new tenant.
+/// Loads an export into the tenant of `scope`. The archive is read twice, streamed: first
+/// every file is checked against the manifest (which comes last) holding only hashes,
+/// then the documents are stored one at a time, each file checked again against the
+/// manifest. Nothing is stored unless the whole archive checks; memory is bounded by one
+/// document (`limits`). Documents get new ids in the new tenant.
 pub fn import(
     store: &Store,
     scope: &TenantScope,
-    input: impl Read,
+    mut input: impl Read + Seek,
     identity: Option<&str>,
     limits: &ImportLimits,
 ) -> Result<PortabilitySummary, PortabilityError> {
-    match identity {
-        None => read_archive(store, scope, input, limits),
-        Some(identity) => {
-            let identity = age::x25519::Identity::from_str(identity.trim())
-                .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
-            let decryptor = age::Decryptor::new(input)
-                .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
-            let reader = decryptor
-                .decrypt(std::iter::once(&identity as &dyn age::Identity))
-                .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
-            read_archive(store, scope, reader, limits)
-        }
-    }
+    let verified = check_archive(decrypted(&mut input, identity)?, limits)?;
+    input.seek(SeekFrom::Start(0))?;
+    store_documents(
+        store,
+        scope,
+        decrypted(&mut input, identity)?,
+        limits,
+        &verified,
+    )
+}
+
+/// The archive's tar stream: `input` itself, or decrypted with the age identity.
+fn decrypted<'a>(
+    input: &'a mut (impl Read + 'a),
+    identity: Option<&str>,
+) -> Result<Box<dyn Read + 'a>, PortabilityError> {
+    let Some(identity) = identity else {
+        return Ok(Box::new(input));
+    };
+    let identity = age::x25519::Identity::from_str(identity.trim())
+        .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
+    let decryptor =
+        age::Decryptor::new(input).map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
+    let reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .map_err(|error| PortabilityError::Decrypt(error.to_string()))?;
+    Ok(Box::new(reader))
 }
 
 struct PendingDocument {
@@ -233,40 +252,117 @@ struct PendingDocument {
     chunks: Vec<NewChunk>,
 }
 
-/// Reads `entry` whole, refusing it when it (or the archive so far, `total`) passes the
-/// limits. The tar header's size is checked first, and the read is bounded anyway.
-fn read_entry(
+/// Checks `entry`'s size against the limits (the tar header's first; the read is bounded
+/// anyway) and adds it to the archive's `total`. Streams the entry into `sink`.
+fn copy_entry(
     entry: &mut tar::Entry<'_, impl Read>,
     path: &str,
     total: &mut u64,
     limits: &ImportLimits,
-) -> Result<Vec<u8>, PortabilityError> {
+    sink: &mut impl Write,
+) -> Result<(), PortabilityError> {
     let too_large = |what: String| PortabilityError::TooLarge(what);
-    let declared = entry.header().size()?;
-    if declared > limits.max_entry_bytes {
-        return Err(too_large(format!(
-            "{path} is {declared} bytes, over the limit of {} bytes per file",
-            limits.max_entry_bytes
-        )));
-    }
-    let mut data = Vec::with_capacity(declared as usize);
-    entry
-        .take(limits.max_entry_bytes.saturating_add(1))
-        .read_to_end(&mut data)?;
-    if data.len() as u64 > limits.max_entry_bytes {
-        return Err(too_large(format!(
+    let over_entry = || {
+        too_large(format!(
             "{path} is over the limit of {} bytes per file",
             limits.max_entry_bytes
-        )));
+        ))
+    };
+    if entry.header().size()? > limits.max_entry_bytes {
+        return Err(over_entry());
     }
-    *total += data.len() as u64;
+    let copied = std::io::copy(
+        &mut entry.take(limits.max_entry_bytes.saturating_add(1)),
+        sink,
+    )?;
+    if copied > limits.max_entry_bytes {
+        return Err(over_entry());
+    }
+    *total += copied;
     if *total > limits.max_archive_bytes {
         return Err(too_large(format!(
             "its files pass the limit of {} bytes: import the tenant's documents in smaller exports",
             limits.max_archive_bytes
         )));
     }
+    Ok(())
+}
+
+/// Reads `entry` whole, within the limits.
+fn read_entry(
+    entry: &mut tar::Entry<'_, impl Read>,
+    path: &str,
+    total: &mut u64,
+    limits: &ImportLimits,
+) -> Result<Vec<u8>, PortabilityError> {
+    let mut data = Vec::new();
+    copy_entry(entry, path, total, limits, &mut data)?;
     Ok(data)
+}
+
+/// SHA-256 as a writer, so an entry can be hashed as it streams past.
+struct Hashing(sha2::Sha256);
+
+impl Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The first pass: every file hashed as it streams past (only `document.json`, small, is
+/// kept, for its content type), then the manifest checked against them. Returns the
+/// verified SHA-256 of each path.
+fn check_archive(
+    input: impl Read,
+    limits: &ImportLimits,
+) -> Result<std::collections::HashMap<String, String>, PortabilityError> {
+    let mut archive = tar::Archive::new(input);
+    let mut total = 0u64;
+    let mut hashes: Vec<(String, String)> = Vec::new();
+    let mut manifest: Option<serde_json::Value> = None;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        if path == "manifest.json" {
+            let data = read_entry(&mut entry, &path, &mut total, limits)?;
+            manifest = Some(
+                serde_json::from_slice(&data)
+                    .map_err(|error| PortabilityError::Malformed(error.to_string()))?,
+            );
+            continue;
+        }
+        let sha256 = if path.ends_with("/document.json") {
+            let data = read_entry(&mut entry, &path, &mut total, limits)?;
+            check_description(&data)?;
+            sha2::Sha256::digest(&data)
+        } else {
+            let mut hashing = Hashing(sha2::Sha256::new());
+            copy_entry(&mut entry, &path, &mut total, limits, &mut hashing)?;
+            hashing.0.finalize()
+        };
+        hashes.push((path, hex::encode(sha256)));
+    }
+    check_manifest(manifest, &hashes)?;
+    Ok(hashes.into_iter().collect())
+}
+
+/// A document's description must parse, and name a content type Bulkhead stores.
+fn check_description(data: &[u8]) -> Result<serde_json::Value, PortabilityError> {
+    let description: serde_json::Value = serde_json::from_slice(data)
+        .map_err(|error| PortabilityError::Malformed(error.to_string()))?;
+    let content_type = description["content_type"].as_str().unwrap_or("text/plain");
+    if !allowed_content_type(content_type) {
+        return Err(PortabilityError::Malformed(
+            "a document's content type is not one Bulkhead stores (txt, md, html, pdf, docx)"
+                .into(),
+        ));
+    }
+    Ok(description)
 }
 
 /// The content types an import may carry: those of the formats extraction produces,
@@ -332,47 +428,84 @@ fn check_manifest(
     Ok(())
 }
 
-fn read_archive(
+/// The second pass: each document's files (consecutive in an export) are read, checked
+/// again against the verified hashes (the archive may have changed since the first pass),
+/// and the document is stored before the next one is read. On any failure the documents
+/// this import stored are removed again.
+fn store_documents(
     store: &Store,
     scope: &TenantScope,
     input: impl Read,
     limits: &ImportLimits,
+    verified: &std::collections::HashMap<String, String>,
 ) -> Result<PortabilitySummary, PortabilityError> {
+    let mut summary = PortabilitySummary::default();
+    let mut stored = Vec::new();
+    let result = read_documents(input, limits, verified, &mut |document| {
+        stored.push(store_document(store, scope, &document)?);
+        summary.documents += 1;
+        summary.chunks += document.chunks.len();
+        summary.bytes += document.original.len() as u64;
+        Ok(())
+    });
+    if let Err(error) = result {
+        for document_id in &stored {
+            if let Err(cleanup) = store.delete_document(scope, document_id) {
+                tracing::error!(%cleanup, "could not remove a document of a failed import");
+            }
+        }
+        return Err(error);
+    }
+    Ok(summary)
+}
+
+/// Reads the archive's documents one at a time, each file checked against `verified`,
+/// and hands each to `each` as soon as it is complete.
+fn read_documents(
+    input: impl Read,
+    limits: &ImportLimits,
+    verified: &std::collections::HashMap<String, String>,
+    each: &mut dyn FnMut(PendingDocument) -> Result<(), PortabilityError>,
+) -> Result<(), PortabilityError> {
     let mut archive = tar::Archive::new(input);
     let mut total = 0u64;
-    let mut hashes: Vec<(String, String)> = Vec::new();
-    let mut documents: std::collections::BTreeMap<String, PendingDocument> =
-        std::collections::BTreeMap::new();
-    let mut manifest: Option<serde_json::Value> = None;
+    let mut current: Option<(String, PendingDocument)> = None;
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.to_string_lossy().into_owned();
-        let data = read_entry(&mut entry, &path, &mut total, limits)?;
         if path == "manifest.json" {
-            manifest = Some(
-                serde_json::from_slice(&data)
-                    .map_err(|error| PortabilityError::Malformed(error.to_string()))?,
-            );
             continue;
         }
-        hashes.push((path.clone(), hex::encode(sha2::Sha256::digest(&data))));
+        let data = read_entry(&mut entry, &path, &mut total, limits)?;
+        if verified.get(&path).map(String::as_str)
+            != Some(hex::encode(sha2::Sha256::digest(&data)).as_str())
+        {
+            return Err(PortabilityError::Integrity(format!(
+                "{path} changed while it was being imported"
+            )));
+        }
         let (prefix, file) = path
             .rsplit_once('/')
             .ok_or_else(|| PortabilityError::Malformed(format!("unexpected entry {path}")))?;
-        let document = documents
-            .entry(prefix.to_owned())
-            .or_insert_with(|| PendingDocument {
-                original: Vec::new(),
-                description: serde_json::Value::Null,
-                text: String::new(),
-                chunks: Vec::new(),
-            });
+        if current.as_ref().is_some_and(|(open, _)| open != prefix)
+            && let Some((_, finished)) = current.take()
+        {
+            each(finished)?;
+        }
+        let (_, document) = current.get_or_insert_with(|| {
+            (
+                prefix.to_owned(),
+                PendingDocument {
+                    original: Vec::new(),
+                    description: serde_json::Value::Null,
+                    text: String::new(),
+                    chunks: Vec::new(),
+                },
+            )
+        });
         match file {
             "original" => document.original = data,
-            "document.json" => {
-                document.description = serde_json::from_slice(&data)
-                    .map_err(|error| PortabilityError::Malformed(error.to_string()))?
-            }
+            "document.json" => document.description = check_description(&data)?,
             "text.txt" => {
                 document.text = String::from_utf8(data)
                     .map_err(|_| PortabilityError::Malformed("text is not UTF-8".into()))?
@@ -385,40 +518,33 @@ fn read_archive(
             }
         }
     }
-    check_manifest(manifest, &hashes)?;
-    for document in documents.values() {
-        let content_type = document.description["content_type"]
-            .as_str()
-            .unwrap_or("text/plain");
-        if !allowed_content_type(content_type) {
-            return Err(PortabilityError::Malformed(
-                "a document's content type is not one Bulkhead stores (txt, md, html, pdf, docx)"
-                    .into(),
-            ));
-        }
+    if let Some((_, finished)) = current {
+        each(finished)?;
     }
-    let mut summary = PortabilitySummary::default();
-    for document in documents.values() {
-        let description = &document.description;
-        let filename = description["filename"].as_str().unwrap_or("unnamed");
-        let content_type = description["content_type"].as_str().unwrap_or("text/plain");
-        let metadata = description
-            .get("metadata")
-            .filter(|value| value.is_object());
-        store.import_document(
-            scope,
-            &crate::store::DocumentImport {
-                filename,
-                metadata,
-                original: &document.original,
-                content_type,
-                text: &document.text,
-                chunks: &document.chunks,
-            },
-        )?;
-        summary.documents += 1;
-        summary.chunks += document.chunks.len();
-        summary.bytes += document.original.len() as u64;
-    }
-    Ok(summary)
+    Ok(())
+}
+
+/// Stores one imported document with its chunks and vectors as they are.
+fn store_document(
+    store: &Store,
+    scope: &TenantScope,
+    document: &PendingDocument,
+) -> Result<crate::ids::DocumentId, PortabilityError> {
+    let description = &document.description;
+    let filename = description["filename"].as_str().unwrap_or("unnamed");
+    let content_type = description["content_type"].as_str().unwrap_or("text/plain");
+    let metadata = description
+        .get("metadata")
+        .filter(|value| value.is_object());
+    Ok(store.import_document(
+        scope,
+        &crate::store::DocumentImport {
+            filename,
+            metadata,
+            original: &document.original,
+            content_type,
+            text: &document.text,
+            chunks: &document.chunks,
+        },
+    )?)
 }

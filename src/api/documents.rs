@@ -60,6 +60,9 @@ pub async fn upload(
     Query(params): Query<UploadParams>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // Each upload is held in memory while it is received and sealed: a bounded number at
+    // once (503 with Retry-After beyond it), taken before a byte of the body is read.
+    let receiving = state.upload_permit()?;
     let limit = state.appliance.config().extract_limits.max_file_bytes as usize;
     let Upload {
         filename,
@@ -71,6 +74,7 @@ pub async fn upload(
     let document_id = state
         .blocking(move || Ok(appliance.upload(&scope, &filename, metadata.as_ref(), &bytes)?))
         .await?;
+    drop(receiving);
     audit_document(&state, &tenant, "document.upload", &document_id);
     let uploaded = |status: StatusCode, state: &'static str, chunks: Option<u64>| {
         (

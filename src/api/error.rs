@@ -23,8 +23,16 @@ pub enum ApiError {
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     Unprocessable(String),
-    RateLimited { retry_after_seconds: u64 },
-    Overloaded { retry_after_seconds: u64 },
+    RateLimited {
+        retry_after_seconds: u64,
+    },
+    /// Too many failed requests (bad tokens, cross-tenant attempts) from one client.
+    TooManyFailures {
+        retry_after_seconds: u64,
+    },
+    Overloaded {
+        retry_after_seconds: u64,
+    },
     Internal,
 }
 
@@ -84,6 +92,15 @@ impl ApiError {
                     "too many requests for this tenant: retry after {retry_after_seconds} s"
                 )),
             ),
+            ApiError::TooManyFailures {
+                retry_after_seconds,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                Owned(format!(
+                    "too many failed requests from this client: retry after {retry_after_seconds} s"
+                )),
+            ),
             ApiError::Overloaded {
                 retry_after_seconds,
             } => (
@@ -119,6 +136,9 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({"error": {"code": self.code(), "message": self.message()}});
         let mut response = (self.status(), Json(body)).into_response();
         if let ApiError::RateLimited {
+            retry_after_seconds,
+        }
+        | ApiError::TooManyFailures {
             retry_after_seconds,
         }
         | ApiError::Overloaded {

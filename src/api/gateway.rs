@@ -21,7 +21,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState, audit_mismatch, authenticate};
+use super::{ApiError, AppState, audit_mismatch, authenticate, peer};
 use crate::auth::tokens::Role;
 use crate::ids::DocumentId;
 use crate::isolation::{Layer, enabled};
@@ -47,15 +47,15 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
     if segments.len() < 4 || segments[1] != "v1" || segments[2] != "tenants" {
         return Ok(request);
     }
-    let principal = authenticate(state, request.headers(), &path)?;
+    let peer = peer(request.extensions());
+    let principal = authenticate(state, request.headers(), peer, &path)?;
     let requested = segments[3];
     let rest = &segments[4..];
     let platform_route = rest.is_empty();
     match &principal.tenant_id {
         Some(own) if own.as_str() == requested => {}
         Some(_) => {
-            audit_mismatch(state, &principal, requested, &path);
-            return Err(ApiError::TenantMismatch);
+            return Err(audit_mismatch(state, &principal, requested, peer, &path));
         }
         None if platform_route && principal.has_any(&[Role::PlatformAdmin]) => {}
         None => return Err(ApiError::Forbidden),
@@ -86,7 +86,15 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge("JSON body over 1 MiB".into()))?;
+        .map_err(|error| {
+            let error = error.into_inner();
+            if error.is::<http_body_util::LengthLimitError>() {
+                ApiError::PayloadTooLarge("JSON body over 1 MiB".into())
+            } else {
+                // A body that stalled (see `server::connection`) or broke off.
+                ApiError::InvalidRequest(format!("the request body could not be read: {error}"))
+            }
+        })?;
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
         && names_a_tenant(&value)
     {

@@ -24,11 +24,16 @@ pub struct Metrics {
     // std mutex: updated once per request for a few nanoseconds, never across an await.
     routes: Mutex<BTreeMap<(String, String, u16), RouteStats>>,
     overloaded: AtomicU64,
+    uploads_refused: AtomicU64,
 }
 
 impl Metrics {
     pub fn overloaded(&self) {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn upload_refused(&self) {
+        self.uploads_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -75,6 +80,13 @@ impl Metrics {
             "bulkhead_inference_rejected_total {}",
             self.overloaded.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP bulkhead_uploads_refused_total Uploads refused with 503 because the most uploads at once were being received.\n");
+        out.push_str("# TYPE bulkhead_uploads_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "bulkhead_uploads_refused_total {}",
+            self.uploads_refused.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP bulkhead_open_tenants Tenant indexes held in memory.\n");
         out.push_str("# TYPE bulkhead_open_tenants gauge\n");
         let _ = writeln!(out, "bulkhead_open_tenants {open_tenants}");
@@ -83,7 +95,7 @@ impl Metrics {
 }
 
 /// The method as a metric label: the standard methods by name, anything else a client
-/// invents as "other" (one label, not one series per string sent).
+/// invents as "OTHER" (one label, not one series per string sent).
 fn method_label(method: &axum::http::Method) -> &'static str {
     match method.as_str() {
         "GET" => "GET",
@@ -93,7 +105,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         "DELETE" => "DELETE",
         "HEAD" => "HEAD",
         "OPTIONS" => "OPTIONS",
-        _ => "other",
+        _ => "OTHER",
     }
 }
 

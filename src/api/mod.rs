@@ -11,6 +11,7 @@
 mod audit;
 mod documents;
 pub mod error;
+mod failures;
 mod gateway;
 pub mod metrics;
 mod openai;
@@ -21,6 +22,7 @@ mod web;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,8 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::auth::tokens::{Principal, Role, Signer, TokenError, Verifier};
 use crate::auth::{self, AccessError, TenantScope};
 pub use error::ApiError;
+pub use failures::FailureLimits;
+use failures::{Admission, Budget, FailureLimiter};
 
 /// Limits of the HTTP edge.
 #[derive(Clone, Debug)]
@@ -47,6 +51,17 @@ pub struct Limits {
     pub tenant_requests_per_minute: u32,
     /// Longest an ask or search may take.
     pub request_timeout: Duration,
+    /// Uploads being received at once (each is held in memory up to the file size limit);
+    /// beyond this, 503 `overloaded` with `Retry-After`.
+    pub max_concurrent_uploads: usize,
+    /// Failed requests audited one by one per source and per target tenant (see
+    /// `failures`).
+    pub failures: FailureLimits,
+    /// Longest a client may take to send a request's headers (and the TLS handshake).
+    pub header_read_timeout: Duration,
+    /// A connection with nothing read or written for this long is closed; a request
+    /// body that sends nothing for this long fails.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -56,6 +71,10 @@ impl Default for Limits {
             inference_queue: 8,
             tenant_requests_per_minute: 600,
             request_timeout: Duration::from_secs(120),
+            max_concurrent_uploads: 4,
+            failures: FailureLimits::default(),
+            header_read_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +95,8 @@ pub struct AppState {
     search_admission: Arc<Semaphore>,
     search_workers: Arc<Semaphore>,
     rate: Arc<Mutex<HashMap<String, Bucket>>>,
+    failures: Arc<FailureLimiter>,
+    uploads: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -97,6 +118,8 @@ impl AppState {
                 4 * (limits.inference_workers + limits.inference_queue).max(1),
             )),
             search_workers: Arc::new(Semaphore::new(limits.inference_workers.max(1))),
+            failures: Arc::new(FailureLimiter::new(limits.failures)),
+            uploads: Arc::new(Semaphore::new(limits.max_concurrent_uploads.max(1))),
             limits,
             metrics: Arc::new(metrics::Metrics::default()),
             indexer: Arc::new(Notify::new()),
@@ -180,6 +203,60 @@ impl AppState {
         }
     }
 
+    /// Audits a failed request within `budget` (see `failures`): an entry of its own while
+    /// the budget has room, else counted into the window's summary entry. Returns the
+    /// seconds until the budget's window ends when the failure was counted, not written.
+    fn audit_failure(&self, budget: &Budget, event: AuditEvent) -> Option<u64> {
+        match self.failures.admit(budget) {
+            Admission::Record => {
+                self.audit(event);
+                None
+            }
+            Admission::Coalesce {
+                retry_after_seconds,
+            } => {
+                self.failures.coalesce(&event);
+                Some(retry_after_seconds)
+            }
+        }
+    }
+
+    /// The error for a failure of `source`: `error` itself, or 429 once the source is over
+    /// its failure budget.
+    fn failure_response(&self, source: &Budget, event: AuditEvent, error: ApiError) -> ApiError {
+        match self.audit_failure(source, event) {
+            None => error,
+            Some(retry_after_seconds) => ApiError::TooManyFailures {
+                retry_after_seconds,
+            },
+        }
+    }
+
+    /// Writes the summary entries of failure windows that have closed (all of them when
+    /// `all`, at shutdown). Blocking: the server calls it from a blocking thread.
+    pub fn flush_failure_summaries(&self, all: bool) {
+        for event in self.failures.due_summaries(all) {
+            if let Err(error) = self.appliance.audit(&event) {
+                tracing::error!(%error, "audit append failed");
+            }
+        }
+    }
+
+    /// How often the server should call [`AppState::flush_failure_summaries`].
+    pub fn failure_flush_interval(&self) -> Duration {
+        (self.failures.window() / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
+    }
+
+    /// A place among the uploads being received; 503 `overloaded` when all are taken.
+    fn upload_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.uploads.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.upload_refused();
+            ApiError::Overloaded {
+                retry_after_seconds: 2,
+            }
+        })
+    }
+
     /// Token bucket per tenant: `tenant_requests_per_minute` a minute, bursts up to that.
     fn check_rate(&self, tenant: &str) -> Result<(), ApiError> {
         let per_minute = self.limits.tenant_requests_per_minute;
@@ -251,25 +328,38 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// The peer address of a request (set per connection by `server`), if known.
+fn peer(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
 /// Verifies the request's bearer token and that it has not been revoked; a rejected token
-/// is audited. Both the gateway and the [`Tenant`] extractor call this, each on its own.
-fn authenticate(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Principal, ApiError> {
+/// is audited (within the source's failure budget: 429 beyond it). Both the gateway and
+/// the [`Tenant`] extractor call this, each on its own.
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    path: &str,
+) -> Result<Principal, ApiError> {
     let token = bearer(headers).ok_or(ApiError::Unauthenticated)?;
+    let source = Budget::source(peer);
     let rejected = |reason: &dyn std::fmt::Display| {
         tracing::info!(%reason, "token rejected");
-        state.audit(AuditEvent {
+        let event = AuditEvent {
             tenant_id: None,
             actor: "anonymous".into(),
             action: "token.rejected",
             resource: path.chars().take(200).collect(),
             outcome: Outcome::Denied,
-        });
-        ApiError::Unauthenticated
+        };
+        state.failure_response(&source, event, ApiError::Unauthenticated)
     };
     let principal = state.verifier.verify(token).map_err(|error| match error {
         TokenError::IssuerNotBound { ref tenant, .. } => {
-            audit_unbound_issuer(state, &error, tenant.as_ref(), path);
-            ApiError::Unauthenticated
+            audit_unbound_issuer(state, &source, &error, tenant.as_ref(), path)
         }
         error => rejected(&error),
     })?;
@@ -283,7 +373,13 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        authenticate(state, &parts.headers, parts.uri.path()).map(Caller)
+        authenticate(
+            state,
+            &parts.headers,
+            peer(&parts.extensions),
+            parts.uri.path(),
+        )
+        .map(Caller)
     }
 }
 
@@ -292,7 +388,12 @@ impl FromRequestParts<AppState> for Caller {
 /// takes the token's claims unverified.
 fn tenant_caller(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     if crate::isolation::enabled(crate::isolation::Layer::Scope) {
-        return authenticate(state, &parts.headers, parts.uri.path());
+        return authenticate(
+            state,
+            &parts.headers,
+            peer(&parts.extensions),
+            parts.uri.path(),
+        );
     }
     #[cfg(feature = "ablation")]
     {
@@ -399,12 +500,15 @@ impl<P: Permission> Tenant<P> {
                     _permission: PhantomData,
                 })
             }
-            Err(AccessError::TenantMismatch) => {
-                audit_mismatch(state, &principal, requested, parts.uri.path());
-                Err(ApiError::TenantMismatch)
-            }
+            Err(AccessError::TenantMismatch) => Err(audit_mismatch(
+                state,
+                &principal,
+                requested,
+                peer(&parts.extensions),
+                parts.uri.path(),
+            )),
             Err(AccessError::Forbidden) => {
-                state.audit(AuditEvent {
+                let event = AuditEvent {
                     tenant_id: principal.tenant_id.as_ref().map(ToString::to_string),
                     actor: state
                         .appliance
@@ -412,8 +516,9 @@ impl<P: Permission> Tenant<P> {
                     action: "access.forbidden",
                     resource: route_of(parts),
                     outcome: Outcome::Denied,
-                });
-                Err(ApiError::Forbidden)
+                };
+                let source = Budget::source(peer(&parts.extensions));
+                Err(state.failure_response(&source, event, ApiError::Forbidden))
             }
         }
     }
@@ -447,60 +552,75 @@ impl<P: Permission> Tenant<P> {
 
 /// A token of an identity provider beyond its binding (issue 11, finding 2): in the
 /// platform's log with the issuer; in the named tenant's log (when it exists) as a denied
-/// attempt, without the issuer (like a cross-tenant attempt).
+/// attempt, without the issuer (like a cross-tenant attempt). Both within their failure
+/// budgets (the source's, the tenant's). Returns the error to answer.
 fn audit_unbound_issuer(
     state: &AppState,
+    source: &Budget,
     error: &TokenError,
     tenant: Option<&crate::ids::TenantId>,
     path: &str,
-) {
+) -> ApiError {
     tracing::warn!(%error, "identity provider beyond its binding");
     let issuer = match error {
         TokenError::IssuerNotBound { issuer, .. } => issuer.as_str(),
         _ => "",
     };
-    state.audit(AuditEvent {
+    let event = AuditEvent {
         tenant_id: None,
         actor: format!("issuer:{}", issuer.chars().take(100).collect::<String>()),
         action: "token.issuer_not_bound",
         resource: path.chars().take(200).collect(),
         outcome: Outcome::Denied,
-    });
+    };
+    let response = state.failure_response(source, event, ApiError::Unauthenticated);
     if let Some(target) = tenant
         && state.appliance.find_tenant(target).is_ok()
     {
-        state.audit(AuditEvent {
-            tenant_id: Some(target.to_string()),
-            actor: "external".into(),
-            action: "token.issuer_not_bound",
-            resource: "tenant".into(),
-            outcome: Outcome::Denied,
-        });
+        audit_in_target(state, target.as_str(), "token.issuer_not_bound");
     }
+    response
 }
 
-/// A cross-tenant attempt: in full in the caller's log; in the target's log (when the
-/// target exists) without the caller's identity.
-fn audit_mismatch(state: &AppState, principal: &Principal, requested: &str, path: &str) {
+/// A cross-tenant attempt: in full in the caller's log (within the source's failure
+/// budget); in the target's log (when the target exists, within the target's budget)
+/// without the caller's identity. Returns the error to answer: 403 `tenant_mismatch`, or
+/// 429 once the source is over its budget.
+fn audit_mismatch(
+    state: &AppState,
+    principal: &Principal,
+    requested: &str,
+    peer: Option<IpAddr>,
+    path: &str,
+) -> ApiError {
     let appliance = &state.appliance;
-    state.audit(AuditEvent {
+    let event = AuditEvent {
         tenant_id: principal.tenant_id.as_ref().map(ToString::to_string),
         actor: appliance.pseudonym(principal.tenant_id.as_ref(), &principal.subject),
         action: "access.cross_tenant",
         resource: path.chars().take(300).collect(),
         outcome: Outcome::Denied,
-    });
+    };
+    let response = state.failure_response(&Budget::source(peer), event, ApiError::TenantMismatch);
     if let Ok(target) = crate::ids::TenantId::try_from(requested)
         && appliance.find_tenant(&target).is_ok()
     {
-        state.audit(AuditEvent {
-            tenant_id: Some(target.to_string()),
-            actor: "external".into(),
-            action: "access.cross_tenant",
-            resource: "tenant".into(),
-            outcome: Outcome::Denied,
-        });
+        audit_in_target(state, target.as_str(), "access.cross_tenant");
     }
+    response
+}
+
+/// A denied attempt in the log of the tenant it aimed at, without the caller's identity,
+/// within that tenant's failure budget.
+fn audit_in_target(state: &AppState, target: &str, action: &'static str) {
+    let event = AuditEvent {
+        tenant_id: Some(target.to_owned()),
+        actor: "external".into(),
+        action,
+        resource: "tenant".into(),
+        outcome: Outcome::Denied,
+    };
+    state.audit_failure(&Budget::Target(target.to_owned()), event);
 }
 
 /// The matched route template (`/v1/tenants/{t}/documents`), never raw ids or content.

@@ -89,8 +89,10 @@ const FIRST_ADMIN_TTL_SECONDS: u64 = 7 * 24 * 3600;
     responses((status = 201, body = wire::Token), (status = 401, description = "unknown, used or expired invitation")))]
 pub async fn accept_invitation(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     ApiJson(body): ApiJson<AcceptInvitation>,
 ) -> Result<(StatusCode, Json<wire::Token>), ApiError> {
+    let peer = super::peer(&extensions);
     // Checked before the invitation is used up, so a bad user name does not burn it.
     crate::auth::tokens::validate_grant(
         &body.user,
@@ -105,14 +107,15 @@ pub async fn accept_invitation(
         .blocking(move || Ok(appliance.accept_invitation(&secret, &user)?))
         .await?;
     let Some(tenant_id) = accepted else {
-        state.audit(AuditEvent {
+        let event = AuditEvent {
             tenant_id: None,
             actor: "anonymous".into(),
             action: "invitation.rejected",
             resource: "/v1/invitations/accept".into(),
             outcome: Outcome::Denied,
-        });
-        return Err(ApiError::Unauthenticated);
+        };
+        let source = super::Budget::source(peer);
+        return Err(state.failure_response(&source, event, ApiError::Unauthenticated));
     };
     let minted = state
         .signer

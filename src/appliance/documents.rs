@@ -165,7 +165,7 @@ impl Appliance {
     pub fn import_tenant(
         &self,
         scope: &TenantScope,
-        input: impl std::io::Read,
+        input: impl std::io::Read + std::io::Seek,
         identity: Option<&str>,
     ) -> Result<crate::portability::PortabilitySummary, ApplianceError> {
         let summary = crate::portability::import(

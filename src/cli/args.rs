@@ -209,6 +209,24 @@ pub(super) struct ServeArgs {
     /// Longest time for one search or ask, in seconds [default: 120]
     #[arg(long, env = "BULKHEAD_REQUEST_TIMEOUT")]
     pub(super) request_timeout: Option<u64>,
+    /// Uploads received at once; beyond that, 503 overloaded [default: 4]
+    #[arg(long, env = "BULKHEAD_MAX_UPLOADS")]
+    pub(super) max_uploads: Option<usize>,
+    /// Seconds a client may take to send a request's headers (and the TLS handshake)
+    /// [default: 15]
+    #[arg(long, env = "BULKHEAD_HEADER_TIMEOUT")]
+    pub(super) header_timeout: Option<u64>,
+    /// Seconds a connection may stay silent before it is closed [default: 60]
+    #[arg(long, env = "BULKHEAD_IDLE_TIMEOUT")]
+    pub(super) idle_timeout: Option<u64>,
+    /// Failed requests (bad tokens, cross-tenant attempts) audited one by one per client
+    /// address and per target tenant in each failure window; later ones are counted in
+    /// one audit entry, and the client gets 429 [default: 10]
+    #[arg(long, env = "BULKHEAD_FAILURE_BURST")]
+    pub(super) failure_burst: Option<u32>,
+    /// The failure window, in seconds [default: 60]
+    #[arg(long, env = "BULKHEAD_FAILURE_WINDOW")]
+    pub(super) failure_window: Option<u64>,
 }
 
 /// One trusted identity provider: an `[[identity_provider]]` table of the config file.
@@ -261,7 +279,12 @@ impl ServeArgs {
             inference_workers,
             inference_queue,
             rate_limit,
-            request_timeout
+            request_timeout,
+            max_uploads,
+            header_timeout,
+            idle_timeout,
+            failure_burst,
+            failure_window
         );
         if self.jwks_tenant.is_empty() {
             self.jwks_tenant = file.jwks_tenant;

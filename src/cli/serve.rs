@@ -95,10 +95,17 @@ pub(super) fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> 
         tenant_requests_per_minute: args
             .rate_limit
             .unwrap_or(defaults.tenant_requests_per_minute),
-        request_timeout: args
-            .request_timeout
-            .map(|seconds| std::time::Duration::from_secs(seconds.max(1)))
-            .unwrap_or(defaults.request_timeout),
+        request_timeout: seconds(args.request_timeout).unwrap_or(defaults.request_timeout),
+        max_concurrent_uploads: args
+            .max_uploads
+            .unwrap_or(defaults.max_concurrent_uploads)
+            .max(1),
+        failures: crate::api::FailureLimits {
+            burst: args.failure_burst.unwrap_or(defaults.failures.burst),
+            window: seconds(args.failure_window).unwrap_or(defaults.failures.window),
+        },
+        header_read_timeout: seconds(args.header_timeout).unwrap_or(defaults.header_read_timeout),
+        idle_timeout: seconds(args.idle_timeout).unwrap_or(defaults.idle_timeout),
     };
     let listen = args
         .listen
@@ -129,6 +136,11 @@ pub(super) fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> 
             .await
             .map_err(|error| failure(&error))
     })
+}
+
+/// A duration option given in seconds (at least one).
+fn seconds(value: Option<u64>) -> Option<std::time::Duration> {
+    value.map(|seconds| std::time::Duration::from_secs(seconds.max(1)))
 }
 
 /// The identity providers to trust, each with its binding: the `[[identity_provider]]`

@@ -2,8 +2,17 @@
 //! CLI or the store itself, goes through [`Store::append_audit`], which writes the signed
 //! checkpoint when one is due), and its readers. Hashing and verification are
 //! [`crate::audit`]'s.
+//!
+//! **Group commit** (issue 11, finding 6): appends that arrive while another is being
+//! committed queue up and are chained and committed together, in one transaction and one
+//! fsync, by the first of them to find no commit in progress. Each still gets its own sequence
+//! number, hash and result; every 100th entry's signed checkpoint is in the same
+//! transaction as the entry. When a batch fails (a checkpoint that cannot be signed), its
+//! entries are appended one by one, so only the failing entry fails.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
@@ -88,6 +97,44 @@ impl Lenient {
     }
 }
 
+/// Appends waiting to be committed, and the results of those another append committed
+/// for them.
+#[derive(Default)]
+pub(super) struct AuditQueue {
+    // std mutex: held for a push or a swap, never across SQLite work or an await.
+    pending: Mutex<Pending>,
+    // Signalled when a batch has committed (or failed).
+    committed: Condvar,
+    commits: AtomicU64,
+}
+
+#[derive(Default)]
+struct Pending {
+    next_ticket: u64,
+    // Whether an append is committing a batch now.
+    committing: bool,
+    waiting: Vec<(u64, AuditEvent)>,
+    done: HashMap<u64, Result<(i64, [u8; 32]), StoreError>>,
+}
+
+/// Lets the waiting appends go on when the one committing their batch panics.
+struct Committing<'a>(&'a AuditQueue);
+
+impl Drop for Committing<'_> {
+    fn drop(&mut self) {
+        self.0.lock().committing = false;
+        self.0.committed.notify_all();
+    }
+}
+
+impl AuditQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl Store {
     /// Installs the signer of the audit checkpoints (the appliance key). Whoever opens the
     /// store for writing installs it (`Appliance::open`). Without one, appending an entry
@@ -104,10 +151,89 @@ impl Store {
     /// The entry is chained to the last one inside an immediate transaction, so appends
     /// from several processes on one data directory still form a single chain. Every
     /// [`audit::CHECKPOINT_EVERY`]th entry is committed together with a checkpoint of the
-    /// chain head signed by the installed signer, or not at all.
+    /// chain head signed by the installed signer, or not at all. Appends arriving together
+    /// share one transaction (group commit, see the module's documentation).
     /// Returns the new entry's sequence number and hash.
     pub fn append_audit(&self, event: &AuditEvent) -> Result<(i64, [u8; 32]), StoreError> {
-        let mut connection = self.connection();
+        let queue = &self.audit_queue;
+        let mut pending = queue.lock();
+        let ticket = pending.next_ticket;
+        pending.next_ticket += 1;
+        pending.waiting.push((ticket, event.clone()));
+        loop {
+            if let Some(result) = pending.done.remove(&ticket) {
+                return result;
+            }
+            if pending.committing {
+                // Another append is committing: this one waits, queued, and is committed
+                // with the others that arrive meanwhile.
+                pending = queue
+                    .committed
+                    .wait(pending)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            if !pending
+                .waiting
+                .iter()
+                .any(|(waiting, _)| *waiting == ticket)
+            {
+                // Taken by an append that panicked while committing it.
+                return Err(StoreError::Io(std::io::Error::other(
+                    "the audit entry was lost in a failed commit: see the log",
+                )));
+            }
+            pending.committing = true;
+            let batch = std::mem::take(&mut pending.waiting);
+            drop(pending);
+            let committing = Committing(queue);
+            let results = {
+                let mut connection = self.connection();
+                self.append_batch(&mut connection, &batch)
+            };
+            std::mem::forget(committing);
+            pending = queue.lock();
+            pending.committing = false;
+            for ((waiting, _), result) in batch.iter().zip(results) {
+                pending.done.insert(*waiting, result);
+            }
+            queue.committed.notify_all();
+        }
+    }
+
+    /// How many transactions have committed audit entries since the store was opened (fewer
+    /// than the entries when appends were grouped).
+    pub fn audit_commits(&self) -> u64 {
+        self.audit_queue.commits.load(Ordering::Relaxed)
+    }
+
+    /// Appends `batch` in one transaction; if that fails, each entry in one of its own.
+    fn append_batch(
+        &self,
+        connection: &mut rusqlite::Connection,
+        batch: &[(u64, AuditEvent)],
+    ) -> Vec<Result<(i64, [u8; 32]), StoreError>> {
+        let events: Vec<&AuditEvent> = batch.iter().map(|(_, event)| event).collect();
+        match self.append_in_transaction(connection, &events) {
+            Ok(appended) => appended.into_iter().map(Ok).collect(),
+            Err(error) if events.len() == 1 => vec![Err(error)],
+            Err(_) => events
+                .iter()
+                .map(|event| {
+                    self.append_in_transaction(connection, std::slice::from_ref(event))
+                        .map(|appended| appended[0])
+                })
+                .collect(),
+        }
+    }
+
+    /// Chains `events` after the last entry and commits them, with the checkpoints that
+    /// fall among them, in one immediate transaction: all or nothing.
+    fn append_in_transaction(
+        &self,
+        connection: &mut rusqlite::Connection,
+        events: &[&AuditEvent],
+    ) -> Result<Vec<(i64, [u8; 32])>, StoreError> {
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Whatever the last row holds, even if it was edited behind the appliance's back
@@ -120,47 +246,53 @@ impl Store {
             )
             .optional()?;
         // AUTOINCREMENT never reuses a number, even after the last row is deleted.
-        let next_seq: i64 = transaction.query_row(
+        let first_seq: i64 = transaction.query_row(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0) + 1",
             [],
             |row| row.get(0),
         )?;
-        let prev_hash = last.unwrap_or_else(|| audit::GENESIS.to_vec());
-        let at = crate::time::now();
-        let hash = audit::entry_hash(
-            &prev_hash,
-            next_seq,
-            at,
-            event.tenant_id.as_deref(),
-            &event.actor,
-            event.action,
-            &event.resource,
-            event.outcome.as_str(),
-        );
-        transaction.execute(
-            "INSERT INTO audit_events (seq, at, tenant_id, actor, action, resource, outcome, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+        let mut prev_hash = last.unwrap_or_else(|| audit::GENESIS.to_vec());
+        let mut appended = Vec::with_capacity(events.len());
+        for (next_seq, event) in (first_seq..).zip(events) {
+            let at = crate::time::now();
+            let hash = audit::entry_hash(
+                &prev_hash,
                 next_seq,
                 at,
-                event.tenant_id,
-                event.actor,
+                event.tenant_id.as_deref(),
+                &event.actor,
                 event.action,
-                event.resource,
+                &event.resource,
                 event.outcome.as_str(),
-                prev_hash,
-                hash.to_vec()
-            ],
-        )?;
-        if audit::needs_checkpoint(next_seq) {
-            let jws = self.sign_checkpoint(next_seq, &hash)?;
+            );
             transaction.execute(
-                "INSERT OR REPLACE INTO audit_checkpoints (seq, head, at, jws) VALUES (?1, ?2, ?3, ?4)",
-                params![next_seq, hash.to_vec(), at, jws],
+                "INSERT INTO audit_events (seq, at, tenant_id, actor, action, resource, outcome, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    next_seq,
+                    at,
+                    event.tenant_id,
+                    event.actor,
+                    event.action,
+                    event.resource,
+                    event.outcome.as_str(),
+                    prev_hash,
+                    hash.to_vec()
+                ],
             )?;
+            if audit::needs_checkpoint(next_seq) {
+                let jws = self.sign_checkpoint(next_seq, &hash)?;
+                transaction.execute(
+                    "INSERT OR REPLACE INTO audit_checkpoints (seq, head, at, jws) VALUES (?1, ?2, ?3, ?4)",
+                    params![next_seq, hash.to_vec(), at, jws],
+                )?;
+            }
+            appended.push((next_seq, hash));
+            prev_hash = hash.to_vec();
         }
         transaction.commit()?;
-        Ok((next_seq, hash))
+        self.audit_queue.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(appended)
     }
 
     fn sign_checkpoint(&self, seq: i64, head: &[u8]) -> Result<String, StoreError> {

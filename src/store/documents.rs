@@ -49,7 +49,7 @@ pub struct DocumentRecord {
 }
 
 /// The columns [`Store::decode_documents`] decodes, in order.
-pub const DOCUMENT_COLUMNS: &str = "tenant_id, document_id, filename_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at";
+pub const DOCUMENT_COLUMNS: &str = "tenant_id, document_id, filename_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at, content_type_sealed";
 
 impl Store {
     /// Stores an uploaded original durably and queues it for indexing. When this returns
@@ -221,6 +221,7 @@ impl Store {
             i64,
             Option<Vec<u8>>,
             i64,
+            Option<Vec<u8>>,
         );
         let rows: Vec<Row> = self.tenant_rows(scope, statement, parameters)?;
         let key = self.data_key(scope)?;
@@ -237,6 +238,7 @@ impl Store {
                     chunks,
                     error_sealed,
                     created_at,
+                    content_type_sealed,
                 )| {
                     let document_id = DocumentId::try_from(id.as_str())
                         .map_err(|_| StoreError::DocumentNotFound(id.clone()))?;
@@ -247,6 +249,11 @@ impl Store {
                     let error = error_sealed
                         .map(|sealed| open(ObjectKind::DocumentError, &sealed))
                         .transpose()?;
+                    // Sealed since issue 11; plaintext in rows written before.
+                    let content_type = content_type_sealed
+                        .map(|sealed| open(ObjectKind::DocumentContentType, &sealed))
+                        .transpose()?
+                        .or(content_type);
                     Ok(DocumentRecord {
                         document_id,
                         filename,

@@ -203,6 +203,16 @@ impl Store {
                 )
             })
             .collect();
+        // The content type is sealed like the rest: an imported archive's is the tenant's
+        // word (allow-listed by `portability`).
+        let content_type_sealed = key.seal(
+            Aad {
+                tenant,
+                kind: ObjectKind::DocumentContentType,
+                object_id: document_id.as_str(),
+            },
+            content_type.as_bytes(),
+        );
         let mut connection = self.tenant(scope);
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.check_job_owner(&transaction, scope, job)?;
@@ -252,10 +262,10 @@ impl Store {
                 .collect::<Result<_, _>>()?
         };
         transaction.execute(
-            &sql("UPDATE t_documents SET status = 'indexed', content_type = ?1, chunk_count = ?2, indexed_at = ?3, error_sealed = NULL
+            &sql("UPDATE t_documents SET status = 'indexed', content_type = NULL, content_type_sealed = ?1, chunk_count = ?2, indexed_at = ?3, error_sealed = NULL
              WHERE document_id = ?4 AND tenant_id = ?5"),
             params![
-                content_type,
+                content_type_sealed,
                 chunks.len() as i64,
                 crate::time::now(),
                 document_id.as_str(),

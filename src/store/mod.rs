@@ -120,6 +120,8 @@ pub struct Store {
     // Signs the audit checkpoint every `audit::CHECKPOINT_EVERY` entries; installed by
     // whoever opens the store with the appliance key (see `audit_log`).
     checkpoint_signer: Option<Arc<dyn CheckpointSigner>>,
+    // Audit entries waiting to be appended together (group commit, see `audit_log`).
+    audit_queue: audit_log::AuditQueue,
     // This store's name as the owner of the jobs it claims (see `jobs`).
     owner: String,
 }
@@ -142,13 +144,15 @@ CREATE TABLE IF NOT EXISTS documents (
     tenant_id TEXT NOT NULL REFERENCES tenants(tenant_id),
     filename_sealed BLOB NOT NULL,
     metadata_sealed BLOB,
+    -- Written by versions before issue 11; now NULL, the type is in content_type_sealed.
     content_type TEXT,
     bytes INTEGER NOT NULL,
     status TEXT NOT NULL,
     chunk_count INTEGER NOT NULL DEFAULT 0,
     error_sealed BLOB,
     created_at INTEGER NOT NULL,
-    indexed_at INTEGER
+    indexed_at INTEGER,
+    content_type_sealed BLOB
 );
 CREATE INDEX IF NOT EXISTS documents_by_tenant ON documents(tenant_id, created_at);
 CREATE TABLE IF NOT EXISTS document_texts (
@@ -242,6 +246,7 @@ fn migrate(connection: &Connection) -> Result<(), rusqlite::Error> {
     const ADDED: &[(&str, &str, &str)] = &[
         ("jobs", "owner", "TEXT"),
         ("jobs", "lease_until", "INTEGER"),
+        ("documents", "content_type_sealed", "BLOB"),
     ];
     let missing = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
         let count: i64 = connection.query_row(
@@ -379,6 +384,7 @@ impl Store {
             data_keys: Mutex::new(HashMap::new()),
             keys_checked_version: Mutex::new(None),
             checkpoint_signer: None,
+            audit_queue: audit_log::AuditQueue::default(),
             owner: {
                 let suffix: [u8; 6] = rand::random();
                 format!("{}-{}", std::process::id(), hex::encode(suffix))

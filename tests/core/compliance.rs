@@ -332,7 +332,7 @@ fn export_then_import_answers_the_same_and_holds_nothing_of_other_tenants() {
         use age::secrecy::ExposeSecret;
         wrong.to_string().expose_secret().to_owned()
     };
-    let refused = other.import_tenant(&target, sealed.as_slice(), Some(&wrong_secret));
+    let refused = other.import_tenant(&target, std::io::Cursor::new(&sealed), Some(&wrong_secret));
     assert!(
         matches!(
             refused,
@@ -341,7 +341,7 @@ fn export_then_import_answers_the_same_and_holds_nothing_of_other_tenants() {
         "{refused:?}"
     );
     let imported = other
-        .import_tenant(&target, sealed.as_slice(), Some(&secret))
+        .import_tenant(&target, std::io::Cursor::new(&sealed), Some(&secret))
         .unwrap();
     assert_eq!(imported.documents, 2);
     assert_eq!(imported.chunks, summary.chunks);
@@ -364,7 +364,7 @@ fn export_then_import_answers_the_same_and_holds_nothing_of_other_tenants() {
         .unwrap();
     tampered[position] ^= 0x20;
     let victim = new_tenant(&other, "Victim");
-    match other.import_tenant(&victim, tampered.as_slice(), None) {
+    match other.import_tenant(&victim, std::io::Cursor::new(&tampered), None) {
         Err(ApplianceError::Portability(PortabilityError::Integrity(message))) => assert!(
             message.ends_with("/original does not match its SHA-256"),
             "{message}"

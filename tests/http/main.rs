@@ -1,6 +1,7 @@
 //! HTTP gateway tests against a real `bulkhead serve` on port 0 (a child process), with
 //! the real models and a real data directory.
 
+mod abuse;
 mod attacks;
 mod bombs;
 #[path = "../common/mod.rs"]

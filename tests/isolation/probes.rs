@@ -725,14 +725,14 @@ fn sql_probes(recorder: &mut Recorder, base: &Base, off: &[Layer]) {
         ),
         (
             format!(
-                "INSERT INTO documents SELECT 'd_00000000000000000001', '{a}', filename_sealed, metadata_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at, indexed_at FROM documents WHERE tenant_id = '{b}' LIMIT 1"
+                "INSERT INTO documents SELECT 'd_00000000000000000001', '{a}', filename_sealed, metadata_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at, indexed_at, content_type_sealed FROM documents WHERE tenant_id = '{b}' LIMIT 1"
             ),
             None,
             false,
         ),
         (
             format!(
-                "INSERT INTO t_documents SELECT 'd_00000000000000000002', '{a}', filename_sealed, metadata_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at, indexed_at FROM documents WHERE tenant_id = '{b}' LIMIT 1"
+                "INSERT INTO t_documents SELECT 'd_00000000000000000002', '{a}', filename_sealed, metadata_sealed, content_type, bytes, status, chunk_count, error_sealed, created_at, indexed_at, content_type_sealed FROM documents WHERE tenant_id = '{b}' LIMIT 1"
             ),
             None,
             false,

@@ -195,7 +195,7 @@ impl Server {
         let names: Vec<&str> = off.iter().map(|layer| layer.name()).collect();
         let (child, base) = crate::common::spawn_server(
             dir,
-            &["--rate-limit", "0"],
+            &["--rate-limit", "0", "--failure-burst", "1000000"],
             &[
                 (ablation::ENV, names.join(",")),
                 ("RUST_LOG", "error".into()),

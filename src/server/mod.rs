@@ -3,7 +3,10 @@
 //! SIGTERM or Ctrl-C: in-flight requests finish, the indexer finishes its document.
 //!
 //! TLS uses rustls built without TLS 1.2 support at all (the `tls12` feature is off), so
-//! "TLS 1.3 only" does not depend on configuration.
+//! "TLS 1.3 only" does not depend on configuration. One accept loop serves both; each
+//! connection runs under the header-read and idle timeouts of `connection`.
+
+mod connection;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,13 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, AppState};
+pub use connection::ConnectionTimeouts;
 
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
@@ -93,17 +94,17 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let (stop_indexer, indexer_stopped) = tokio::sync::watch::channel(false);
-        let indexer = tokio::spawn(run_indexer(self.state.clone(), indexer_stopped));
+        let indexer = tokio::spawn(run_indexer(self.state.clone(), indexer_stopped.clone()));
+        let summaries = tokio::spawn(write_failure_summaries(self.state.clone(), indexer_stopped));
         let router = api::router(self.state.clone());
-        let result = match self.tls {
-            None => axum::serve(self.listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(ServeError::Io),
-            Some(acceptor) => serve_tls(self.listener, acceptor, router, shutdown).await,
+        let timeouts = ConnectionTimeouts {
+            header_read: self.state.limits.header_read_timeout,
+            idle: self.state.limits.idle_timeout,
         };
+        let result = serve(self.listener, self.tls, router, timeouts, shutdown).await;
         let _ = stop_indexer.send(true);
         let _ = indexer.await;
+        let _ = summaries.await;
         tracing::info!("server stopped");
         result
     }
@@ -141,37 +142,73 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-async fn serve_tls(
+/// Accepts connections until `shutdown` resolves, then lets in-flight requests finish
+/// (for a bounded time).
+async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Option<TlsAcceptor>,
     router: axum::Router,
+    timeouts: ConnectionTimeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    // Every connection task holds a receiver; `closed` resolves when the last one ends.
+    let (open_connections, _) = tokio::sync::watch::channel(());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
-                let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(router.clone());
-                let watcher = graceful.watcher();
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors, most likely: let some close first.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (router, tls, stopping) = (router.clone(), tls.clone(), stopping.clone());
+                let open = open_connections.subscribe();
                 tokio::spawn(async move {
-                    // A failed handshake (a TLS 1.2-only client, a port scan) ends here.
-                    let Ok(tls) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
-                    let Ok(tls) = tls else { return };
-                    let builder = auto::Builder::new(TokioExecutor::new());
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
-                    let _ = watcher.watch(connection).await;
+                    let _open = open;
+                    match tls {
+                        None => connection::serve(stream, peer, router, timeouts, stopping).await,
+                        Some(acceptor) => {
+                            // A failed or stalled handshake (a TLS 1.2-only client, a port
+                            // scan) ends here.
+                            let handshake = tokio::time::timeout(timeouts.header_read, acceptor.accept(stream));
+                            let Ok(Ok(stream)) = handshake.await else { return };
+                            connection::serve(stream, peer, router, timeouts, stopping).await
+                        }
+                    }
                 });
             }
             () = &mut shutdown => break,
         }
     }
     drop(listener);
+    let _ = stop.send(true);
     // In-flight requests get a bounded time to finish.
-    let _ = tokio::time::timeout(Duration::from_secs(60), graceful.shutdown()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(60), open_connections.closed()).await;
     Ok(())
+}
+
+/// Writes the summary audit entries of failure windows as they close, and every one left
+/// when the server stops (see `api::failures`).
+async fn write_failure_summaries(state: AppState, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let interval = state.failure_flush_interval();
+    loop {
+        let last = tokio::select! {
+            () = tokio::time::sleep(interval) => false,
+            _ = stopped.changed() => true,
+        };
+        let flushing = state.clone();
+        let _ = tokio::task::spawn_blocking(move || flushing.flush_failure_summaries(last)).await;
+        if last {
+            return;
+        }
+    }
 }
 
 /// Indexes queued documents in the background: woken by uploads, and every few seconds
