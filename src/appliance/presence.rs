@@ -97,19 +97,13 @@ impl Appliance {
             return self.clause_across_documents(scope, clause, question, context);
         }
         // The best-ranked retrieved sentence that reads as the clause.
-        let exp = std::env::var("BULKHEAD_EXP").unwrap_or_default();
-        let evidence = strongest_evidence(clause, context);
-        if let Some(first) = evidence.first() {
-            let title = self.document_title(scope, &context.retrieved[first.chunk])?;
-            let mut text = found_text(&title, clause, &first.text);
-            let mut cited = vec![first.chunk];
-            if exp.contains('E') {
-                if let Some(second) = evidence.iter().find(|s| s.chunk != first.chunk) {
-                    text.push_str(&format!(" It also says: “{}”", shortened(clause, &second.text)));
-                    cited.push(second.chunk);
-                }
-            }
-            return Ok(Some(Presence::Found(text, cited)));
+        // The retrieved sentence that reads most strongly as the clause.
+        if let Some(strongest) = strongest_evidence(clause, context).first() {
+            let title = self.document_title(scope, &context.retrieved[strongest.chunk])?;
+            return Ok(Some(Presence::Found(
+                found_text(&title, clause, &strongest.text),
+                vec![strongest.chunk],
+            )));
         }
         // Else the whole of the one contract the question names, in document order.
         let Some(mut chunks) = self.named_contract_chunks(scope, context)? else {
