@@ -67,11 +67,15 @@ impl Appliance {
             return self.clause_across_documents(scope, clause, question, context);
         }
         // The best-ranked retrieved sentence that reads as the clause.
-        let ranked = context
-            .ranked
-            .iter()
-            .find(|sentence| context.owned[sentence.chunk] && is_evidence(clause, &sentence.text))
-            .map(|sentence| (sentence.chunk, sentence.text.clone()));
+        // Only the sentences that read as the clause are ranked (embedded).
+        let owned = context.owned.clone();
+        let ranked = self
+            .ranked_where(context, |chunk, sentence| {
+                owned[chunk] && is_evidence(clause, sentence)
+            })?
+            .into_iter()
+            .next()
+            .map(|sentence| (sentence.chunk, sentence.text));
         if let Some((chunk, sentence)) = ranked {
             let title = self.document_title(scope, &context.retrieved[chunk])?;
             return Ok(Some(Presence::Found(
