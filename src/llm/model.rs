@@ -9,7 +9,7 @@ use std::io::{Read, Seek};
 
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::q4::Q41Matrix;
@@ -220,24 +220,22 @@ impl<R: Read + Seek> Tensors<'_, R> {
     }
 }
 
-/// The tensors stacked by rows into one product for prefill: dense f32 under `Fast` and
-/// for float files; a quantized file's blocks are concatenated as they are (each row is
-/// whole blocks), which is what `AsStored` measures.
+/// The tensors stacked by rows into one product for prefill: dense f32 under `Fast` (and
+/// for float files), else the file's blocks as they are (what `AsStored` measures). The
+/// stored blocks are stacked first (each row is whole blocks) and dequantised once, so
+/// loading copies no f32 matrix twice.
 fn prefill_matrix(
     parts: &[&QTensor],
     format: WeightFormat,
     device: &Device,
 ) -> Result<QMatMul, LlmError> {
     let dtype = parts[0].dtype();
-    let float = matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
-    if matches!(format, WeightFormat::Fast) || float {
-        let dense = parts
-            .iter()
-            .map(|t| t.dequantize(device))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(QMatMul::Tensor(Tensor::cat(&dense, 0)?));
-    }
     let columns = parts[0].shape().dims2()?.1;
+    if !columns.is_multiple_of(dtype.block_size()) {
+        return Err(LlmError::UnsupportedModel(format!(
+            "rows of {columns} values do not hold whole {dtype:?} blocks"
+        )));
+    }
     let mut rows = 0;
     let mut data = Vec::new();
     for part in parts {
@@ -251,7 +249,13 @@ fn prefill_matrix(
         data.extend_from_slice(&part.data()?);
     }
     let stacked = qtensor_from_ggml(dtype, &data, vec![rows, columns], device)?;
-    Ok(QMatMul::from_qtensor(stacked)?)
+    Ok(match format {
+        WeightFormat::Fast => QMatMul::Tensor(stacked.dequantize(device)?),
+        // Float files become dense tensors here too (candle's rule).
+        WeightFormat::F32 | WeightFormat::Q8_0 | WeightFormat::AsStored => {
+            QMatMul::from_qtensor(stacked)?
+        }
+    })
 }
 
 impl Model {
@@ -471,6 +475,7 @@ fn rotary_tables(head_dim: usize, freq_base: f32, positions: usize) -> (Vec<f32>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::quantized::GgmlDType;
 
     /// Random weights `rows` × `columns` in `dtype` (a deterministic pseudo-random fill).
     fn random_weights(rows: usize, columns: usize, seed: u32, dtype: GgmlDType) -> QTensor {
