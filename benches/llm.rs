@@ -2,8 +2,9 @@
 //! token for a ~600-token prompt with the default weight format.
 //! `BULKHEAD_LLM_BENCH_ALL=1` also measures the other formats, including the file's own
 //! Q4_1 (about a minute and a half on two cores); `BULKHEAD_LLM_BENCH_FORMATS=Q8_0,Fast`
-//! measures the formats named (to profile one). `BULKHEAD_LLM=qwen2.5-coder-0.5b` measures
-//! that (optional) model instead of the default.
+//! measures the formats named (to profile one); `BULKHEAD_LLM_BENCH_PREFILL=N` runs only
+//! the default format's prefill, N times (to profile it). `BULKHEAD_LLM=qwen2.5-coder-0.5b`
+//! measures that (optional) model instead of the default.
 
 use std::time::Instant;
 
@@ -43,6 +44,13 @@ fn main() {
         max_new_tokens: 64,
         ..GenerateOptions::default()
     };
+    if let Some(runs) = std::env::var("BULKHEAD_LLM_BENCH_PREFILL")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        prefill_only(&Generator::load(&model_path).expect("model"), &chat, runs);
+        return;
+    }
     let all = [
         WeightFormat::Fast,
         WeightFormat::F32,
@@ -105,6 +113,24 @@ fn main() {
         if format == WeightFormat::Fast {
             prefix_reuse(&g, &excerpt);
         }
+    }
+}
+
+/// `BULKHEAD_LLM_BENCH_PREFILL=N`: the prompt's prefill alone, N times (to profile it:
+/// `perf record -g` sees little else).
+fn prefill_only(g: &Generator, chat: &[ChatMessage], runs: usize) {
+    let options = GenerateOptions {
+        max_new_tokens: 1,
+        ..GenerateOptions::default()
+    };
+    for _ in 0..runs {
+        let r = g.generate(chat, &options, &mut |_| true).expect("generate");
+        eprintln!(
+            "prefill {} tok in {:.0} ms: {:.0} tok/s",
+            r.prompt_tokens,
+            r.prefill.as_secs_f64() * 1000.0,
+            r.prompt_tokens as f64 / r.prefill.as_secs_f64()
+        );
     }
 }
 

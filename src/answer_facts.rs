@@ -54,8 +54,8 @@ pub enum Unsupported {
 /// the clause is about, not which value is asked for.
 pub fn asks_yes_or_no(question: &str) -> bool {
     const AUXILIARIES: &[&str] = &[
-        "is", "are", "does", "do", "did", "can", "could", "may", "must", "shall", "should",
-        "will", "would", "has", "have",
+        "is", "are", "does", "do", "did", "can", "could", "may", "must", "shall", "should", "will",
+        "would", "has", "have",
     ];
     let lower = question.trim().to_lowercase();
     let opens = |text: &str| {
@@ -366,7 +366,9 @@ mod tests {
         assert!(asks_yes_or_no(
             "Is there any clause providing for joint ownership of intellectual property between the parties to the agreement?"
         ));
-        assert!(!asks_yes_or_no("Who are the parties to the supply agreement?"));
+        assert!(!asks_yes_or_no(
+            "Who are the parties to the supply agreement?"
+        ));
         assert!(!asks_yes_or_no("In the lease, what is the notice period?"));
         assert!(!asks_yes_or_no("Isabel's agreement: when does it expire?"));
     }

@@ -203,9 +203,8 @@ static DESCRIPTION_RE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("description pattern")
 });
 
-static LEAD_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?i:and|between|among|by)\s+").expect("lead pattern")
-});
+static LEAD_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?i:and|between|among|by)\s+").expect("lead pattern"));
 
 static PARAGRAPH_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\n[ \t]*\n\s*").expect("paragraph pattern"));
@@ -693,7 +692,13 @@ mod tests {
     fn parties_listed_under_a_heading_and_joined_by_a_line_of_their_own() {
         let text = "OUTSOURCING AGREEMENT\n\nThis Outsourcing Agreement (hereinafter \"Agreement\") is effective as from the 1st day of January, 2009, by and between:\n\nParties to this agreement\n\nSILICON SMELTERS << Pty >> Ltd, registration nr 1998/019036/07, Registered office at Beyersnek Road, represented by Benoit Ollivier, Managing Director (hereinafter referred to as \"the Customer\"),\n\nAND\n\nESPACIO INFORMATION TECHNOLOGY, SA., a public limited company with place of business in Madrid, SPAIN (hereinafter referred to as \"EIT\").\n\n1. RECORDINGS";
         let names: Vec<String> = parties(text).into_iter().map(|p| p.name).collect();
-        assert_eq!(names, ["SILICON SMELTERS << Pty >> Ltd", "ESPACIO INFORMATION TECHNOLOGY, SA"]);
+        assert_eq!(
+            names,
+            [
+                "SILICON SMELTERS << Pty >> Ltd",
+                "ESPACIO INFORMATION TECHNOLOGY, SA"
+            ]
+        );
     }
 
     #[test]

@@ -89,8 +89,9 @@ impl Appliance {
                 timings,
             });
         }
+        self.rank_all(&mut context)?;
         let (excerpts, excerpt_chunks) =
-            answer::excerpts_from_sentences(&context.retrieved, &context.ranked, top_k);
+            answer::excerpts_from_sentences(&context.retrieved, context.ranked(), top_k);
         let citable: Vec<bool> = excerpt_chunks
             .iter()
             .map(|&chunk| context.owned[chunk])
@@ -181,10 +182,12 @@ impl Appliance {
             Some(Presence::Absent(text)) => Some((text, Vec::new())),
             // A clause question no rule answers: the clause's sentence, unless the model
             // is configured to answer those.
-            None if !self.config.model_for_clauses => context
-                .clause
-                .and_then(|clause| context.clause_quote(clause))
-                .map(|(quote, chunk)| (quote, vec![chunk])),
+            None if !self.config.model_for_clauses => match context.clause {
+                Some(clause) => self
+                    .clause_quote(context, clause)?
+                    .map(|(quote, chunk)| (quote, vec![chunk])),
+                None => None,
+            },
             None => None,
         })
     }
@@ -273,11 +276,15 @@ impl Appliance {
             // Nothing retrieved that this tenant may be shown: no model call.
             return Ok(Err(Ungrounded::NothingRelevant));
         }
-        let ranked = self.rank_sentences(question, &retrieved)?;
+        // Sentences are ranked (embedded) only when an answer needs them: most rule
+        // answers need none, or only a few.
         Ok(Ok(AnswerContext {
+            ranked_chunks: retrieved.len(),
             retrieved,
             owned,
-            ranked,
+            question: question.to_owned(),
+            query_vector: None,
+            ranked: None,
             documents: searched.documents,
             clause: searched.clause,
         }))
@@ -366,11 +373,17 @@ impl Appliance {
 
 /// What an answer is built from: the retrieved chunks (the tenant's, by the prompt
 /// layer), which of them storage confirms are the tenant's (output layer), and their
-/// sentences ranked as answers to the question.
+/// sentences ranked as answers to the question (on first use: `Appliance::ranked`).
 pub(super) struct AnswerContext {
     pub(super) retrieved: Vec<ChunkRecord>,
     pub(super) owned: Vec<bool>,
-    pub(super) ranked: Vec<answer::RankedSentence>,
+    /// How many of `retrieved` the search returned (rules may add chunks after them).
+    ranked_chunks: usize,
+    question: String,
+    /// The question without its specific words, embedded (on first use).
+    query_vector: Option<Vec<f32>>,
+    /// Every candidate sentence of the searched chunks, best answer first (on first use).
+    ranked: Option<Vec<answer::RankedSentence>>,
     /// The documents the question names, when it names some.
     pub(super) documents: Option<Vec<DocumentId>>,
     /// The clause type the question is about, when it is about one.
@@ -378,9 +391,16 @@ pub(super) struct AnswerContext {
 }
 
 impl AnswerContext {
-    /// The best-ranked sentence the tenant may be shown, quoted, with its chunk.
+    /// Every candidate sentence, best answer first, once `Appliance::rank_all` ranked
+    /// them (empty before).
+    fn ranked(&self) -> &[answer::RankedSentence] {
+        self.ranked.as_deref().unwrap_or_default()
+    }
+
+    /// The best-ranked sentence the tenant may be shown, quoted, with its chunk. Called
+    /// after the model's prompt was built, so the sentences are ranked already.
     fn best_quote(&self) -> Option<(String, usize)> {
-        self.ranked
+        self.ranked()
             .iter()
             .find(|sentence| self.owned[sentence.chunk])
             .filter(|best| best.similarity >= answer::MIN_SIMILARITY)
@@ -390,25 +410,6 @@ impl AnswerContext {
                     best.chunk,
                 )
             })
-    }
-
-    /// The sentence of the best-retrieved chunk the tenant may be shown that reads most
-    /// like `clause` (its wording, heading, typed value), the best-ranked of equals,
-    /// quoted, with its chunk: retrieval has already put the clause first.
-    fn clause_quote(&self, clause: &crate::clauses::ClauseType) -> Option<(String, usize)> {
-        let top = (0..self.retrieved.len()).find(|&chunk| self.owned[chunk])?;
-        let mut best: Option<(f32, &answer::RankedSentence)> = None;
-        for sentence in self.ranked.iter().filter(|s| s.chunk == top) {
-            let score = crate::resolution::clause_score(clause, &sentence.text);
-            if best.is_none_or(|(kept, _)| score > kept) {
-                best = Some((score, sentence));
-            }
-        }
-        let (_, sentence) = best?;
-        Some((
-            answer::quoted_answer(&self.retrieved[top].filename, &sentence.text),
-            top,
-        ))
     }
 
     /// The cited chunks the tenant may be shown, and the text with every identifier of a
@@ -431,28 +432,80 @@ impl AnswerContext {
 }
 
 impl Appliance {
-    /// The sentences of the retrieved chunks, best answer first. The names in the
+    /// Ranks every candidate sentence of the searched chunks (once). The names in the
     /// question are left out of the comparison: they match every sentence of their own
     /// contract (the preamble most of all) and say nothing about which one answers.
-    fn rank_sentences(
+    fn rank_all(&self, context: &mut AnswerContext) -> Result<(), ApplianceError> {
+        if context.ranked.is_none() {
+            let ranked = self.ranked_where(context, |_, _| true)?;
+            context.ranked = Some(ranked);
+        }
+        Ok(())
+    }
+
+    /// The candidate sentences of the searched chunks that `keep` (chunk index, sentence)
+    /// accepts, best answer first: only those are embedded, unless all are ranked already.
+    /// The order among them is the order of the full ranking (each score is the sentence's
+    /// own).
+    pub(super) fn ranked_where(
         &self,
-        question: &str,
-        retrieved: &[ChunkRecord],
+        context: &mut AnswerContext,
+        keep: impl Fn(usize, &str) -> bool,
     ) -> Result<Vec<answer::RankedSentence>, ApplianceError> {
-        let candidates = answer::candidate_sentences(retrieved);
+        if let Some(ranked) = &context.ranked {
+            return Ok(ranked
+                .iter()
+                .filter(|s| keep(s.chunk, &s.text))
+                .cloned()
+                .collect());
+        }
+        let candidates: Vec<(usize, String)> =
+            answer::candidate_sentences(&context.retrieved[..context.ranked_chunks])
+                .into_iter()
+                .filter(|(chunk, sentence)| keep(*chunk, sentence))
+                .collect();
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
         let embedder = self.embedder()?;
-        let generic_question = answer::without_specific_words(question);
-        let query_vector = embedder.embed_one(&generic_question)?;
+        let generic_question = answer::without_specific_words(&context.question);
+        if context.query_vector.is_none() {
+            context.query_vector = Some(embedder.embed_one(&generic_question)?);
+        }
         let texts: Vec<&str> = candidates.iter().map(|(_, s)| s.as_str()).collect();
         let vectors = embedder.embed(&texts)?;
         Ok(answer::rank_sentences(
             candidates,
             vectors,
-            &query_vector,
+            context.query_vector.as_deref().unwrap_or_default(),
             &generic_question,
         ))
+    }
+
+    /// The sentence of the best-retrieved chunk the tenant may be shown that reads most
+    /// like `clause` (its wording, heading, typed value), the best-ranked of equals,
+    /// quoted, with its chunk: retrieval has already put the clause first.
+    fn clause_quote(
+        &self,
+        context: &mut AnswerContext,
+        clause: &crate::clauses::ClauseType,
+    ) -> Result<Option<(String, usize)>, ApplianceError> {
+        let Some(top) = (0..context.ranked_chunks).find(|&chunk| context.owned[chunk]) else {
+            return Ok(None);
+        };
+        let sentences = self.ranked_where(context, |chunk, _| chunk == top)?;
+        let mut best: Option<(f32, &answer::RankedSentence)> = None;
+        for sentence in &sentences {
+            let score = crate::resolution::clause_score(clause, &sentence.text);
+            if best.is_none_or(|(kept, _)| score > kept) {
+                best = Some((score, sentence));
+            }
+        }
+        Ok(best.map(|(_, sentence)| {
+            (
+                answer::quoted_answer(&context.retrieved[top].filename, &sentence.text),
+                top,
+            )
+        }))
     }
 }

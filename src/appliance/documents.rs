@@ -53,20 +53,61 @@ impl Appliance {
         document_id: &DocumentId,
     ) -> Result<Option<Catalogue>, ApplianceError> {
         self.require_owned(scope, document_id)?;
-        self.stored_catalogue(scope, document_id)
+        // Straight from the store: reading one catalogue should not open the tenant's
+        // index, which the answer path's cache lives with.
+        Ok(self
+            .store
+            .catalogue(scope, document_id)?
+            .and_then(|text| serde_json::from_str(&text).ok()))
     }
 
-    /// A document's catalogue as stored (read through the tenant's scope), without the
-    /// output layer's check: for the answer path, which checks what it cites itself.
+    /// A document's catalogue as stored (read through the tenant's scope, cached with its
+    /// open index), without the output layer's check: for the answer path, which checks
+    /// what it cites itself.
     pub(super) fn stored_catalogue(
         &self,
         scope: &TenantScope,
         document_id: &DocumentId,
     ) -> Result<Option<Catalogue>, ApplianceError> {
-        Ok(self
-            .store
-            .catalogue(scope, document_id)?
-            .and_then(|text| serde_json::from_str(&text).ok()))
+        Ok(self.catalogue_map(scope)?.get(document_id).cloned())
+    }
+
+    /// Every catalogue of the tenant by document, decrypted and decoded once per open
+    /// index rather than on every ask (issue 10). The cache sits in the tenant's own
+    /// open-index entry (tenant content is never shared) and is read again when the
+    /// documents with a catalogue are no longer the ones it was read for (an ingest or a
+    /// deletion, here or in another process) or when this process stores one.
+    pub(super) fn catalogue_map(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Arc<HashMap<DocumentId, Catalogue>>, ApplianceError> {
+        // Opens the entry, and drops it when another process changed the tenant.
+        self.tenant_index(scope)?;
+        let documents = self.store.catalogue_document_ids(scope)?;
+        let cached = lock(&self.open_tenants)
+            .get(scope.tenant_id())
+            .and_then(|tenant| tenant.catalogues.as_ref())
+            .filter(|cached| cached.documents == documents)
+            .map(|cached| cached.by_document.clone());
+        if let Some(by_document) = cached {
+            return Ok(by_document);
+        }
+        let by_document: Arc<HashMap<DocumentId, Catalogue>> =
+            Arc::new(self.catalogues(scope)?.into_iter().collect());
+        if let Some(tenant) = lock(&self.open_tenants).get_mut(scope.tenant_id()) {
+            tenant.catalogues = Some(TenantCatalogues {
+                documents,
+                by_document: by_document.clone(),
+            });
+        }
+        Ok(by_document)
+    }
+
+    /// Drops the tenant's cached catalogues (after this process stored or deleted one).
+    pub(super) fn forget_catalogues(&self, scope: &TenantScope) {
+        if let Some(tenant) = lock(&self.open_tenants).get_mut(scope.tenant_id()) {
+            tenant.catalogues = None;
+        }
     }
 
     /// Every catalogue of the tenant, by document (documents indexed before catalogues
@@ -126,8 +167,7 @@ impl Appliance {
         question: &str,
     ) -> Result<Option<String>, ApplianceError> {
         let records = self.list_documents(scope)?;
-        let catalogues: HashMap<DocumentId, Catalogue> =
-            self.catalogues(scope)?.into_iter().collect();
+        let catalogues = self.catalogue_map(scope)?;
         let named = super::retrieval::named_documents(&records, &catalogues);
         let Some(resolved) = crate::resolution::resolve(question, &named) else {
             return Ok(None);

@@ -160,7 +160,9 @@ impl Appliance {
         let catalogue = catalogue::catalogue(text);
         // Strings, numbers and lists only: encoding cannot fail.
         let encoded = serde_json::to_string(&catalogue).expect("a catalogue encodes as JSON");
-        Ok(self.store.put_catalogue(scope, document_id, &encoded)?)
+        self.store.put_catalogue(scope, document_id, &encoded)?;
+        self.forget_catalogues(scope);
+        Ok(())
     }
 
     /// Builds the catalogue of every indexed document that has none (imported ones: an

@@ -107,8 +107,18 @@ pub struct Answer {
 
 type SharedIndex = Arc<RwLock<TenantIndex>>;
 
+/// A tenant's decoded catalogues by document, and the documents they were read for (in
+/// id order): the cache is current while the store lists the same documents.
+struct TenantCatalogues {
+    documents: Vec<DocumentId>,
+    by_document: Arc<HashMap<DocumentId, Catalogue>>,
+}
+
 struct OpenTenant {
     index: SharedIndex,
+    /// The tenant's catalogues, decoded (tenant content: it lives and dies with this
+    /// tenant's entry, never shared), read on first use after the entry opened.
+    catalogues: Option<TenantCatalogues>,
     last_used: Instant,
     /// The store's `data_version` when the index was last known to match it.
     checked_version: i64,
@@ -237,6 +247,7 @@ impl Appliance {
             .entry(scope.tenant_id().clone())
             .or_insert_with(|| OpenTenant {
                 index,
+                catalogues: None,
                 last_used: Instant::now(),
                 checked_version: version,
             });

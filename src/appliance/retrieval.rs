@@ -190,8 +190,7 @@ impl Appliance {
         n: usize,
     ) -> Result<Vec<String>, ApplianceError> {
         let records = self.store.list_documents(scope)?;
-        let catalogues: HashMap<DocumentId, Catalogue> =
-            self.catalogues(scope)?.into_iter().collect();
+        let catalogues = self.catalogue_map(scope)?;
         let named = named_documents(&records, &catalogues);
         Ok(resolution::closest(question, &named, n)
             .into_iter()
@@ -213,8 +212,7 @@ impl Appliance {
         question: &str,
     ) -> Result<(Option<Vec<DocumentId>>, String), ApplianceError> {
         let records = self.store.list_documents(scope)?;
-        let catalogues: HashMap<DocumentId, Catalogue> =
-            self.catalogues(scope)?.into_iter().collect();
+        let catalogues = self.catalogue_map(scope)?;
         let named = named_documents(&records, &catalogues);
         Ok(match resolution::resolve(question, &named) {
             Some(resolved) => (

@@ -75,13 +75,7 @@ impl Model {
             rms_norm(&s.x, &layer.attn_norm_v, d.eps, &mut s.h);
             match &layer.decode {
                 Some(w) => quant_matvec(&w.qkv, &s.h, &mut s.xq, &mut s.qkv),
-                None => {
-                    let (q, kv) = s.qkv.split_at_mut(q_width);
-                    let (k, v) = kv.split_at_mut(d.kv_width());
-                    candle_matvec(&layer.wq, &s.h, q)?;
-                    candle_matvec(&layer.wk, &s.h, k)?;
-                    candle_matvec(&layer.wv, &s.h, v)?;
-                }
+                None => candle_matvec(&layer.qkv, &s.h, &mut s.qkv)?,
             }
             if let Some(bias) = &layer.qkv_bias {
                 add(&mut s.qkv, &bias.stacked);
@@ -119,11 +113,7 @@ impl Model {
         let ff = self.dims.feed_forward;
         match &layer.decode {
             Some(w) => quant_matvec(&w.gate_up, &s.h, &mut s.xq, &mut s.gate_up),
-            None => {
-                let (gate, up) = s.gate_up.split_at_mut(ff);
-                candle_matvec(&layer.gate, &s.h, gate)?;
-                candle_matvec(&layer.up, &s.h, up)?;
-            }
+            None => candle_matvec(&layer.gate_up, &s.h, &mut s.gate_up)?,
         }
         let (gate, up) = s.gate_up.split_at(ff);
         for ((a, g), u) in s.act.iter_mut().zip(gate).zip(up) {

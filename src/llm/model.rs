@@ -8,6 +8,7 @@
 
 use std::io::{Read, Seek};
 
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -54,28 +55,26 @@ pub(super) fn rope_style(architecture: &str) -> Option<RopeStyle> {
     }
 }
 
-/// The query, key and value biases of a block (qwen2): tensors for prefill, and the three
-/// stacked in the order of the decode product's output.
+/// The query, key and value biases of a block (qwen2), stacked in the order of the stacked
+/// q/k/v product's output: as a tensor for prefill and as values for decoding.
 pub(super) struct QkvBias {
-    pub(super) q: Tensor,
-    pub(super) k: Tensor,
-    pub(super) v: Tensor,
+    pub(super) tensor: Tensor,
     pub(super) stacked: Vec<f32>,
 }
 
 /// One transformer block. The candle matmuls serve prefill (and decoding too when there
-/// are no 8-bit copies, under the formats kept for comparison).
+/// are no 8-bit copies, under the formats kept for comparison). The products that read
+/// the same input are stacked, as for decoding: q/k/v in one matrix (rows q, then k, then
+/// v) and gate/up in another, so a prefill packs its input once per pair and runs one
+/// larger product instead of several small ones (issue 10).
 pub(super) struct Layer {
     pub(super) attn_norm: Tensor,
     pub(super) attn_norm_v: Vec<f32>,
     pub(super) ffn_norm: Tensor,
     pub(super) ffn_norm_v: Vec<f32>,
-    pub(super) wq: QMatMul,
-    pub(super) wk: QMatMul,
-    pub(super) wv: QMatMul,
+    pub(super) qkv: QMatMul,
     pub(super) wo: QMatMul,
-    pub(super) gate: QMatMul,
-    pub(super) up: QMatMul,
+    pub(super) gate_up: QMatMul,
     pub(super) down: QMatMul,
     pub(super) qkv_bias: Option<QkvBias>,
     pub(super) decode: Option<DecodeLayer>,
@@ -228,14 +227,9 @@ impl<R: Read + Seek> Tensors<'_, R> {
             WeightFormat::F32 | WeightFormat::AsStored => None,
         };
         // Prefill: dense f32 under `Fast` (the tensors come as stored, for decoding).
-        let prefill = |t: QTensor| -> Result<QMatMul, LlmError> {
-            Ok(match format {
-                WeightFormat::Fast => QMatMul::Tensor(t.dequantize(self.device)?),
-                _ => QMatMul::from_qtensor(t)?,
-            })
-        };
-        let (wq, wk, wv, wo) = (prefill(q)?, prefill(k)?, prefill(v)?, prefill(o)?);
-        let (gate, up, down) = (prefill(gate)?, prefill(up)?, prefill(down)?);
+        let prefill = |parts: &[&QTensor]| prefill_matrix(parts, format, self.device);
+        let (qkv, wo) = (prefill(&[&q, &k, &v])?, prefill(&[&o])?);
+        let (gate_up, down) = (prefill(&[&gate, &up])?, prefill(&[&down])?);
         let (attn_norm, attn_norm_v) = vector(
             &self.get(&format!("blk.{i}.attn_norm.weight"))?,
             self.device,
@@ -248,12 +242,9 @@ impl<R: Read + Seek> Tensors<'_, R> {
             attn_norm_v,
             ffn_norm,
             ffn_norm_v,
-            wq,
-            wk,
-            wv,
+            qkv,
             wo,
-            gate,
-            up,
+            gate_up,
             down,
             qkv_bias,
             decode,
@@ -266,13 +257,51 @@ impl<R: Read + Seek> Tensors<'_, R> {
         if !self.content.tensor_infos.contains_key(&name("q")) {
             return Ok(None);
         }
-        let (q, mut stacked) = vector(&self.get(&name("q"))?, self.device)?;
-        let (k, k_v) = vector(&self.get(&name("k"))?, self.device)?;
-        let (v, v_v) = vector(&self.get(&name("v"))?, self.device)?;
-        stacked.extend(k_v);
-        stacked.extend(v_v);
-        Ok(Some(QkvBias { q, k, v, stacked }))
+        let mut stacked = Vec::new();
+        for part in ["q", "k", "v"] {
+            stacked.extend(vector(&self.get(&name(part))?, self.device)?.1);
+        }
+        let tensor = Tensor::from_slice(&stacked, stacked.len(), self.device)?;
+        Ok(Some(QkvBias { tensor, stacked }))
     }
+}
+
+/// The tensors stacked by rows into one product for prefill: dense f32 under `Fast` (and
+/// for float files), else the file's blocks as they are (what `AsStored` measures). The
+/// stored blocks are stacked first (each row is whole blocks) and dequantised once, so
+/// loading copies no f32 matrix twice.
+fn prefill_matrix(
+    parts: &[&QTensor],
+    format: WeightFormat,
+    device: &Device,
+) -> Result<QMatMul, LlmError> {
+    let dtype = parts[0].dtype();
+    let columns = parts[0].shape().dims2()?.1;
+    if !columns.is_multiple_of(dtype.block_size()) {
+        return Err(LlmError::UnsupportedModel(format!(
+            "rows of {columns} values do not hold whole {dtype:?} blocks"
+        )));
+    }
+    let mut rows = 0;
+    let mut data = Vec::new();
+    for part in parts {
+        let (r, c) = part.shape().dims2()?;
+        if c != columns || part.dtype() != dtype {
+            return Err(LlmError::UnsupportedModel(
+                "stacked weights differ in width or format".into(),
+            ));
+        }
+        rows += r;
+        data.extend_from_slice(&part.data()?);
+    }
+    let stacked = qtensor_from_ggml(dtype, &data, vec![rows, columns], device)?;
+    Ok(match format {
+        WeightFormat::Fast => QMatMul::Tensor(stacked.dequantize(device)?),
+        // Float files become dense tensors here too (candle's rule).
+        WeightFormat::F32 | WeightFormat::Q8_0 | WeightFormat::AsStored => {
+            QMatMul::from_qtensor(stacked)?
+        }
+    })
 }
 
 impl Model {
@@ -381,13 +410,17 @@ impl Model {
             rows.extend_from_slice(row);
         }
         let mut x = Tensor::from_vec(rows, (tokens.len(), e), &self.device)?;
+        // The same for every layer: built once.
+        let mask = self.causal_mask(tokens.len(), cache.len)?;
+        let ff = self.dims.feed_forward;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.dims.eps)?;
-            let attn = self.prefill_attention(layer, i, &h, cache)?;
+            let attn = self.prefill_attention(layer, i, &h, &mask, cache)?;
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.dims.eps)?;
-            let gate = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
-            let mlp = layer.down.forward(&(gate * layer.up.forward(&h)?)?)?;
+            let gate_up = layer.gate_up.forward(&h)?;
+            let gate = candle_nn::ops::silu(&gate_up.narrow(1, 0, ff)?)?;
+            let mlp = layer.down.forward(&(gate * gate_up.narrow(1, ff, ff)?)?)?;
             x = (x + mlp)?;
         }
         cache.len += tokens.len();
@@ -404,6 +437,7 @@ impl Model {
         layer: &Layer,
         index: usize,
         h: &Tensor,
+        mask: &Tensor,
         cache: &mut KvCache,
     ) -> Result<Tensor, LlmError> {
         let Dims {
@@ -418,16 +452,15 @@ impl Model {
         let rep = n_head / n_kv_head;
         let cos = self.cos.narrow(0, start, t)?;
         let sin = self.sin.narrow(0, start, t)?;
-        let bias = layer.qkv_bias.as_ref();
-        let product = |w: &QMatMul, b: Option<&Tensor>| -> Result<Tensor, LlmError> {
-            let y = w.forward(h)?;
-            Ok(match b {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            })
+        let qkv = layer.qkv.forward(h)?;
+        let qkv = match &layer.qkv_bias {
+            Some(bias) => qkv.broadcast_add(&bias.tensor)?,
+            None => qkv,
         };
-        let heads = |w: &QMatMul, b: Option<&Tensor>, n: usize| -> Result<Tensor, LlmError> {
-            let y = product(w, b)?
+        let (q_width, kv_width) = (n_head * head_dim, self.dims.kv_width());
+        let heads = |offset: usize, n: usize| -> Result<Tensor, LlmError> {
+            let y = qkv
+                .narrow(1, offset, n * head_dim)?
                 .reshape((1, t, n, head_dim))?
                 .transpose(1, 2)?;
             Ok(y.contiguous()?)
@@ -436,15 +469,16 @@ impl Model {
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(x, &cos, &sin),
             RopeStyle::Halves => candle_nn::rotary_emb::rope(x, &cos, &sin),
         };
-        let q = rope(&heads(&layer.wq, bias.map(|b| &b.q), n_head)?)?;
-        let k = rope(&heads(&layer.wk, bias.map(|b| &b.k), n_kv_head)?)?;
+        let q = rope(&heads(0, n_head)?)?;
+        let k = rope(&heads(q_width, n_kv_head)?)?;
         // Into the cache, token-major.
         let k_rows = k
             .squeeze(0)?
             .transpose(0, 1)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let v_rows = product(&layer.wv, bias.map(|b| &b.v))?
+        let v_rows = qkv
+            .narrow(1, q_width + kv_width, kv_width)?
             .flatten_all()?
             .to_vec1::<f32>()?;
         cache.keys[index].extend_from_slice(&k_rows);
@@ -458,7 +492,7 @@ impl Model {
         // The query heads that share a key/value head, stacked: one matmul per kv head.
         let q = (q.reshape((n_kv_head, rep * t, head_dim))? / (head_dim as f64).sqrt())?;
         let scores = q.matmul(&keys.t()?)?.reshape((n_kv_head, rep, t, total))?;
-        let scores = scores.broadcast_add(&self.causal_mask(t, start)?)?;
+        let scores = scores.broadcast_add(mask)?;
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         let y = weights
             .reshape((n_kv_head, rep * t, total))?
@@ -503,4 +537,74 @@ fn rotary_tables(head_dim: usize, freq_base: f32, positions: usize) -> (Vec<f32>
         }
     }
     (cos, sin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::GgmlDType;
+
+    /// Random weights `rows` × `columns` in `dtype` (a deterministic pseudo-random fill).
+    fn random_weights(rows: usize, columns: usize, seed: u32, dtype: GgmlDType) -> QTensor {
+        let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+        let values: Vec<f32> = (0..rows * columns)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect();
+        let dense = Tensor::from_vec(values, (rows, columns), &Device::Cpu).unwrap();
+        QTensor::quantize(&dense, dtype).unwrap()
+    }
+
+    /// A stacked prefill product is the separate products side by side, for dense and
+    /// for quantized (as stored) weights, on random weights and inputs.
+    #[test]
+    fn stacked_prefill_products_match_the_separate_ones() {
+        let columns = 64;
+        let input = {
+            let values: Vec<f32> = (0..5 * columns)
+                .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+                .collect();
+            Tensor::from_vec(values, (5, columns), &Device::Cpu).unwrap()
+        };
+        for (format, dtype) in [
+            (WeightFormat::Fast, GgmlDType::Q4_1),
+            (WeightFormat::AsStored, GgmlDType::Q4_1),
+            (WeightFormat::F32, GgmlDType::F32),
+        ] {
+            let parts = [
+                random_weights(32, columns, 1, dtype),
+                random_weights(64, columns, 2, dtype),
+                random_weights(32, columns, 3, dtype),
+            ];
+            let stacked = prefill_matrix(&parts.iter().collect::<Vec<_>>(), format, &Device::Cpu)
+                .unwrap()
+                .forward(&input)
+                .unwrap();
+            let separate: Vec<Tensor> = parts
+                .iter()
+                .map(|part| {
+                    prefill_matrix(&[part], format, &Device::Cpu)
+                        .unwrap()
+                        .forward(&input)
+                        .unwrap()
+                })
+                .collect();
+            let expected = Tensor::cat(&separate, 1).unwrap();
+            let worst = (stacked - expected)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(worst <= 1e-4, "{format:?}: {worst}");
+        }
+    }
 }

@@ -67,6 +67,25 @@ impl Store {
             .collect()
     }
 
+    /// The documents that have a catalogue, in document id order: nothing is decrypted, so
+    /// a cache of the decoded catalogues can check it is current at the cost of one query.
+    pub fn catalogue_document_ids(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<DocumentId>, StoreError> {
+        let rows: Vec<(String, String)> = self.tenant_rows(
+            scope,
+            &sql("SELECT tenant_id, document_id FROM t_document_catalogues WHERE tenant_id = ?1 ORDER BY document_id"),
+            params![scope.tenant_id().as_str()],
+        )?;
+        rows.into_iter()
+            .filter(|row| Self::row_is_ours(scope, &row.0))
+            .map(|(_, id)| {
+                DocumentId::try_from(id.as_str()).map_err(|_| StoreError::DocumentNotFound(id))
+            })
+            .collect()
+    }
+
     /// One document's catalogue, if it has one.
     pub fn catalogue(
         &self,

@@ -87,3 +87,44 @@ fn clause_questions_quote_the_clause_or_say_it_is_absent() {
     assert_eq!(title.citations[0].filename, consulting_name);
     assert_eq!(title.citations[0].start, 0);
 }
+
+/// Issue 10: catalogues are decoded once per open tenant index, not on every ask. The
+/// cache must follow an ingest (a contract added after the first ask is named and
+/// answered) and must never answer for another tenant.
+#[test]
+fn issue_10_cached_catalogues_follow_ingest_and_stay_with_their_tenant() {
+    let (_dir, appliance) = fresh_appliance();
+    let scope = new_tenant(&appliance, "Counsel");
+    let other = new_tenant(&appliance, "Rival");
+    let (consulting_name, consulting) = sample_contract("ADUROBIOTECH");
+    let (venture_name, venture) = sample_contract("VEONEER");
+    ingest(&appliance, &scope, &[(&consulting_name, &consulting)]);
+    ingest(&appliance, &other, &[(&venture_name, &venture)]);
+    let question = "Which law governs the Veoneer joint venture agreement?";
+    let ask = |scope| appliance.ask(scope, question, None, &mut |_| true).unwrap();
+
+    // Not this tenant's contract (its catalogues are now cached): no answer from the
+    // other tenant's.
+    let before = ask(&scope);
+    assert!(!before.grounded, "{}", before.text);
+    assert!(!before.text.contains("Japan"), "{}", before.text);
+    // The other tenant has it.
+    let theirs = ask(&other);
+    assert!(
+        theirs.grounded && theirs.text.contains("Japan"),
+        "{}",
+        theirs.text
+    );
+
+    // Ingested after the first ask: named and answered.
+    ingest(&appliance, &scope, &[(&venture_name, &venture)]);
+    let after = ask(&scope);
+    assert!(after.grounded, "{}", after.text);
+    assert!(after.text.contains("Japan"), "{}", after.text);
+    assert!(
+        after
+            .citations
+            .iter()
+            .all(|cited| cited.tenant_id == *scope.tenant_id()),
+    );
+}
