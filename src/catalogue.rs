@@ -96,8 +96,8 @@ static SENTENCE_END_RE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static PROSE_TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
-    // "This Supply Agreement", "THIS Co-Branding and Services Agreement"
-    Regex::new(r"(?:[A-Z][\w\-&’']*\s+(?:(?:and|of|for|to)\s+)?){1,7}(?:Agreement|Contract|Amendment|Addendum|Licen[cs]e|Lease)\b")
+    // "This Supply Agreement", "THIS Co-Branding and Services Agreement": on one line.
+    Regex::new(r"(?:[A-Z][\w\-&’']*[ \t]+(?:(?:and|of|for|to)[ \t]+)?){1,7}(?:Agreement|Contract|Amendment|Addendum|Licen[cs]e|Lease)\b")
         .expect("prose title pattern")
 });
 
@@ -199,7 +199,7 @@ static DEFINED_TERM_RE: LazyLock<Regex> = LazyLock::new(|| {
 
 static DESCRIPTION_RE: LazyLock<Regex> = LazyLock::new(|| {
     // Where a party's name ends and its description begins.
-    Regex::new(r"(?:,\s*as\s+[A-Za-z]|\s+having\s|,?\s+represented\s+by|,\s*(?:an?|the)\s+[a-zA-Z]|,\s*(?:having|having\s+its|with|whose|located|incorporated|organized|organised|acting|through|on\s+behalf|registration|registered|reg\.|company\s+(?:no|number))\b|\s+\((?:hereinafter|the\s|a\s)|,\s*(?:a|an)\s+|\s+a\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited))")
+    Regex::new(r"(?:,\s*as\s+[A-Za-z]|\s+having\s|,?\s+represented\s+by|,\s*(?:an?|the)\s+[a-zA-Z]|,\s*(?:having|having\s+its|with|whose|located|incorporated|organized|organised|acting|through|on\s+behalf|registration|registered|reg\.|company\s+(?:no|number))\b|\s+with\s+(?:an?\s+|its\s+)?(?:principal\s+|registered\s+)?(?:office|place\s+of\s+business)|\s+\((?:hereinafter|the\s|a\s)|,\s*(?:a|an)\s+|\s+a\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited))")
         .expect("description pattern")
 });
 
@@ -697,6 +697,22 @@ mod tests {
             [
                 "SILICON SMELTERS << Pty >> Ltd",
                 "ESPACIO INFORMATION TECHNOLOGY, SA"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_title_on_its_own_line_and_parties_with_their_offices() {
+        let text = "Exhibit 10.2\n\nEXECUTION COPY\n\n***Text Omitted and Filed Separately with the Securities and Exchange Commission\n\nCollaboration Agreement\n\nThis Agreement is entered into with effect as of the Effective Date (as defined below)\n\nby and between\n\nF. Hoffmann-La Roche Ltd\n\nwith an office and place of business at Grenzacherstrasse 124, 4070 Basel, Switzerland (\"Roche Basel\")\n\nand\n\nHoffmann-La Roche Inc.\n\nwith an office and place of business at 150 Clove Road, Little Falls, New Jersey 07424, U.S.A. (\"Roche US\"; Roche Basel and Roche US together referred to as \"Roche\")\n\non the one hand\n\nand\n\nFoundation Medicine, Inc.\n\nwith an office and place of business at 150 Second Street, Cambridge, Massachusetts 02141 (\"FMI\")\n\non the other hand.";
+        let catalogue = catalogue(text);
+        assert_eq!(catalogue.title.unwrap().value, "Collaboration Agreement");
+        let names: Vec<&str> = catalogue.parties.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "F. Hoffmann-La Roche Ltd",
+                "Hoffmann-La Roche Inc.",
+                "Foundation Medicine, Inc."
             ]
         );
     }
