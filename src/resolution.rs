@@ -307,6 +307,23 @@ fn titled_in(
     }
     let longest = found.iter().map(|(_, run)| run.len()).max().unwrap_or(0);
     found.retain(|(_, run)| run.len() == longest);
+    // A file name that spells the same title ("…-Collaboration Agreement.txt") names its
+    // document too: the title the catalogue read may be another heading of it ("Special
+    // Conditions …"). Among them, the other naming words (a party) then choose.
+    let runs: Vec<std::ops::Range<usize>> = found.iter().map(|(_, run)| run.clone()).collect();
+    for run in runs {
+        let title = &asked[run.clone()];
+        for (index, document) in documents.iter().enumerate() {
+            let stem: Vec<String> = words(file_stem(document.filename))
+                .into_iter()
+                .map(|(_, word, _)| word)
+                .collect();
+            let spelled = stem.windows(title.len()).any(|window| window == title);
+            if spelled && !found.iter().any(|(known, _)| *known == index) {
+                found.push((index, run.clone()));
+            }
+        }
+    }
     found
 }
 
@@ -471,6 +488,38 @@ mod tests {
         assert_eq!(
             resolve("Which law governs the agreement?", &documents),
             None
+        );
+    }
+
+    #[test]
+    fn a_file_name_spelling_the_title_counts_and_a_party_chooses() {
+        let documents = [
+            document(
+                "Collaboration Agreement",
+                vec!["F. Hoffmann-La Roche Ltd", "Foundation Medicine, Inc."],
+                "FOUNDATIONMEDICINE-EX-10.2-Collaboration Agreement.txt",
+            ),
+            document(
+                "SPECIAL CONDITIONS IN CONNECTION WITH DEFRA AGREEMENT",
+                vec!["Institute of Grassland and Environmental Research"],
+                "CERES,INC-EX-10.20-Collaboration Agreement.txt",
+            ),
+            document("SUPPLY AGREEMENT", vec!["Beta LLC"], "b.txt"),
+        ];
+        let ask = |question: &str| resolve(question, &documents).map(|r| r.documents);
+        assert_eq!(
+            ask(
+                "Which law governs the Collaboration Agreement with Institute of Grassland and Environmental Research?"
+            ),
+            Some(vec![1])
+        );
+        assert_eq!(
+            ask("Which law governs the Collaboration Agreement with F. Hoffmann-La Roche Ltd?"),
+            Some(vec![0])
+        );
+        assert_eq!(
+            ask("Which law governs the Collaboration Agreement?"),
+            Some(vec![0, 1])
         );
     }
 

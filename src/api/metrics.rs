@@ -73,25 +73,30 @@ impl Metrics {
                 stats.seconds_sum
             );
         }
-        out.push_str("# HELP bulkhead_inference_rejected_total Requests refused with 503 because the inference pool was full.\n");
-        out.push_str("# TYPE bulkhead_inference_rejected_total counter\n");
-        let _ = writeln!(
-            out,
-            "bulkhead_inference_rejected_total {}",
-            self.overloaded.load(Ordering::Relaxed)
+        counter(
+            &mut out,
+            "bulkhead_inference_rejected_total",
+            "Requests refused with 503 because the inference pool was full.",
+            self.overloaded.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP bulkhead_uploads_refused_total Uploads refused with 503 because the most uploads at once were being received.\n");
-        out.push_str("# TYPE bulkhead_uploads_refused_total counter\n");
-        let _ = writeln!(
-            out,
-            "bulkhead_uploads_refused_total {}",
-            self.uploads_refused.load(Ordering::Relaxed)
+        counter(
+            &mut out,
+            "bulkhead_uploads_refused_total",
+            "Uploads refused with 503 because the most uploads at once were being received.",
+            self.uploads_refused.load(Ordering::Relaxed),
         );
         out.push_str("# HELP bulkhead_open_tenants Tenant indexes held in memory.\n");
         out.push_str("# TYPE bulkhead_open_tenants gauge\n");
         let _ = writeln!(out, "bulkhead_open_tenants {open_tenants}");
         out
     }
+}
+
+/// One counter in the Prometheus text format, with its help and type lines.
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {value}");
 }
 
 /// The method as a metric label: the standard methods by name, anything else a client
