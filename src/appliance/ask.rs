@@ -241,7 +241,17 @@ impl Appliance {
         let index = self.tenant_index(scope)?;
         let (absent, chunk_count) = {
             let index = read(&index);
-            let specific = answer::specific_words(question);
+            // The words of a clause type the question names ("What does it say about
+            // Uncapped Liability?") are the vocabulary's, not names the documents must
+            // hold: a contract rarely says "uncapped".
+            let clause_words: std::collections::HashSet<String> = searched
+                .clause
+                .map(crate::clauses::naming_words)
+                .unwrap_or_default();
+            let specific: Vec<&str> = answer::specific_words(question)
+                .into_iter()
+                .filter(|word| !clause_words.contains(&word.to_lowercase()))
+                .collect();
             (index.absent_words(&specific), index.chunk_count())
         };
         let best_similarity = searched

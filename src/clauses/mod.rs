@@ -45,6 +45,17 @@ pub fn clause_type(name: &str) -> Option<&'static ClauseType> {
         .find(|clause| clause.name.eq_ignore_ascii_case(name))
 }
 
+/// The words (lower case) of a clause type's name and of the cues users ask it with:
+/// "uncapped", "liability" for "Uncapped Liability".
+pub fn naming_words(clause: &ClauseType) -> std::collections::HashSet<String> {
+    std::iter::once(clause.name)
+        .chain(clause.cues.iter().copied())
+        .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
 /// The clause types a question is about, best first: each type scores the length of the
 /// longest of its cues found in the question, so the more specific cue wins ("notice
 /// period to terminate renewal" beats "renewal"; "non-transferable" beats "license").

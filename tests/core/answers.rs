@@ -49,6 +49,16 @@ fn clause_questions_quote_the_clause_or_say_it_is_absent() {
     );
     assert!(!absent.grounded && absent.citations.is_empty());
 
+    // A clause type named in the vocabulary's own words, which no contract uses
+    // ("uncapped"): answered about the contract, not declined for a missing word.
+    let uncapped = ask("What does the consulting agreement say about Uncapped Liability?");
+    assert!(
+        uncapped.text.contains("CONSULTING AGREEMENT")
+            && uncapped.text.contains("uncapped liability clause"),
+        "{}",
+        uncapped.text
+    );
+
     // A contract the tenant does not have: said so, with the closest titles it has.
     let unknown = ask("Which law governs the Veoneer joint venture agreement?");
     assert!(!unknown.grounded && unknown.citations.is_empty());
