@@ -311,13 +311,22 @@ fn titled_in(
     // document too: the title the catalogue read may be another heading of it ("Special
     // Conditions …"). Among them, the other naming words (a party) then choose.
     let runs: Vec<std::ops::Range<usize>> = found.iter().map(|(_, run)| run.clone()).collect();
+    let stems: Vec<Vec<String>> = if runs.is_empty() {
+        Vec::new()
+    } else {
+        documents
+            .iter()
+            .map(|document| {
+                words(file_stem(document.filename))
+                    .into_iter()
+                    .map(|(_, word, _)| word)
+                    .collect()
+            })
+            .collect()
+    };
     for run in runs {
         let title = &asked[run.clone()];
-        for (index, document) in documents.iter().enumerate() {
-            let stem: Vec<String> = words(file_stem(document.filename))
-                .into_iter()
-                .map(|(_, word, _)| word)
-                .collect();
+        for (index, stem) in stems.iter().enumerate() {
             let spelled = stem.windows(title.len()).any(|window| window == title);
             if spelled && !found.iter().any(|(known, _)| *known == index) {
                 found.push((index, run.clone()));

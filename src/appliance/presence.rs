@@ -29,34 +29,28 @@ fn is_evidence(clause: &ClauseType, sentence: &str) -> bool {
         && evidence::reads_as(clause, sentence)
 }
 
-/// Sentences that read as the clause (in ranking order), strongest first: by how much of
-/// the clause's wording each carries (`resolution::clause_score`), a definition ("\"Net
-/// Revenue\" means …") below the clause that uses it, then in the order retrieval ranked
-/// their passages (it has already weighed the clause's wording and section titles), then
-/// in ranking order. Measured on 30 dev contracts (120 asks about present clauses): the
-/// first of them cites the experts' clause for 73, the best-ranked one for 67.
+/// Of the sentences that read as the clause (in ranking order), the strongest: the one
+/// carrying most of the clause's wording (`resolution::clause_score`), a definition
+/// ("\"Net Revenue\" means …") below the clause that uses it, then the first in the order
+/// retrieval ranked their passages (it has already weighed the clause's wording and
+/// section titles), then the best-ranked. Measured on 30 dev contracts (120 asks about
+/// present clauses): it cites the experts' clause for 73, the best-ranked one for 67.
 fn strongest_evidence(
     clause: &ClauseType,
     ranked: Vec<answer::RankedSentence>,
-) -> Vec<answer::RankedSentence> {
+) -> Option<answer::RankedSentence> {
     let strength = |sentence: &answer::RankedSentence| {
         let defines = f32::from(u8::from(evidence::defines_a_term(&sentence.text)));
         crate::resolution::clause_score(clause, &sentence.text) - defines
     };
-    let mut scored: Vec<(f32, usize, answer::RankedSentence)> = ranked
+    // `min_by` keeps the first of equals: the best-ranked.
+    ranked
         .into_iter()
-        .enumerate()
-        .map(|(rank, sentence)| (strength(&sentence), rank, sentence))
-        .collect();
-    scored.sort_by(|(a, a_rank, a_sentence), (b, b_rank, b_sentence)| {
-        b.total_cmp(a)
-            .then(a_sentence.chunk.cmp(&b_sentence.chunk))
-            .then(a_rank.cmp(b_rank))
-    });
-    scored
-        .into_iter()
-        .map(|(_, _, sentence)| sentence)
-        .collect()
+        .map(|sentence| (strength(&sentence), sentence))
+        .min_by(|(a, a_sentence), (b, b_sentence)| {
+            b.total_cmp(a).then(a_sentence.chunk.cmp(&b_sentence.chunk))
+        })
+        .map(|(_, sentence)| sentence)
 }
 
 /// "Which contracts have…", "Do any of my agreements…", "List the contracts…".
@@ -102,7 +96,7 @@ impl Appliance {
         let ranked = self.ranked_where(context, |chunk, sentence| {
             owned[chunk] && is_evidence(clause, sentence)
         })?;
-        if let Some(strongest) = strongest_evidence(clause, ranked).into_iter().next() {
+        if let Some(strongest) = strongest_evidence(clause, ranked) {
             let title = self.document_title(scope, &context.retrieved[strongest.chunk])?;
             return Ok(Some(Presence::Found(
                 found_text(&title, clause, &strongest.text),
