@@ -97,7 +97,9 @@ static SENTENCE_END_RE: LazyLock<Regex> = LazyLock::new(|| {
 
 static PROSE_TITLE_RE: LazyLock<Regex> = LazyLock::new(|| {
     // "This Supply Agreement", "THIS Co-Branding and Services Agreement": on one line.
-    Regex::new(r"(?:[A-Z][\w\-&’']*[ \t]+(?:(?:and|of|for|to)[ \t]+)?){1,7}(?:Agreement|Contract|Amendment|Addendum|Licen[cs]e|Lease)\b")
+    // Words may be listed with commas ("Software License, Customization and Maintenance
+    // Agreement").
+    Regex::new(r"(?:[A-Z][\w\-&’']*,?[ \t]+(?:(?:and|of|for|to)[ \t]+)?){1,7}(?:Agreement|Contract|Amendment|Addendum|Licen[cs]e|Lease)\b")
         .expect("prose title pattern")
 });
 
@@ -123,7 +125,26 @@ const NOT_TITLE_WORDS: &[&str] = &[
 /// contract, amendment, licence, lease…) near the top, else "This … Agreement" in prose.
 pub fn title(text: &str) -> Option<Field<String>> {
     let head = prefix(text, PREAMBLE_CHARS);
-    let caps = CAPS_TITLE_RE.find_iter(head).find_map(|m| {
+    let caps = caps_title(text, head);
+    // A name on a line of its own above the first capitals heading is the heading
+    // ("Collaboration Agreement" over a table of contents that lists "… DEFRA AGREEMENT").
+    let line = PROSE_TITLE_RE.find_iter(head).find(|m| {
+        let before = head[..m.start()].rsplit('\n').next().unwrap_or("");
+        let after = head[m.end()..].split('\n').next().unwrap_or("");
+        before.trim().is_empty() && after.trim().is_empty()
+    });
+    match (caps, line) {
+        (Some((at, _)), Some(line)) if line.start() < at => Some(prose_title(text, line)),
+        (Some((_, caps)), _) => Some(caps),
+        (None, line) => line
+            .or_else(|| PROSE_TITLE_RE.find(head))
+            .map(|m| prose_title(text, m)),
+    }
+}
+
+/// The first all-capital heading ending in a title noun, and where it starts.
+fn caps_title(text: &str, head: &str) -> Option<(usize, Field<String>)> {
+    CAPS_TITLE_RE.find_iter(head).find_map(|m| {
         // Drop leading words that label the filing rather than name the agreement.
         let mut start = m.start();
         let mut rest = m.as_str();
@@ -157,26 +178,32 @@ pub fn title(text: &str) -> Option<Field<String>> {
         let end = start + rest.len();
         let name = normalise_space(rest);
         let words = name.split(' ').count();
-        (words >= 2 || name.len() > 9).then(|| Field {
-            span: char_span(text, start..end),
-            value: name,
-        })
-    });
-    caps.or_else(|| {
-        let m = PROSE_TITLE_RE.find(head)?;
-        let mut value = m.as_str();
-        let mut start = m.start();
-        for lead in ["This ", "THIS ", "The ", "THE "] {
-            if let Some(rest) = value.strip_prefix(lead) {
-                start += lead.len();
-                value = rest;
-            }
-        }
-        Some(Field {
-            value: normalise_space(value),
-            span: char_span(text, start..m.end()),
+        (words >= 2 || name.len() > 9).then(|| {
+            (
+                m.start(),
+                Field {
+                    span: char_span(text, start..end),
+                    value: name,
+                },
+            )
         })
     })
+}
+
+/// A title in prose ("This Supply Agreement …"), without its leading article.
+fn prose_title(text: &str, m: regex::Match<'_>) -> Field<String> {
+    let mut value = m.as_str();
+    let mut start = m.start();
+    for lead in ["This ", "THIS ", "The ", "THE "] {
+        if let Some(rest) = value.strip_prefix(lead) {
+            start += lead.len();
+            value = rest;
+        }
+    }
+    Field {
+        value: normalise_space(value),
+        span: char_span(text, start..m.end()),
+    }
 }
 
 // ---- parties -------------------------------------------------------------------------------
@@ -724,5 +751,18 @@ mod tests {
         assert_eq!(catalogue.title.unwrap().value, "Supply Agreement");
         let names: Vec<&str> = catalogue.parties.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["Acme Widgets Ltd", "Beta Stores LLC"]);
+    }
+
+    #[test]
+    fn a_heading_line_above_a_capitals_table_of_contents_and_a_title_with_commas() {
+        let text = "Exhibit 10.20\n\nCollaboration Agreement\n\nbetween\n\nAcme Research\n\nTABLE OF CONTENTS 1. RESEARCH 3 18. SPECIAL CONDITIONS IN CONNECTION WITH DEFRA AGREEMENT 28";
+        let title = catalogue(text).title.unwrap();
+        assert_eq!(title.value, "Collaboration Agreement");
+        assert_eq!(&text[title.span.clone()], "Collaboration Agreement");
+        let text = "SCHEDULE TO Software License, Customization and Maintenance Agreement    Supplier Name: Acme, Inc.";
+        assert_eq!(
+            catalogue(text).title.unwrap().value,
+            "SCHEDULE TO Software License, Customization and Maintenance Agreement"
+        );
     }
 }

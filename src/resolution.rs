@@ -324,11 +324,23 @@ fn titled_in(
             })
             .collect()
     };
+    // A document whose own title only holds the run inside a longer name ("Manufacturing
+    // and Supply Agreement" for "the Supply Agreement") is not named by its file name
+    // either: as above, the longer name is another contract's.
+    let longer_title = |document: &NamedDocument<'_>, title: &[&str]| {
+        document.title.is_some_and(|own| {
+            let own: Vec<String> = words(own).into_iter().map(|(_, word, _)| word).collect();
+            own.len() > title.len() && own.windows(title.len()).any(|window| window == title)
+        })
+    };
     for run in runs {
         let title = &asked[run.clone()];
         for (index, stem) in stems.iter().enumerate() {
             let spelled = stem.windows(title.len()).any(|window| window == title);
-            if spelled && !found.iter().any(|(known, _)| *known == index) {
+            if spelled
+                && !longer_title(&documents[index], title)
+                && !found.iter().any(|(known, _)| *known == index)
+            {
                 found.push((index, run.clone()));
             }
         }
@@ -358,7 +370,7 @@ fn without_naming_words(
     let connective = |word: &str| {
         matches!(
             word,
-            "the" | "of" | "and" | "agreement" | "inc" | "ltd" | "llc" | "corp" | "co"
+            "the" | "of" | "and" | "with" | "agreement" | "inc" | "ltd" | "llc" | "corp" | "co"
         )
     };
     let mut keep = String::with_capacity(question.len());
@@ -530,6 +542,37 @@ mod tests {
             ask("Which law governs the Collaboration Agreement?"),
             Some(vec![0, 1])
         );
+    }
+
+    #[test]
+    fn a_longer_title_in_a_file_name_is_another_contract_and_with_goes_with_the_name() {
+        let documents = [
+            document(
+                "MANUFACTURING AND SUPPLY AGREEMENT",
+                vec!["Apollo Endosurgery, Inc."],
+                "Apollo - Manufacturing and Supply Agreement.txt",
+            ),
+            document(
+                "SUPPLY AGREEMENT",
+                vec!["Miltenyi Biotec GmbH"],
+                "BELLICUM-EX-10.1-Supply Agreement.txt",
+            ),
+            document(
+                "OUTSOURCING AGREEMENT",
+                vec!["Twin Cities Power Holdings, LLC"],
+                "c.txt",
+            ),
+        ];
+        let supply = resolve("What is the name of the Supply Agreement?", &documents).unwrap();
+        assert_eq!(supply.documents, [1]);
+        let outsourcing = resolve(
+            "What is the name of the OUTSOURCING AGREEMENT with Twin Cities Power Holdings, LLC?",
+            &documents,
+        )
+        .unwrap();
+        assert_eq!(outsourcing.documents, [2]);
+        // Nothing of the name is left to mislead the search: "with" went with it.
+        assert_eq!(outsourcing.query, "What is the name");
     }
 
     #[test]

@@ -52,7 +52,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Termination For Convenience",
-        r"terminat[^.;]{0,150}(convenience|any reason|without cause|for no reason|in its (sole )?discretion)|(convenience|without cause|any reason|no reason)[^.;]{0,100}terminat|may terminate[^.;]{0,80}(upon|by giving|with|on)[^.;]{0,60}notice",
+        r"terminat[^.;]{0,150}(convenience|any reason|without cause|for no reason|in its (sole )?discretion)|(convenience|without cause|any reason|no reason)[^.;]{0,100}terminat|may terminate[^.;]{0,80}(upon|by giving|with|on)[^.;]{0,60}notice|(cancel|terminat)\w* at any time[^.;]{0,150}notice",
     ),
     (
         "Rofr/Rofo/Rofn",
@@ -76,7 +76,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Minimum Commitment",
-        r"minimum[^.;]{0,60}(purchase|order|quantit|volume|commitment|amount|fee|royalt|payment|number|sales|units|requirement|charge)|at least[^.;]{0,60}(units|purchase|order)|shortfall|(shall|will|agrees to) (purchase|order|buy)[^.;]{0,40}(not less than|at least|no less than)|(no|not) less than[^.;]{0,40}(per (year|month|quarter|annum)|hours|units|annually)",
+        r"minimum[^.;]{0,60}(purchase|order|quantit|volume|commitment|amount|fee|royalt|payment|number|sales|units|requirement|charge)|at least[^.;]{0,60}(units|purchase|order)|shortfall|(shall|will|agrees to) (purchase|order|buy)[^.;]{0,40}(not less than|at least|no less than)|(no|not) less than[^.;]{0,40}(per (year|month|quarter|annum)|hours|units|annually)|minimum of \$|(monthly|annual|quarterly|yearly) minimum\b",
     ),
     (
         "Volume Restriction",
@@ -120,7 +120,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Post-Termination Services",
-        r"(upon|after|following|on) (the )?(expiration|termination|end)[^.;]{0,200}(shall|will|may) (continue|provide|sell|support|transition|assist|return|deliver|complete|fulfil)|transition(al)? (period|services|assistance|plan)|wind[- ]?down|sell[- ]?off|(following|after) (the )?(termination|expiration)[^.;]{0,200}(shall|will|may)|(upon|on|at) (the )?(expiration|termination)[^.;]{0,100}(for any reason|of this agreement)[^.;]{0,200}(shall|will) (have|be entitled|continue|cooperate|purchase|deliver|notify)|(is|are|be) terminated[^.;]{0,200}(shall|will|may) (continue|remain|cooperate|deliver|purchase|notify|use)",
+        r"(upon|after|following|on) (the )?(expiration|termination|end)[^.;]{0,200}(shall|will|may) (continue|provide|sell|support|transition|assist|return|deliver|complete|fulfil)|transition(al)? (period|services|assistance|plan)|wind[- ]?down|sell[- ]?off|(following|after) (the )?(termination|expiration)[^.;]{0,200}(shall|will|may)|(upon|on|at) (the )?(expiration|termination)[^.;]{0,100}(for any reason|of this agreement)[^.;]{0,200}(shall|will) (have|be entitled|continue|cooperate|purchase|deliver|notify)|(is|are|be) terminated[^.;]{0,200}(shall|will|may) (\w+ly )?(continue|remain|cooperate|deliver|purchase|notify|use)",
     ),
     (
         "Audit Rights",
@@ -132,7 +132,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Cap On Liability",
-        r"(aggregate|total|maximum|entire|cumulative) liabilit|liabilit[^.;]{0,120}(shall not|not to|will not|in no event|no event)[^.;]{0,40}exceed|in no event[^.;]{0,150}liable|limitation of liabilit|(indirect|consequential|special|incidental|punitive)[^.;]{0,60}damages",
+        r"(aggregate|total|maximum|entire|cumulative) liabilit|liabilit[^.;]{0,120}(shall not|not to|will not|in no event|no event)[^.;]{0,40}exceed|in no event[^.;]{0,150}liable|limitation of liabilit|(indirect|consequential|special|incidental|punitive)[^.;]{0,60}damages|liabilit[^.;]{0,60}(shall|will) be limited to",
     ),
     (
         "Liquidated Damages",
@@ -390,6 +390,31 @@ mod tests {
         assert!(reads(
             "Post-Termination Services",
             "Following the termination of this Agreement, Supplier shall continue to supply spare parts for two years."
+        ));
+        // Wordings that name the clause without its commonest verbs.
+        for (clause, sentence) in [
+            (
+                "Post-Termination Services",
+                "If this Agreement is terminated, the Contractor shall promptly deliver to the Company all files and records.",
+            ),
+            (
+                "Minimum Commitment",
+                "The Company will pay a monthly service fee of $7.50 per note, subject to a monthly minimum of $2,500.",
+            ),
+            (
+                "Termination For Convenience",
+                "The Agreement is cancellable at any time by any of the parties upon three months prior written notice.",
+            ),
+            (
+                "Cap On Liability",
+                "The liability of the Supplier will be limited to a value equal to the contractual value.",
+            ),
+        ] {
+            assert!(reads(clause, sentence), "{clause}: {sentence}");
+        }
+        assert!(!reads(
+            "Cap On Liability",
+            "The Supplier shall be liable for all damages caused by its negligence."
         ));
     }
 
