@@ -68,6 +68,7 @@ pub enum ObjectKind {
     ChunkEmbedding,
     TextIndex,
     VectorIndex,
+    TokenUser,
 }
 
 impl ObjectKind {
@@ -84,6 +85,7 @@ impl ObjectKind {
             ObjectKind::DocumentContentType => "document-content-type",
             ObjectKind::DocumentCatalogue => "document-catalogue",
             ObjectKind::ChunkText => "chunk-text",
+            ObjectKind::TokenUser => "token-user",
             ObjectKind::ChunkEmbedding => "chunk-embedding",
             ObjectKind::TextIndex => "text-index",
             ObjectKind::VectorIndex => "vector-index",

@@ -344,6 +344,35 @@ impl From<crate::auth::tokens::MintedToken> for Token {
     }
 }
 
+/// A token issued for a tenant, as its admins see it (never the token itself).
+#[derive(Serialize, ToSchema)]
+pub struct IssuedToken {
+    pub jti: String,
+    pub user: String,
+    pub roles: Vec<String>,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub revoked: bool,
+}
+
+impl From<crate::store::IssuedToken> for IssuedToken {
+    fn from(token: crate::store::IssuedToken) -> IssuedToken {
+        IssuedToken {
+            jti: token.jti,
+            user: token.user,
+            roles: token.roles,
+            issued_at: crate::time::rfc3339(token.issued_at),
+            expires_at: crate::time::rfc3339(token.expires_at),
+            revoked: token.revoked,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IssuedTokenList {
+    pub tokens: Vec<IssuedToken>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Uploaded {
     pub document_id: String,

@@ -4,7 +4,6 @@
 import * as api from './api.js';
 import { h, render, errorBox, notify, when, bytes } from './app.js';
 
-const MINTED = 'bulkhead.minted';
 
 function field(id, label, attrs = {}) {
   return h('div', { class: 'field' }, h('label', { for: id }, label), h('input', { id, name: id, ...attrs }));
@@ -101,41 +100,36 @@ export function audit() {
 
 // ---- tenant admin ------------------------------------------------------------------------
 
-function minted() {
-  try {
-    return JSON.parse(sessionStorage.getItem(MINTED) || '[]');
-  } catch {
-    return [];
-  }
-}
-
 export function tenantAdmin() {
   const list = h('div');
   const output = h('div', { 'aria-live': 'polite' });
   const usage = h('div', { class: 'usage' });
   const roles = ['reader', 'editor', 'admin', 'auditor'];
 
-  function showMinted() {
-    const tokens = minted();
-    list.replaceChildren(tokens.length ? h('table', { class: 'table' },
-      h('caption', {}, 'Tokens minted in this session'),
-      h('thead', {}, h('tr', {}, ['User', 'Roles', 'Expires', 'Token id', ''].map((c) => h('th', { scope: 'col' }, c)))),
-      h('tbody', {}, tokens.map((t) => h('tr', {},
-        h('td', {}, t.user), h('td', {}, t.roles.join(', ')), h('td', {}, when(t.expires_at)),
-        h('td', { class: 'mono' }, t.jti),
-        h('td', {}, t.revoked ? h('span', { class: 'muted' }, 'Revoked') : h('button', {
-          type: 'button', class: 'danger small', onclick: () => revoke(t.jti),
-        }, 'Revoke'))))))
-      : h('p', { class: 'muted' }, 'No tokens minted in this session. Tokens are not listed by the appliance once shown: revoke any other by its token id below.'));
+  async function showTokens() {
+    try {
+      const { tokens } = await api.get(api.tenantPath('/tokens'));
+      list.replaceChildren(tokens.length ? h('table', { class: 'table' },
+        h('caption', {}, 'Tokens that have not expired'),
+        h('thead', {}, h('tr', {}, ['User', 'Roles', 'Issued', 'Expires', 'Token id', ''].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, tokens.map((t) => h('tr', {},
+          h('td', {}, t.user), h('td', {}, t.roles.join(', ')), h('td', {}, when(t.issued_at)), h('td', {}, when(t.expires_at)),
+          h('td', { class: 'mono' }, t.jti),
+          h('td', {}, t.revoked ? h('span', { class: 'muted' }, 'Revoked') : h('button', {
+            type: 'button', class: 'danger small', 'aria-label': `Revoke the token of ${t.user}`, onclick: () => revoke(t.jti),
+          }, 'Revoke'))))))
+        : h('p', { class: 'muted' }, 'No tokens that have not expired.'));
+    } catch (error) {
+      list.replaceChildren(errorBox(error));
+    }
   }
 
   async function revoke(jti) {
     if (!window.confirm('Revoke this token? Whoever holds it is refused from now on.')) return;
     try {
       await api.del(api.tenantPath(`/tokens/${encodeURIComponent(jti)}`));
-      sessionStorage.setItem(MINTED, JSON.stringify(minted().map((t) => (t.jti === jti ? { ...t, revoked: true } : t))));
       notify('Token revoked.');
-      showMinted();
+      showTokens();
     } catch (error) {
       output.replaceChildren(errorBox(error));
     }
@@ -154,11 +148,10 @@ export function tenantAdmin() {
       const body = await api.post(api.tenantPath('/tokens'), {
         user: name, roles: chosen, ttl_seconds: Number(ttl.querySelector('input').value) * 3600,
       });
-      sessionStorage.setItem(MINTED, JSON.stringify([{ user: name, roles: chosen, jti: body.jti, expires_at: body.expires_at }, ...minted()]));
       output.replaceChildren(h('div', { class: 'card secret' },
         h('p', {}, `Token for ${name}. Copy it now: it is not shown again.`),
         h('textarea', { readonly: true, rows: '4', 'aria-label': 'New token' }, body.token)));
-      showMinted();
+      showTokens();
     } catch (error) {
       output.replaceChildren(errorBox(error));
     }
@@ -196,7 +189,7 @@ export function tenantAdmin() {
     h('h2', {}, 'Tokens'), list,
     h('form', { class: 'card filters', onsubmit: (event) => { event.preventDefault(); revoke(jti.querySelector('input').value.trim()); } },
       jti, h('button', { type: 'submit', class: 'danger' }, 'Revoke')));
-  showMinted();
+  showTokens();
   loadUsage();
 }
 

@@ -46,6 +46,7 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::tenants::create_tenant,
         super::tenants::list_tenants,
         super::tenants::mint_token,
+        super::tenants::list_tokens,
         super::tenants::revoke_token,
         super::tenants::accept_invitation,
         super::tenants::delete_tenant,

@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use super::{AdministerTenant, ApiError, ApiJson, AppState, Platform, Tenant};
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::tokens::{Grant, Role};
+use crate::auth::tokens::{Grant, MintedToken, Role};
+use crate::auth::{OperatorReason, TenantScope};
 use crate::ids::TenantId;
 use crate::store::Tier;
 use crate::wire;
@@ -20,7 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
         .route("/v1/tenants/{t}", axum::routing::delete(delete_tenant))
-        .route("/v1/tenants/{t}/tokens", post(mint_token))
+        .route("/v1/tenants/{t}/tokens", post(mint_token).get(list_tokens))
         .route(
             "/v1/tenants/{t}/tokens/{jti}",
             axum::routing::delete(revoke_token),
@@ -128,6 +129,8 @@ pub async fn accept_invitation(
             minted_by: Some("invitation".into()),
         })
         .map_err(|error| ApiError::InvalidRequest(error.to_string()))?;
+    let scope = crate::auth::operator_scope(tenant_id.clone(), OperatorReason::Invitation);
+    let minted = record_issued(&state, scope, body.user.clone(), vec![Role::Admin], minted).await?;
     let user = state.appliance.pseudonym(Some(&tenant_id), &body.user);
     state.audit(AuditEvent {
         tenant_id: Some(tenant_id.to_string()),
@@ -195,6 +198,14 @@ pub async fn mint_token(
             minted_by: Some(minter),
         })
         .map_err(|error| ApiError::InvalidRequest(error.to_string()))?;
+    let minted = record_issued(
+        &state,
+        admin.scope.clone(),
+        body.user.clone(),
+        roles,
+        minted,
+    )
+    .await?;
     let user = state.appliance.pseudonym(Some(tenant_id), &body.user);
     admin.audit(
         &state,
@@ -203,6 +214,40 @@ pub async fn mint_token(
         Outcome::Ok,
     );
     Ok((StatusCode::CREATED, Json(wire::Token::from(minted))))
+}
+
+/// Records a token just minted (see [`Appliance::record_issued_token`]) and hands it back.
+async fn record_issued(
+    state: &AppState,
+    scope: TenantScope,
+    user: String,
+    roles: Vec<Role>,
+    minted: MintedToken,
+) -> Result<MintedToken, ApiError> {
+    let appliance = state.appliance.clone();
+    state
+        .blocking(move || {
+            appliance.record_issued_token(&scope, &user, &roles, &minted)?;
+            Ok(minted)
+        })
+        .await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{t}/tokens",
+    params(("t" = String, Path, description = "tenant id")),
+    responses((status = 200, body = wire::IssuedTokenList)), security(("bearer" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    admin: Tenant<AdministerTenant>,
+) -> Result<Json<wire::IssuedTokenList>, ApiError> {
+    let appliance = state.appliance.clone();
+    let scope = admin.scope.clone();
+    let tokens = state
+        .blocking(move || Ok(appliance.issued_tokens(&scope)?))
+        .await?;
+    Ok(Json(wire::IssuedTokenList {
+        tokens: tokens.into_iter().map(wire::IssuedToken::from).collect(),
+    }))
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{t}/tokens/{jti}",

@@ -71,6 +71,35 @@ impl Appliance {
         Ok(Some(tenant_id))
     }
 
+    /// Records a token just issued for the scope's tenant to `user` with `roles`, so that
+    /// the tenant's admins can list and revoke it (never the token itself).
+    pub fn record_issued_token(
+        &self,
+        scope: &TenantScope,
+        user: &str,
+        roles: &[auth::tokens::Role],
+        minted: &auth::tokens::MintedToken,
+    ) -> Result<(), ApplianceError> {
+        let token = crate::store::IssuedToken {
+            jti: minted.jti.clone(),
+            user: user.to_owned(),
+            roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
+            issued_at: crate::time::now(),
+            expires_at: minted.expires_at as i64,
+            revoked: false,
+        };
+        let pseudonym = self.pseudonym(Some(scope.tenant_id()), user);
+        Ok(self.store.record_issued_token(scope, &token, &pseudonym)?)
+    }
+
+    /// The tenant's tokens that have not expired, newest first, marked when revoked.
+    pub fn issued_tokens(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<crate::store::IssuedToken>, ApplianceError> {
+        Ok(self.store.issued_tokens(scope)?)
+    }
+
     /// Revokes the token `jti` of the scope's tenant, audited in its log.
     pub fn revoke_token(
         &self,

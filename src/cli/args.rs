@@ -332,6 +332,14 @@ pub(super) enum TokenCommand {
         #[arg(long)]
         user: Option<String>,
     },
+    /// List the tenant's tokens that have not expired (never the tokens themselves)
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// One JSON object, as `GET /v1/tenants/{t}/tokens`
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_ttl(text: &str) -> Result<u64, String> {

@@ -418,15 +418,30 @@ fn access_review(
 fn token(config: Config, args: TokenArgs) -> Result<(), UserFailure> {
     use crate::auth::tokens::{Grant, Role};
     let appliance = Appliance::open(config)?;
-    if let Some(TokenCommand::Revoke { tenant, jti, user }) = args.command {
-        let scope = scope(&appliance, &tenant)?;
-        match (jti, user) {
-            (Some(jti), _) => appliance.revoke_token(&scope, &jti, "operator")?,
-            (None, Some(user)) => appliance.revoke_user_tokens(&scope, &user, "operator")?,
-            (None, None) => return Err(UserFailure("name a token id or --user".into())),
+    match args.command {
+        Some(TokenCommand::Revoke { tenant, jti, user }) => {
+            let scope = scope(&appliance, &tenant)?;
+            match (jti, user) {
+                (Some(jti), _) => appliance.revoke_token(&scope, &jti, "operator")?,
+                (None, Some(user)) => appliance.revoke_user_tokens(&scope, &user, "operator")?,
+                (None, None) => return Err(UserFailure("name a token id or --user".into())),
+            }
+            eprintln!("revoked");
+            return Ok(());
         }
-        eprintln!("revoked");
-        return Ok(());
+        Some(TokenCommand::List { tenant, json }) => {
+            let scope = scope(&appliance, &tenant)?;
+            let tokens = appliance.issued_tokens(&scope)?;
+            if json {
+                print_json(&wire::IssuedTokenList {
+                    tokens: tokens.into_iter().map(wire::IssuedToken::from).collect(),
+                });
+            } else {
+                output::print_tokens(&tokens);
+            }
+            return Ok(());
+        }
+        None => {}
     }
     let signer = crate::auth::tokens::Signer::load(&appliance.config().data_dir)
         .map_err(|error| UserFailure(error.to_string()))?;
@@ -452,6 +467,7 @@ fn token(config: Config, args: TokenArgs) -> Result<(), UserFailure> {
             minted_by: Some("operator".into()),
         });
         if let Ok(minted) = &minted {
+            appliance.record_issued_token(&scope, user, &roles, minted)?;
             let pseudonym = appliance.pseudonym(Some(scope.tenant_id()), user);
             audit(
                 &appliance,

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::appliance::{Answer, SearchResult};
 use crate::catalogue::Catalogue;
 use crate::ids::DocumentId;
-use crate::store::{DocumentRecord, TenantRecord};
+use crate::store::{DocumentRecord, IssuedToken, TenantRecord};
 
 pub(super) fn progress_bar(length: u64) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -29,6 +29,19 @@ pub(super) fn print_tenants(tenants: &[TenantRecord]) {
             tenant.tier.as_str(),
             crate::time::rfc3339(tenant.created_at),
             tenant.name
+        );
+    }
+}
+
+pub(super) fn print_tokens(tokens: &[IssuedToken]) {
+    for token in tokens {
+        println!(
+            "{}  {:<8}  expires {}  {}  ({})",
+            token.jti,
+            if token.revoked { "revoked" } else { "live" },
+            crate::time::rfc3339(token.expires_at),
+            token.user,
+            token.roles.join(", ")
         );
     }
 }

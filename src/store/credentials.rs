@@ -1,5 +1,6 @@
 //! Credentials kept beside the tenants: first-admin invitations (stored as SHA-256 hashes,
-//! never the secret), revoked token ids, and per-user revocation watermarks.
+//! never the secret), the tokens issued (their ids, never the tokens), revoked token ids,
+//! and per-user revocation watermarks.
 //!
 //! These are system tables, not tenant tables: the tenant connection cannot reach them (its
 //! authorizer allows only the `t_*` views). Every write takes the tenant's [`TenantScope`];
@@ -11,6 +12,7 @@ use sha2::Digest;
 
 use super::{Store, StoreError};
 use crate::auth::TenantScope;
+use crate::crypto::{Aad, ObjectKind};
 use crate::ids::TenantId;
 
 /// How long a first-admin invitation may be accepted.
@@ -21,6 +23,19 @@ pub const INVITATION_TTL_SECONDS: i64 = 24 * 3600;
 pub struct Invitation {
     pub secret: String,
     pub expires_at: i64,
+}
+
+/// A token issued for a tenant, as its admins see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IssuedToken {
+    pub jti: String,
+    /// The user's name as given when the token was minted.
+    pub user: String,
+    pub roles: Vec<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// Refused from now on: revoked by id, or issued before its user's tokens were revoked.
+    pub revoked: bool,
 }
 
 fn secret_hash(secret: &str) -> String {
@@ -84,6 +99,98 @@ impl Store {
         Ok(now)
     }
 
+    /// Records a token issued for the scope's tenant: its id, its user's pseudonym and name
+    /// (sealed with the tenant's key), roles and lifetime; never the token itself.
+    pub fn record_issued_token(
+        &self,
+        scope: &TenantScope,
+        token: &IssuedToken,
+        pseudonym: &str,
+    ) -> Result<(), StoreError> {
+        let key = self.data_key(scope)?;
+        let user_sealed = key.seal(
+            Aad {
+                tenant: Some(scope.tenant_id()),
+                kind: ObjectKind::TokenUser,
+                object_id: &token.jti,
+            },
+            token.user.as_bytes(),
+        );
+        self.connection().execute(
+            "INSERT OR IGNORE INTO issued_tokens
+               (tenant_id, jti, user, user_sealed, roles, issued_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                scope.tenant_id().as_str(),
+                token.jti,
+                pseudonym,
+                user_sealed,
+                token.roles.join(" "),
+                token.issued_at,
+                token.expires_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The scope's tenant's tokens that have not expired, newest first, each marked when
+    /// it is refused (revoked by id, or by its user's watermark). Expired ones are
+    /// forgotten here.
+    pub fn issued_tokens(&self, scope: &TenantScope) -> Result<Vec<IssuedToken>, StoreError> {
+        let now = crate::time::now();
+        let tenant = scope.tenant_id().as_str();
+        let connection = self.connection();
+        connection.execute(
+            "DELETE FROM issued_tokens WHERE tenant_id = ?1 AND expires_at <= ?2",
+            params![tenant, now],
+        )?;
+        let mut statement = connection.prepare(
+            "SELECT i.jti, i.user_sealed, i.roles, i.issued_at, i.expires_at,
+                    EXISTS (SELECT 1 FROM revoked_tokens r
+                              WHERE r.tenant_id = i.tenant_id AND r.jti = i.jti)
+                    OR EXISTS (SELECT 1 FROM token_watermarks w
+                              WHERE w.tenant_id = i.tenant_id AND w.user = i.user
+                                AND w.not_before >= i.issued_at)
+             FROM issued_tokens i WHERE i.tenant_id = ?1
+             ORDER BY i.issued_at DESC, i.jti",
+        )?;
+        let rows = statement
+            .query_map(params![tenant], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, bool>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(statement);
+        drop(connection);
+        let key = self.data_key(scope)?;
+        rows.into_iter()
+            .map(|(jti, sealed, roles, issued_at, expires_at, revoked)| {
+                let user = key.open_string(
+                    Aad {
+                        tenant: Some(scope.tenant_id()),
+                        kind: ObjectKind::TokenUser,
+                        object_id: &jti,
+                    },
+                    &sealed,
+                )?;
+                Ok(IssuedToken {
+                    roles: roles.split_whitespace().map(str::to_owned).collect(),
+                    jti,
+                    user,
+                    issued_at,
+                    expires_at,
+                    revoked,
+                })
+            })
+            .collect()
+    }
+
     /// Whether a token of `tenant_id` with id `jti`, issued at `issued_at` to `user` (a
     /// pseudonym), has been revoked.
     pub fn token_revoked(
@@ -112,6 +219,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{new_tenant, temp_store};
+    use super::IssuedToken;
 
     #[test]
     fn invitations_are_single_use_and_stored_hashed() {
@@ -160,5 +268,66 @@ mod tests {
                 .token_revoked(beta.tenant_id(), "j2", "bob", at)
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn issued_tokens_are_listed_per_tenant_with_the_user_sealed_and_revocations_shown() {
+        let (_dir, store) = temp_store();
+        let alpha = new_tenant(&store, "Alpha");
+        let beta = new_tenant(&store, "Beta");
+        let now = crate::time::now();
+        let token = |jti: &str, user: &str, expires_at: i64| IssuedToken {
+            jti: jti.into(),
+            user: user.into(),
+            roles: vec!["reader".into(), "editor".into()],
+            issued_at: now - 10,
+            expires_at,
+            revoked: false,
+        };
+        store
+            .record_issued_token(
+                &alpha,
+                &token("j1", "alice@alpha.example", now + 60),
+                "p-alice",
+            )
+            .unwrap();
+        store
+            .record_issued_token(&alpha, &token("j2", "bob@alpha.example", now + 60), "p-bob")
+            .unwrap();
+        store
+            .record_issued_token(
+                &alpha,
+                &token("old", "carol@alpha.example", now - 1),
+                "p-carol",
+            )
+            .unwrap();
+        store.revoke_token(&alpha, "j1").unwrap();
+        let listed = store.issued_tokens(&alpha).unwrap();
+        let seen: Vec<(&str, &str, bool)> = listed
+            .iter()
+            .map(|t| (t.jti.as_str(), t.user.as_str(), t.revoked))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("j1", "alice@alpha.example", true),
+                ("j2", "bob@alpha.example", false)
+            ]
+        );
+        assert_eq!(listed[1].roles, ["reader", "editor"]);
+        // Revoking a user's tokens marks the ones issued before it.
+        store.revoke_user_tokens(&alpha, "p-bob").unwrap();
+        assert!(store.issued_tokens(&alpha).unwrap()[1].revoked);
+        assert!(store.issued_tokens(&beta).unwrap().is_empty());
+        // The user's name is stored only sealed.
+        let sealed: Vec<u8> = store
+            .connection()
+            .query_row(
+                "SELECT user_sealed FROM issued_tokens WHERE jti = 'j2'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains("bob@alpha"));
     }
 }

@@ -38,7 +38,7 @@ mod usage;
 
 pub use audit_log::AuditRow;
 pub use chunks::{ChunkRecord, ChunkVector, NewChunk};
-pub use credentials::{INVITATION_TTL_SECONDS, Invitation};
+pub use credentials::{INVITATION_TTL_SECONDS, Invitation, IssuedToken};
 pub use documents::{DOCUMENT_COLUMNS, DocumentRecord, DocumentStatus};
 pub use jobs::{INDEXER_LOCK_FILE, IndexJob, IndexerLock, JOB_LEASE_SECONDS};
 pub use master_key::NEXT_MASTER_KEY_FILE;
@@ -201,7 +201,7 @@ CREATE TABLE IF NOT EXISTS usage_events (
 );
 CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage_events(tenant_id, at);
 -- Credentials (system tables, see `credentials`): invitations by the hash of their secret,
--- revoked token ids, and per-user watermarks (tokens issued up to `not_before` are refused).
+-- issued and revoked token ids, and per-user watermarks (tokens issued up to `not_before` are refused).
 CREATE TABLE IF NOT EXISTS invitations (
     secret_hash TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL,
@@ -213,6 +213,19 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
     tenant_id TEXT NOT NULL,
     jti TEXT NOT NULL,
     revoked_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, jti)
+);
+-- Tokens issued for a tenant, so that its admins can see and revoke them: never the token
+-- itself, only its id, the user's pseudonym (for watermarks) and name (sealed with the
+-- tenant's key), its roles and lifetime.
+CREATE TABLE IF NOT EXISTS issued_tokens (
+    tenant_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    user TEXT NOT NULL,
+    user_sealed BLOB NOT NULL,
+    roles TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, jti)
 );
 CREATE TABLE IF NOT EXISTS token_watermarks (

@@ -339,7 +339,7 @@ impl Store {
 }
 
 /// The tables holding a tenant's rows, children first (the audit log keeps its entries).
-const TENANT_TABLES: [&str; 10] = [
+const TENANT_TABLES: [&str; 11] = [
     "chunks",
     "document_texts",
     "document_catalogues",
@@ -348,6 +348,7 @@ const TENANT_TABLES: [&str; 10] = [
     "usage_events",
     "invitations",
     "revoked_tokens",
+    "issued_tokens",
     "token_watermarks",
     "tenants",
 ];

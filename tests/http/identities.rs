@@ -214,6 +214,81 @@ async fn issue_11_minted_tokens_name_their_minter_live_no_longer_and_can_be_revo
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn tenant_admins_list_their_own_tokens_with_revocations_and_never_the_tokens() {
+    let server = Server::start(&[]);
+    let mut tenants = Vec::new();
+    for name in ["Northwind", "Contoso"] {
+        let tenant = create(&server, name).await["tenant_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        tenants.push(tenant);
+    }
+    let (north, contoso) = (&tenants[0], &tenants[1]);
+    let admin = server.token(north, "alice", &["admin"]);
+    let (status, minted) = send(
+        client()
+            .post(server.url(&format!("/v1/tenants/{north}/tokens")))
+            .bearer_auth(&admin)
+            .json(&json!({"user": "bob@northwind.example", "roles": ["editor", "reader"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    let bob = minted["token"].as_str().unwrap();
+    let tokens = server.url(&format!("/v1/tenants/{north}/tokens"));
+    let list = |token: String| send(client().get(&tokens).bearer_auth(token));
+    let (status, listed) = list(admin.clone()).await;
+    assert_eq!(status, 200, "{listed}");
+    let rows = listed["tokens"].as_array().unwrap();
+    let row = |user: &str| rows.iter().find(|row| row["user"] == user).cloned();
+    let bob_row = row("bob@northwind.example").expect("the minted token is listed");
+    assert_eq!(bob_row["jti"], minted["jti"]);
+    assert_eq!(bob_row["roles"], json!(["editor", "reader"]));
+    assert_eq!(bob_row["revoked"], false);
+    assert!(
+        row("alice").is_some(),
+        "the operator's token is listed too: {listed}"
+    );
+    assert!(
+        !listed.to_string().contains(bob),
+        "a listing never holds a token"
+    );
+
+    // Readers and other tenants' admins see nothing.
+    let reader = server.token(north, "carol", &["reader"]);
+    let (status, body) = list(reader).await;
+    assert_error(status, &body, 403, "forbidden");
+    let other_admin = server.token(contoso, "mallory", &["admin"]);
+    let (status, body) = list(other_admin.clone()).await;
+    assert_error(status, &body, 403, "tenant_mismatch");
+    let (_, theirs) = send(
+        client()
+            .get(server.url(&format!("/v1/tenants/{contoso}/tokens")))
+            .bearer_auth(&other_admin),
+    )
+    .await;
+    assert!(!theirs.to_string().contains("bob@northwind"), "{theirs}");
+
+    // Revoked by id: listed as revoked.
+    let jti = minted["jti"].as_str().unwrap();
+    let (status, _) = send(
+        client()
+            .delete(server.url(&format!("/v1/tenants/{north}/tokens/{jti}")))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, listed) = list(admin.clone()).await;
+    let revoked = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["jti"] == jti)
+        .map(|row| row["revoked"].clone());
+    assert_eq!(revoked, Some(json!(true)), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn issue_11_an_access_token_wrapped_as_a_certificate_is_refused() {
     let server = Server::start(&[]);
     let tenant = create(&server, "Northwind").await["tenant_id"]

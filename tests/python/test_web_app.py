@@ -155,7 +155,14 @@ class WebApp(unittest.TestCase):
         d.find_element(By.ID, "user").send_keys("dora")
         d.find_element(By.CSS_SELECTOR, "form.filters button.primary").click()
         self.wait().until(lambda d: d.find_elements(By.CSS_SELECTOR, ".secret textarea"))
+        # The appliance lists the tenant's tokens: the one just minted, revocable there.
+        dora_row = "//tr[td[1][normalize-space()='dora']]"
+        self.wait().until(lambda d: d.find_elements(By.XPATH, dora_row))
         self.shot("07-tokens-and-usage")
+        d.find_element(By.XPATH, dora_row + "//button").click()
+        self.wait().until(EC.alert_is_present())
+        d.switch_to.alert.accept()
+        self.wait().until(lambda d: "Revoked" in d.find_element(By.XPATH, dora_row).text)
 
         # Errors in words: an oversized upload (413) and a file that is not a document.
         self.go("documents")
