@@ -263,6 +263,39 @@ mod tests {
         );
     }
 
+    /// `Appliance::tenant_index` checks the key on every request: that check must stay far
+    /// below a request's cost (prints the figure; run with `--nocapture`).
+    #[test]
+    fn the_per_request_key_check_of_an_unlocked_tenant_costs_microseconds() {
+        let (_dir, store) = temp_store();
+        let scope = new_tenant(&store, "Zeta Juice");
+        let identity = CustomerIdentity::generate();
+        store
+            .enrol_customer_key(&scope, &identity.recipient())
+            .unwrap();
+        let started = std::time::Instant::now();
+        store.unlock_tenant(scope.tenant_id(), identity).unwrap();
+        let unlock = started.elapsed();
+        let rounds = 10_000;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            store.data_key(&scope).unwrap();
+        }
+        let per_check = started.elapsed() / rounds;
+        let started = std::time::Instant::now();
+        for _ in 0..1_000 {
+            assert!(store.tenant_locked(scope.tenant_id()).is_ok());
+        }
+        let per_locked_check = started.elapsed() / 1_000;
+        eprintln!(
+            "unlock (age X25519 unwrap + master unwrap): {unlock:?}; cached key check: {per_check:?}; locked-state query: {per_locked_check:?}"
+        );
+        assert!(
+            per_check < std::time::Duration::from_millis(1),
+            "{per_check:?}"
+        );
+    }
+
     #[test]
     fn a_tenant_without_a_customer_key_cannot_be_unlocked() {
         let (_dir, store) = temp_store();

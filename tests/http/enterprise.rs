@@ -139,6 +139,30 @@ async fn enterprise_locked_tenant_is_unreadable_even_by_the_operator_until_its_k
         );
     }
 
+    // The operator's `tenant unlock` checks a key file (and holds it for its own run only).
+    let keys = tempfile::tempdir().unwrap();
+    let (right_file, wrong_file) = (keys.path().join("right.key"), keys.path().join("wrong.key"));
+    std::fs::write(&right_file, format!("{}\n", *identity.to_secret_string())).unwrap();
+    let stranger = CustomerIdentity::generate();
+    std::fs::write(&wrong_file, format!("{}\n", *stranger.to_secret_string())).unwrap();
+    let unlock_with = |file: &std::path::Path| {
+        operator_cli(
+            &server,
+            &[
+                "tenant",
+                "unlock",
+                &tenant,
+                "--key-file",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+    let (ok, stderr) = unlock_with(&wrong_file);
+    assert!(!ok && stderr.contains("does not open"), "{stderr}");
+    let (ok, stderr) = unlock_with(&right_file);
+    assert!(ok, "{stderr}");
+    assert_locked(&admin, &document).await;
+
     // A wrong key: 401, audited in the tenant's log.
     let wrong = CustomerIdentity::generate();
     let (status, body) = admin
@@ -160,9 +184,16 @@ async fn enterprise_locked_tenant_is_unreadable_even_by_the_operator_until_its_k
         recipient.as_str(),
         *identity.to_secret_string()
     );
+    let refused_at = std::time::Instant::now();
+    let (status, _) = admin.post("/search", json!({"query": "formula"})).await;
+    let refused = refused_at.elapsed();
+    assert_eq!(status, 423);
+    let unlock_at = std::time::Instant::now();
     let (status, body) = admin.post("/unlock", json!({"identity": key_file})).await;
+    let unlocked = unlock_at.elapsed();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["locked"], false);
+    eprintln!("over HTTP: a locked tenant's search refused in {refused:?}; unlock in {unlocked:?}");
     assert!(search_finds_marker(&admin).await);
     let (status, _) = admin.get(&format!("/documents/{document}/content")).await;
     assert_eq!(status, 200);
