@@ -268,6 +268,96 @@ impl SecretKey {
     }
 }
 
+/// A customer-held key (issue 12, BYOK): an age X25519 key pair whose secret half, the
+/// identity (`AGE-SECRET-KEY-1…`), only the customer keeps. The appliance stores the public
+/// half, the recipient (`age1…`), and wraps a tenant's data key to it inside the master
+/// key's wrapping, so opening the data key needs both. The identity is held in memory
+/// only while the tenant is unlocked (age zeroes it on drop) and never printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerRecipient(String);
+
+pub struct CustomerIdentity(age::x25519::Identity);
+
+impl fmt::Debug for CustomerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CustomerIdentity(..)")
+    }
+}
+
+impl CustomerRecipient {
+    /// Checks an age X25519 recipient (`age1…`).
+    pub fn parse(text: &str) -> Option<CustomerRecipient> {
+        use std::str::FromStr;
+        let recipient = age::x25519::Recipient::from_str(text.trim()).ok()?;
+        Some(CustomerRecipient(recipient.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Encrypts `plaintext` so that only the matching identity opens it (age format).
+    pub fn wrap(&self, plaintext: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        use std::str::FromStr;
+        let recipient =
+            age::x25519::Recipient::from_str(&self.0).expect("checked when it was parsed");
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .expect("one X25519 recipient is always accepted");
+        let mut out = Vec::with_capacity(plaintext.len() + 256);
+        let mut writer = encryptor
+            .wrap_output(&mut out)
+            .expect("writing to memory cannot fail");
+        writer
+            .write_all(plaintext)
+            .and_then(|()| writer.finish().map(drop))
+            .expect("writing to memory cannot fail");
+        out
+    }
+}
+
+impl CustomerIdentity {
+    /// Reads an age identity (`AGE-SECRET-KEY-1…`, as `age-keygen` writes it: comment lines
+    /// starting with `#` are skipped). `None` when the text holds no identity.
+    pub fn parse(text: &str) -> Option<CustomerIdentity> {
+        use std::str::FromStr;
+        text.lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty() && !line.starts_with('#'))
+            .and_then(|line| age::x25519::Identity::from_str(line).ok())
+            .map(CustomerIdentity)
+    }
+
+    /// Generates a fresh identity (tests and demos: a customer runs `age-keygen`).
+    pub fn generate() -> CustomerIdentity {
+        CustomerIdentity(age::x25519::Identity::generate())
+    }
+
+    pub fn recipient(&self) -> CustomerRecipient {
+        CustomerRecipient(self.0.to_public().to_string())
+    }
+
+    /// The identity as `age-keygen` writes it (tests and demos only: never logged).
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        use age::secrecy::ExposeSecret;
+        Zeroizing::new(self.0.to_string().expose_secret().to_owned())
+    }
+
+    /// Opens what [`CustomerRecipient::wrap`] produced; `None` when this is not the
+    /// matching identity or the ciphertext was changed.
+    pub fn unwrap(&self, wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        use std::io::Read;
+        let decryptor = age::Decryptor::new(wrapped).ok()?;
+        let mut reader = decryptor
+            .decrypt(std::iter::once(&self.0 as &dyn age::Identity))
+            .ok()?;
+        let mut plaintext = Zeroizing::new(Vec::new());
+        reader.read_to_end(&mut plaintext).ok()?;
+        Some(plaintext)
+    }
+}
+
 /// The tenant a sealed object says it belongs to (`Some("")`: appliance-wide), or `None`
 /// when it is not a sealed object at all. Unauthenticated until the object is opened.
 pub fn owner(sealed: &[u8]) -> Option<&str> {

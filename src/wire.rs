@@ -83,6 +83,19 @@ pub struct CreatedTenant {
     #[serde(flatten)]
     pub tenant: Tenant,
     pub invitation: String,
+    /// The customer's age recipient, when the tenant was created with one (issue 12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_key: Option<String>,
+}
+
+/// A tenant's customer-held key (issue 12): `PUT /v1/tenants/{t}/customer-key`,
+/// `POST …/unlock`, `POST …/lock`. The recipient is public; the identity never leaves the
+/// customer except to unlock, and is never shown.
+#[derive(Serialize, ToSchema)]
+pub struct CustomerKey {
+    pub tenant_id: String,
+    pub customer_key: String,
+    pub locked: bool,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -209,6 +209,8 @@ pub async fn export(
             ApiError::InvalidRequest("recipient must be an age X25519 recipient (age1...)".into())
         })?;
     }
+    // A locked BYOK tenant is refused before the stream starts (issue 12), not mid-way.
+    super::customer_key::refuse_if_locked(&state, &tenant.scope).await?;
     let encrypted = request.recipient.is_some();
     let (sender, receiver) = tokio::sync::mpsc::channel(8);
     let appliance = state.appliance.clone();

@@ -34,6 +34,14 @@ pub enum ApiError {
         retry_after_seconds: u64,
     },
     Internal,
+    /// A BYOK tenant whose customer-held key is not loaded (issue 12).
+    TenantLocked,
+    /// A customer key that does not open the tenant's data key.
+    CustomerKeyRejected,
+    /// Too many wrong customer keys: unlocking is refused for a while.
+    UnlockRefused {
+        retry_after_seconds: u64,
+    },
 }
 
 impl ApiError {
@@ -115,6 +123,29 @@ impl ApiError {
                 "internal",
                 Borrowed("internal error"),
             ),
+            ApiError::TenantLocked => (
+                StatusCode::LOCKED,
+                "tenant_locked",
+                Borrowed(
+                    "this tenant's data is locked by a key its customer holds: its admin unlocks it with POST /v1/tenants/{t}/unlock",
+                ),
+            ),
+            ApiError::CustomerKeyRejected => (
+                StatusCode::UNAUTHORIZED,
+                "customer_key_rejected",
+                Borrowed(
+                    "this key does not open the tenant's data key: give the age identity (AGE-SECRET-KEY-1...) whose recipient was enrolled",
+                ),
+            ),
+            ApiError::UnlockRefused {
+                retry_after_seconds,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                Owned(format!(
+                    "too many wrong customer keys for this tenant: unlocking is refused, retry after {retry_after_seconds} s"
+                )),
+            ),
         }
     }
 
@@ -143,6 +174,9 @@ impl IntoResponse for ApiError {
         }
         | ApiError::Overloaded {
             retry_after_seconds,
+        }
+        | ApiError::UnlockRefused {
+            retry_after_seconds,
         } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string())
         {
@@ -165,6 +199,9 @@ impl From<StoreError> for ApiError {
                 ApiError::NotFound("no document with this id".into())
             }
             StoreError::TenantNotFound(_) => ApiError::NotFound("no tenant with this id".into()),
+            StoreError::TenantLocked(_) => ApiError::TenantLocked,
+            StoreError::CustomerKeyRejected => ApiError::CustomerKeyRejected,
+            error @ StoreError::NoCustomerKey(_) => ApiError::Conflict(error.to_string()),
             StoreError::NotInitialised(_)
             | StoreError::WrongMasterKey
             | StoreError::Crypto(_)
@@ -215,6 +252,11 @@ impl From<ApplianceError> for ApiError {
             ) => internal(&error),
             ApplianceError::Index(error) => internal(&error),
             error @ ApplianceError::Signing(_) => internal(&error),
+            ApplianceError::UnlockRefused {
+                retry_after_seconds,
+            } => ApiError::UnlockRefused {
+                retry_after_seconds,
+            },
             ApplianceError::Portability(
                 error @ (crate::portability::PortabilityError::Recipient(_)
                 | crate::portability::PortabilityError::Decrypt(_)

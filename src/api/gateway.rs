@@ -5,8 +5,9 @@
 //!   audience, issuer, expiry) and must not be revoked: 401 otherwise.
 //! - The tenant segment of the path, exactly as sent (before any decoding), must be the
 //!   token's tenant: 403 `tenant_mismatch` otherwise, audited. Platform administrators
-//!   reach only the one platform route of a tenant, its deletion: never its tokens
-//!   (minting an admin token would let them read its content).
+//!   reach only the platform routes of a tenant, its deletion and its customer-held key's
+//!   enrolment and lock: never its tokens (minting an admin token would let them read its
+//!   content) nor its unlock.
 //! - The rest of the path may hold no dot segments, encoded separators or doubled
 //!   slashes (404), and a document id must be well-formed (404).
 //! - A JSON body may not name a tenant (`tenant`, `tenant_id`, `tenantId`, at any depth):
@@ -51,7 +52,13 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
     let principal = authenticate(state, request.headers(), peer, &path)?;
     let requested = segments[3];
     let rest = &segments[4..];
-    let platform_route = rest.is_empty();
+    // A tenant's own record (deletion) and its customer-held key's enrolment and lock
+    // (issue 12): never its content, tokens or unlock.
+    let platform_route = match rest {
+        [] => true,
+        [segment] => super::customer_key::PLATFORM_SUBROUTES.contains(segment),
+        _ => false,
+    };
     match &principal.tenant_id {
         Some(own) if own.as_str() == requested => {}
         Some(_) => {

@@ -9,6 +9,7 @@
 //! and `web` (the browser app at `/`).
 
 mod audit;
+mod customer_key;
 mod documents;
 pub mod error;
 mod failures;
@@ -297,6 +298,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
         .merge(tenants::router())
+        .merge(customer_key::router())
         .merge(documents::router())
         .merge(query::router())
         .merge(audit::router())

@@ -61,7 +61,7 @@ impl IntoResponse for OpenAiError {
         let status = self.error.status();
         let kind = match status.as_u16() {
             401 => "authentication_error",
-            403 => "permission_error",
+            403 | 423 => "permission_error",
             429 => "rate_limit_error",
             500.. => "server_error",
             _ => "invalid_request_error",

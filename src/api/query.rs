@@ -111,6 +111,7 @@ pub async fn ask(
         let answer = asker.ask(body.question, body.top_k, |_| true).await?;
         return Ok(Json(wire::AskResponse::from(&answer)).into_response());
     }
+    super::customer_key::refuse_if_locked(&state, &tenant.scope).await?;
     Ok(stream_answer(
         asker,
         body.question,

@@ -35,6 +35,9 @@ pub struct CreateTenant {
     name: String,
     #[serde(default)]
     tier: Option<String>,
+    /// An enterprise tenant's customer-held key from the start: an age recipient `age1...`.
+    #[serde(default)]
+    customer_key: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/tenants", request_body = CreateTenant,
@@ -50,13 +53,35 @@ pub async fn create_tenant(
             ApiError::InvalidRequest("tier must be standard, premium or enterprise".into())
         })?,
     };
+    // Checked before anything is created: a bad key creates no tenant.
+    if let Some(recipient) = &body.customer_key {
+        if tier != Tier::Enterprise {
+            return Err(ApiError::InvalidRequest(
+                "a customer_key is for tier enterprise only".into(),
+            ));
+        }
+        crate::crypto::CustomerRecipient::parse(recipient).ok_or_else(|| {
+            ApiError::InvalidRequest(
+                "customer_key must be an age X25519 recipient (`age1...`)".into(),
+            )
+        })?;
+    }
     let appliance = state.appliance.clone();
     let actor = state.appliance.pseudonym(None, &principal.subject);
-    let (tenant, invitation) = state
+    let (tenant, invitation, customer_key) = state
         .blocking(move || {
             let (tenant, invitation) =
                 appliance.create_tenant_with_invitation(&body.name, tier, &actor)?;
-            Ok((tenant, invitation))
+            let customer_key = match &body.customer_key {
+                Some(recipient) => Some(
+                    appliance
+                        .enrol_customer_key(&tenant.tenant_id, recipient, &actor)?
+                        .as_str()
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            Ok((tenant, invitation, customer_key))
         })
         .await?;
     state.audit(AuditEvent {
@@ -71,6 +96,7 @@ pub async fn create_tenant(
         Json(wire::CreatedTenant {
             tenant: wire::Tenant::from(&tenant),
             invitation: invitation.secret,
+            customer_key,
         }),
     ))
 }

@@ -10,6 +10,10 @@ impl Appliance {
     pub fn process_all_pending(&self) -> Result<usize, ApplianceError> {
         let mut processed = 0;
         for tenant_id in self.store.tenants_with_jobs()? {
+            // A locked BYOK tenant's documents wait, queued, until it is unlocked.
+            if self.store.tenant_locked(&tenant_id)? {
+                continue;
+            }
             let scope = auth::operator_scope(tenant_id, OperatorReason::IndexingJob);
             match self.run_jobs(&scope, false, &mut |_| {})? {
                 Some(outcomes) => processed += outcomes.len(),

@@ -29,6 +29,7 @@ use crate::store::{
 
 mod ask;
 mod audit;
+mod customer_key;
 mod documents;
 mod indexing;
 mod presence;
@@ -57,6 +58,12 @@ pub enum ApplianceError {
     /// The appliance's signing key could not be loaded or used.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// Too many wrong customer keys for this tenant (issue 12): unlocking is refused for a
+    /// while, whatever key is given.
+    #[error(
+        "too many wrong customer keys for this tenant: unlocking is refused for {retry_after_seconds} s"
+    )]
+    UnlockRefused { retry_after_seconds: u64 },
 }
 
 /// The outcome of indexing one queued document.
@@ -136,6 +143,8 @@ pub struct Appliance {
     // background indexer and an upload waiting for its document must not claim the same
     // jobs twice. Indexing is CPU-bound, so running them one after another costs nothing.
     indexing: Mutex<()>,
+    // Wrong customer keys per tenant (std mutex: a map update, never held across work).
+    unlock_failures: Mutex<HashMap<TenantId, customer_key::UnlockFailures>>,
 }
 
 impl Appliance {
@@ -159,6 +168,7 @@ impl Appliance {
             generator: Mutex::new(None),
             open_tenants: Mutex::new(HashMap::new()),
             indexing: Mutex::new(()),
+            unlock_failures: Mutex::new(HashMap::new()),
         })
     }
 
@@ -202,6 +212,9 @@ impl Appliance {
     /// again when another process (`bulkhead ingest` beside a running server) changed the
     /// tenant's chunks since.
     fn tenant_index(&self, scope: &TenantScope) -> Result<SharedIndex, ApplianceError> {
+        // A locked BYOK tenant's index is never served, even one a request that raced the
+        // lock put back in the map (issue 12): the key check refuses it first.
+        self.store.data_key(scope)?;
         let version = self.store.data_version()?;
         let cached = {
             let mut open = lock(&self.open_tenants);

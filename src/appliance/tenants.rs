@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// What a BYOK tenant's deletion certificate says about the key its customer holds.
+pub const CUSTOMER_KEY_STATEMENT: &str = "this tenant's data key was also wrapped to a key only the customer holds: the customer destroying that key makes every copy of the tenant's data, backups included, unreadable, and no operator holding the master key can undo it";
+
 impl Appliance {
     pub fn create_tenant(&self, name: &str, tier: Tier) -> Result<TenantRecord, ApplianceError> {
         let name = name.trim();
@@ -174,7 +177,9 @@ impl Appliance {
         // Nothing may still be indexing this tenant while its files go.
         let _running = lock(&self.indexing);
         lock(&self.open_tenants).remove(tenant_id);
+        let customer_recipient = self.store.customer_recipient(tenant_id)?;
         let deletion = self.store.delete_tenant(tenant_id)?;
+        self.store.lock_tenant(tenant_id);
         // Again: a search that began before the rows went may have reopened it.
         lock(&self.open_tenants).remove(tenant_id);
         // The tenant is gone: nothing about the audit log may turn that into a failure
@@ -197,7 +202,7 @@ impl Appliance {
                 String::new()
             }
         };
-        let certificate = serde_json::json!({
+        let mut certificate = serde_json::json!({
             "type": "bulkhead.tenant_deletion",
             "tenant_id": tenant_id.to_string(),
             "requested_at": crate::time::rfc3339(requested_at),
@@ -217,6 +222,12 @@ impl Appliance {
             "issuer": crate::auth::tokens::ISSUER,
             "kid": signer.kid_for(crate::auth::tokens::Purpose::DeletionCertificate),
         });
+        if let Some(recipient) = customer_recipient {
+            certificate["customer_held_key"] = serde_json::json!({
+                "recipient": recipient,
+                "statement": CUSTOMER_KEY_STATEMENT,
+            });
+        }
         let jws = signer
             .sign_certificate(&certificate)
             .map_err(|error| ApplianceError::Signing(error.to_string()))?;

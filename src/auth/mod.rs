@@ -57,6 +57,8 @@ pub enum OperatorReason {
     Deletion,
     /// Issuing a new tenant's first-admin invitation.
     Invitation,
+    /// Enrolling a tenant's customer-held key (re-wrapping its data key, issue 12).
+    CustomerKey,
 }
 
 impl OperatorReason {
@@ -69,6 +71,7 @@ impl OperatorReason {
             OperatorReason::Audit => "audit",
             OperatorReason::Deletion => "deletion",
             OperatorReason::Invitation => "invitation",
+            OperatorReason::CustomerKey => "customer-key",
         }
     }
 }

@@ -407,8 +407,28 @@ pub(super) enum TenantCommand {
         name: String,
         #[arg(long, value_enum, default_value_t = TierArg::Standard)]
         tier: TierArg,
+        /// An enterprise tenant's customer-held key from the start: the customer's age
+        /// recipient (`age1...`, from `age-keygen`); its data is locked until unlocked
+        #[arg(long, value_name = "RECIPIENT")]
+        customer_key: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Wrap an enterprise tenant's data key to a key its customer holds (BYOK): locked
+    /// from then on until its admin unlocks it with the matching age identity
+    Byok {
+        tenant: String,
+        /// The customer's age recipient (`age1...`); the identity stays with the customer
+        #[arg(long, value_name = "RECIPIENT")]
+        recipient: String,
+    },
+    /// Check a BYOK tenant's customer key and unlock the tenant in this process only (a
+    /// running server is unlocked with `POST /v1/tenants/{t}/unlock`)
+    Unlock {
+        tenant: String,
+        /// A file holding the customer's age identity (`AGE-SECRET-KEY-1...`)
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
     },
     /// List tenants
     List {

@@ -19,7 +19,7 @@ use crate::appliance::{Answer, Appliance, ApplianceError, IndexOutcome};
 use crate::auth::{OperatorReason, TenantScope};
 use crate::config::Config;
 use crate::ids::{DocumentId, TenantId};
-use crate::store::{DocumentStatus, JOB_LEASE_SECONDS, Store};
+use crate::store::{DocumentStatus, JOB_LEASE_SECONDS, Store, Tier};
 use crate::wire;
 
 pub use args::Cli;
@@ -183,13 +183,39 @@ fn init(config: &Config) -> Result<(), UserFailure> {
 fn tenant(config: Config, command: TenantCommand) -> Result<(), UserFailure> {
     let appliance = Appliance::open(config)?;
     match command {
-        TenantCommand::Create { name, tier, json } => {
+        TenantCommand::Create {
+            name,
+            tier,
+            customer_key,
+            json,
+        } => {
+            let tier = tier.into();
+            // Checked before anything is created: a bad key creates no tenant.
+            if let Some(recipient) = &customer_key
+                && (tier != Tier::Enterprise
+                    || crate::crypto::CustomerRecipient::parse(recipient).is_none())
+            {
+                return Err(UserFailure(
+                    "--customer-key takes an age recipient (`age1...`) and needs --tier enterprise"
+                        .into(),
+                ));
+            }
             let (tenant, invitation) =
-                appliance.create_tenant_with_invitation(&name, tier.into(), "operator")?;
+                appliance.create_tenant_with_invitation(&name, tier, "operator")?;
+            let customer_key = match &customer_key {
+                Some(recipient) => Some(
+                    appliance
+                        .enrol_customer_key(&tenant.tenant_id, recipient, "operator")?
+                        .as_str()
+                        .to_owned(),
+                ),
+                None => None,
+            };
             if json {
                 print_json(&wire::CreatedTenant {
                     tenant: wire::Tenant::from(&tenant),
                     invitation: invitation.secret,
+                    customer_key,
                 });
             } else {
                 println!("{}", tenant.tenant_id);
@@ -202,6 +228,26 @@ fn tenant(config: Config, command: TenantCommand) -> Result<(), UserFailure> {
             let deleted = appliance.delete_tenant(&tenant_id, "operator", &signer)?;
             print_json(
                 &serde_json::json!({"certificate": deleted.certificate, "jws": deleted.jws}),
+            );
+        }
+        TenantCommand::Byok { tenant, recipient } => {
+            let tenant_id = tenant_id(&tenant)?;
+            let recipient = appliance.enrol_customer_key(&tenant_id, &recipient, "operator")?;
+            println!(
+                "tenant {tenant_id}: data key wrapped to {} and the master key; locked until its admin unlocks it",
+                recipient.as_str()
+            );
+        }
+        TenantCommand::Unlock { tenant, key_file } => {
+            let tenant_id = tenant_id(&tenant)?;
+            let identity =
+                zeroize::Zeroizing::new(std::fs::read_to_string(&key_file).map_err(|error| {
+                    UserFailure(format!("cannot read {}: {error}", key_file.display()))
+                })?);
+            let scope = appliance.operator_scope(&tenant_id, OperatorReason::CustomerKey)?;
+            appliance.unlock_tenant(&scope, &identity, "operator")?;
+            println!(
+                "tenant {tenant_id}: the customer key opens its data key; unlocked in this process only (unlock a running server with POST /v1/tenants/{tenant_id}/unlock)"
             );
         }
         TenantCommand::List { json } => {

@@ -27,6 +27,7 @@ mod audit_log;
 mod catalogues;
 mod chunks;
 mod credentials;
+mod customer_key;
 mod documents;
 pub mod files;
 mod jobs;
@@ -75,6 +76,19 @@ pub enum StoreError {
     TenantNotFound(String),
     #[error("no document with id {0}")]
     DocumentNotFound(String),
+    /// A BYOK tenant whose customer-held key this process does not hold (issue 12).
+    #[error(
+        "tenant {0} is locked: its data key is wrapped by a key its customer holds; its admin unlocks it with `POST /v1/tenants/{0}/unlock` or `bulkhead tenant unlock {0} --key-file FILE`"
+    )]
+    TenantLocked(String),
+    #[error(
+        "this key does not open the tenant's data key: give the age identity (AGE-SECRET-KEY-1...) whose recipient was enrolled"
+    )]
+    CustomerKeyRejected,
+    #[error(
+        "tenant {0} has no customer-held key: enrol one with `bulkhead tenant byok {0} --recipient age1...`"
+    )]
+    NoCustomerKey(String),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     /// The application scope refused an object that says it belongs to another tenant.
@@ -114,6 +128,9 @@ pub struct Store {
     tenant_connection: TenantConnection,
     // Unwrapped data keys, so each request does not pay an unwrap. std mutex, as above.
     data_keys: Mutex<HashMap<TenantId, SecretKey>>,
+    // The customer-held identities of unlocked BYOK tenants: memory only, never written
+    // (see `customer_key`). std mutex, as above; taken before `data_keys` when both are.
+    customer_identities: Mutex<HashMap<TenantId, crypto::CustomerIdentity>>,
     // The `data_version` at which the cached keys were last checked against the tenants
     // table (a tenant deleted by another process drops its key).
     keys_checked_version: Mutex<Option<i64>>,
@@ -137,7 +154,9 @@ CREATE TABLE IF NOT EXISTS tenants (
     tier TEXT NOT NULL,
     key_id TEXT NOT NULL,
     wrapped_key BLOB NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    -- The customer's age recipient (public) for a BYOK tenant, else NULL (issue 12).
+    customer_recipient TEXT
 );
 CREATE TABLE IF NOT EXISTS documents (
     document_id TEXT PRIMARY KEY,
@@ -260,6 +279,7 @@ fn migrate(connection: &Connection) -> Result<(), rusqlite::Error> {
         ("jobs", "owner", "TEXT"),
         ("jobs", "lease_until", "INTEGER"),
         ("documents", "content_type_sealed", "BLOB"),
+        ("tenants", "customer_recipient", "TEXT"),
     ];
     let missing = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
         let count: i64 = connection.query_row(
@@ -395,6 +415,7 @@ impl Store {
             connection: Mutex::new(connection),
             tenant_connection,
             data_keys: Mutex::new(HashMap::new()),
+            customer_identities: Mutex::new(HashMap::new()),
             keys_checked_version: Mutex::new(None),
             checkpoint_signer: None,
             audit_queue: audit_log::AuditQueue::default(),

@@ -1,6 +1,6 @@
 //! Tenants: records, sealed names, wrapped data keys, and deletion by crypto-shredding.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{Store, StoreError, files, usage::stored_totals};
 use crate::auth::TenantScope;
@@ -152,7 +152,8 @@ impl Store {
             .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))
     }
 
-    /// The tenant's data key, unwrapped with the master key (cached).
+    /// The tenant's data key, unwrapped with the master key (and, for a tenant with a
+    /// customer-held key, the customer's identity this process holds), cached.
     pub fn data_key(&self, scope: &TenantScope) -> Result<SecretKey, StoreError> {
         if !enabled(Layer::Crypto) {
             // Ablation test builds only: one key for every tenant.
@@ -169,28 +170,18 @@ impl Store {
         {
             return Ok(key.clone());
         }
-        let (key_id, wrapped): (String, Vec<u8>) = self
-            .connection()
-            .query_row(
-                "SELECT key_id, wrapped_key FROM tenants WHERE tenant_id = ?1",
-                params![tenant_id.as_str()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))?;
-        let hex = zeroize::Zeroizing::new(self.audited(self.master_key.open_string(
-            Aad {
-                tenant: Some(tenant_id),
-                kind: ObjectKind::DataKey,
-                object_id: &key_id,
-            },
-            &wrapped,
-        ))?);
-        let key = SecretKey::from_hex(&hex)?;
+        // A BYOK tenant's key opens only with its customer's identity, held while it is
+        // unlocked (`customer_key`); without it this is `TenantLocked`, master key or not.
+        let row = self.key_row(tenant_id)?;
+        let identities = self.identities();
+        let key = self.unwrap_key_row(tenant_id, &row, identities.get(tenant_id))?;
+        // Cached under the identities' lock: a `lock_tenant` racing this cannot be undone
+        // by an insert after it.
         self.data_keys
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(tenant_id.clone(), key.clone());
+        drop(identities);
         Ok(key)
     }
 

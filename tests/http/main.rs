@@ -7,6 +7,7 @@ mod bombs;
 #[path = "../common/mod.rs"]
 mod common;
 mod endpoints;
+mod enterprise;
 mod harness;
 mod identities;
 mod integrity;
