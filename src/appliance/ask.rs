@@ -492,9 +492,11 @@ impl Appliance {
         ))
     }
 
-    /// The sentence of the best-retrieved chunk the tenant may be shown that reads most
-    /// like `clause` (its wording, heading, typed value), the best-ranked of equals,
-    /// quoted, with its chunk: retrieval has already put the clause first.
+    /// The sentence that reads most like `clause` (its wording, heading, typed value),
+    /// the best-ranked of equals, quoted, with its chunk: among the retrieved sentences
+    /// about the clause when the rules know its wording (`evidence::about`), else in the
+    /// best-retrieved chunk the tenant may be shown (retrieval has already put the clause
+    /// first).
     fn clause_quote(
         &self,
         context: &mut AnswerContext,
@@ -503,7 +505,15 @@ impl Appliance {
         let Some(top) = (0..context.ranked_chunks).find(|&chunk| context.owned[chunk]) else {
             return Ok(None);
         };
-        let sentences = self.ranked_where(context, |chunk, _| chunk == top)?;
+        let owned = context.owned.clone();
+        let mut sentences = self.ranked_where(context, |chunk, sentence| {
+            owned[chunk] && crate::clauses::evidence::about(clause, sentence)
+        })?;
+        // In retrieval's order of their chunks, so that equals keep the best-retrieved.
+        sentences.sort_by_key(|sentence| sentence.chunk);
+        if sentences.is_empty() {
+            sentences = self.ranked_where(context, |chunk, _| chunk == top)?;
+        }
         let mut best: Option<(f32, &answer::RankedSentence)> = None;
         for sentence in &sentences {
             let score = crate::resolution::clause_score(clause, &sentence.text);
@@ -513,8 +523,8 @@ impl Appliance {
         }
         Ok(best.map(|(_, sentence)| {
             (
-                answer::quoted_answer(&context.retrieved[top].filename, &sentence.text),
-                top,
+                answer::quoted_answer(&context.retrieved[sentence.chunk].filename, &sentence.text),
+                sentence.chunk,
             )
         }))
     }

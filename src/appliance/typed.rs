@@ -8,6 +8,7 @@
 use super::ask::AnswerContext;
 use super::*;
 use crate::answer_facts::{self, FactKind};
+use crate::clauses::evidence;
 use crate::values::{DateValue, MONTHS};
 
 /// How many of the best retrieved chunks a value is looked for in.
@@ -159,7 +160,7 @@ fn value_from_clauses(
         .filter(|&i| context.owned[i])
         .take(TYPED_CANDIDATES);
     for chunk in candidates {
-        let Some(fact) = answer_facts::extract(kind, &context.retrieved[chunk].text) else {
+        let Some(fact) = clause_fact(kind, context.clause, &context.retrieved[chunk].text) else {
             continue;
         };
         let sentence = match kind {
@@ -171,6 +172,33 @@ fn value_from_clauses(
             FactKind::Date | FactKind::Parties | FactKind::YesNo => return None,
         };
         return Some((sentence, chunk, fact.span));
+    }
+    None
+}
+
+/// The first value of `kind` in `text`; for a clause type the evidence rules know, the
+/// first in a sentence about that clause (the warranty's "6 months", not the payment
+/// terms' "30 days" beside it), its span still in characters of `text`.
+fn clause_fact(
+    kind: FactKind,
+    clause: Option<&crate::clauses::ClauseType>,
+    text: &str,
+) -> Option<answer_facts::Fact> {
+    let Some(clause) = clause.filter(|clause| evidence::knows(clause)) else {
+        return answer_facts::extract(kind, text);
+    };
+    let mut rest = text;
+    while !rest.trim().is_empty() {
+        let end = answer::sentence_end(rest).unwrap_or(rest.len());
+        let sentence = &rest[..end];
+        if evidence::about(clause, sentence)
+            && let Some(mut fact) = answer_facts::extract(kind, sentence)
+        {
+            let before = text[..text.len() - rest.len()].chars().count();
+            fact.span = fact.span.start + before..fact.span.end + before;
+            return Some(fact);
+        }
+        rest = &rest[end..];
     }
     None
 }
@@ -227,6 +255,25 @@ fn sentence_around(text: &str, span: std::ops::Range<usize>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clause_s_value_comes_from_a_sentence_about_the_clause() {
+        let warranty = crate::clauses::CLAUSE_TYPES
+            .iter()
+            .find(|clause| clause.name == "Warranty Duration")
+            .unwrap();
+        let text = "Payments will be due within 30 days after delivery. Should the Services \
+                    become defective within 6 months from their delivery, the Supplier shall \
+                    re-perform them.";
+        let fact = clause_fact(FactKind::Duration, Some(warranty), text).unwrap();
+        assert_eq!(fact.value, "6 months");
+        let chars: Vec<char> = text.chars().collect();
+        let found: String = chars[fact.span.clone()].iter().collect();
+        assert!(found.contains('6'), "{found}");
+        // Without a clause type, the first value in the passage.
+        let any = clause_fact(FactKind::Duration, None, text).unwrap();
+        assert_eq!(any.value, "30 days");
+    }
 
     #[test]
     fn values_are_spoken_plainly() {

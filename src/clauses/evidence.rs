@@ -214,6 +214,18 @@ pub fn mentioned(clause: &ClauseType, sentence: &str) -> bool {
             .is_some_and(|pattern| pattern.is_match(&normalise(sentence)))
 }
 
+/// Whether the rules know the wording of `clause`: a yes/no type's, or what a value
+/// type's clause is about.
+pub fn knows(clause: &ClauseType) -> bool {
+    decidable(clause) || absence_decidable(clause)
+}
+
+/// Whether `sentence` is about a clause of type `clause`: it reads as one (yes/no types)
+/// or mentions what one is about (value types); false for types the rules do not know.
+pub fn about(clause: &ClauseType, sentence: &str) -> bool {
+    reads_as(clause, sentence) || mentioned(clause, sentence)
+}
+
 /// Whether `clause` is a yes/no type whose presence can be decided from sentences.
 pub fn decidable(clause: &ClauseType) -> bool {
     pattern(clause).is_some()
