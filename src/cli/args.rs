@@ -205,7 +205,8 @@ pub(super) struct ServeArgs {
     pub(super) inference_queue: Option<usize>,
     /// Of the inference workers, those reserved for premium and enterprise tenants (at
     /// most all but one); standard work borrows them while idle and gives them back at its
-    /// next token when premium work arrives [default: 1]
+    /// next token when premium work arrives, and waits while premium work runs
+    /// [default: 1]
     #[arg(long, env = "BULKHEAD_PREMIUM_WORKERS")]
     pub(super) premium_workers: Option<usize>,
     /// Premium requests allowed to wait for a reserved worker; beyond that, premium
