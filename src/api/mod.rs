@@ -14,6 +14,7 @@ mod documents;
 pub mod error;
 mod failures;
 mod gateway;
+mod lanes;
 pub mod metrics;
 mod openai;
 mod ops;
@@ -37,9 +38,11 @@ use crate::appliance::Appliance;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::tokens::{Principal, Role, Signer, TokenError, Verifier};
 use crate::auth::{self, AccessError, TenantScope};
+use crate::store::Tier;
 pub use error::ApiError;
 pub use failures::FailureLimits;
 use failures::{Admission, Budget, FailureLimiter};
+use lanes::{Lane, LaneSize};
 
 /// Limits of the HTTP edge.
 #[derive(Clone, Debug)]
@@ -48,8 +51,19 @@ pub struct Limits {
     pub inference_workers: usize,
     /// Inference requests waiting for a worker; beyond this, 503 `overloaded`.
     pub inference_queue: usize,
+    /// Of `inference_workers`, those reserved for premium tenants (at most all but one);
+    /// standard work borrows them while idle (see `lanes`).
+    pub premium_workers: usize,
+    /// Premium requests waiting for a reserved worker; beyond this, premium queues as a
+    /// standard tenant.
+    pub premium_queue: usize,
+    /// The most inference requests one standard tenant may have waiting or running; 0: the
+    /// lane's places divided by the tenants using it.
+    pub tenant_inference_share: usize,
     /// Requests per minute per tenant; 0 = unlimited.
     pub tenant_requests_per_minute: u32,
+    /// Premium (and enterprise) tenants' rate limit, as a multiple of the standard one.
+    pub premium_rate_multiplier: u32,
     /// Longest an ask or search may take.
     pub request_timeout: Duration,
     /// Uploads being received at once (each is held in memory up to the file size limit);
@@ -70,7 +84,11 @@ impl Default for Limits {
         Limits {
             inference_workers: 2,
             inference_queue: 8,
+            premium_workers: 1,
+            premium_queue: 4,
+            tenant_inference_share: 0,
             tenant_requests_per_minute: 600,
+            premium_rate_multiplier: 4,
             request_timeout: Duration::from_secs(120),
             max_concurrent_uploads: 4,
             failures: FailureLimits::default(),
@@ -89,12 +107,10 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Wakes the background indexer after an upload.
     pub indexer: Arc<Notify>,
-    admission: Arc<Semaphore>,
-    workers: Arc<Semaphore>,
+    inference: Arc<Lane>,
     // Searches are short (one embedding, two index lookups): their own lane, so they
     // do not queue behind answers that take seconds.
-    search_admission: Arc<Semaphore>,
-    search_workers: Arc<Semaphore>,
+    search: Arc<Lane>,
     rate: Arc<Mutex<HashMap<String, Bucket>>>,
     failures: Arc<FailureLimiter>,
     uploads: Arc<Semaphore>,
@@ -111,14 +127,21 @@ impl AppState {
             appliance,
             signer: Arc::new(signer),
             verifier: Arc::new(verifier),
-            admission: Arc::new(Semaphore::new(
-                limits.inference_workers + limits.inference_queue,
-            )),
-            workers: Arc::new(Semaphore::new(limits.inference_workers.max(1))),
-            search_admission: Arc::new(Semaphore::new(
-                4 * (limits.inference_workers + limits.inference_queue).max(1),
-            )),
-            search_workers: Arc::new(Semaphore::new(limits.inference_workers.max(1))),
+            inference: Lane::new(LaneSize {
+                workers: limits.inference_workers,
+                reserved: limits.premium_workers,
+                queue: limits.inference_queue,
+                premium_queue: limits.premium_queue,
+                tenant_share: limits.tenant_inference_share,
+            }),
+            search: Lane::new(LaneSize {
+                workers: limits.inference_workers,
+                reserved: limits.premium_workers,
+                queue: 4 * (limits.inference_workers + limits.inference_queue).max(1)
+                    - limits.inference_workers,
+                premium_queue: 4 * limits.premium_queue,
+                tenant_share: 4 * limits.tenant_inference_share,
+            }),
             failures: Arc::new(FailureLimiter::new(limits.failures)),
             uploads: Arc::new(Semaphore::new(limits.max_concurrent_uploads.max(1))),
             limits,
@@ -128,54 +151,62 @@ impl AppState {
         }
     }
 
-    /// Runs CPU-heavy work on a blocking thread, within the bounded inference pool and
-    /// the request timeout. A full pool answers 503 at once instead of queueing.
+    /// Runs CPU-heavy work on a blocking thread, within the bounded inference lane (fair
+    /// between tenants, premium's reserved workers first: `lanes`) and the request
+    /// timeout. A full lane answers 503, a tenant over its share 429, at once.
     pub async fn run_inference<T: Send + 'static>(
         &self,
+        tenant: &TenantScope,
+        tier: Tier,
         work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        self.run_in_lane(&self.admission, &self.workers, work).await
+        self.run_in_lane(&self.inference, tenant, tier, work).await
     }
 
     /// Like [`AppState::run_inference`], in the search lane.
     pub async fn run_search<T: Send + 'static>(
         &self,
+        tenant: &TenantScope,
+        tier: Tier,
         work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        self.run_in_lane(&self.search_admission, &self.search_workers, work)
-            .await
+        self.run_in_lane(&self.search, tenant, tier, work).await
     }
 
     async fn run_in_lane<T: Send + 'static>(
         &self,
-        admission: &Arc<Semaphore>,
-        workers: &Arc<Semaphore>,
+        lane: &Arc<Lane>,
+        tenant: &TenantScope,
+        tier: Tier,
         work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let admitted: OwnedSemaphorePermit =
-            admission.clone().try_acquire_owned().map_err(|_| {
-                self.metrics.overloaded();
-                ApiError::Overloaded {
-                    retry_after_seconds: 1,
+        let mut admission = lane
+            .admit(tenant.tenant_id().as_str(), tier)
+            .inspect_err(|error| {
+                if matches!(error, ApiError::Overloaded { .. }) {
+                    self.metrics.overloaded();
                 }
             })?;
-        let run = async {
-            let _worker = workers
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| ApiError::Internal)?;
-            tokio::task::spawn_blocking(work)
-                .await
-                .map_err(|_| ApiError::Internal)?
+        let run = async move {
+            admission.worker().await?;
+            let pause = admission.pause_point();
+            // The admission moves to the blocking thread: the worker stays taken until the
+            // work has really ended, even when the request timed out before.
+            tokio::task::spawn_blocking(move || {
+                let _admission = admission;
+                match pause {
+                    Some(pause) => crate::llm::with_pause_point(pause, work),
+                    None => work(),
+                }
+            })
+            .await
+            .map_err(|_| ApiError::Internal)?
         };
-        let result = tokio::time::timeout(self.limits.request_timeout, run)
+        tokio::time::timeout(self.limits.request_timeout, run)
             .await
             .unwrap_or(Err(ApiError::Overloaded {
                 retry_after_seconds: 5,
-            }));
-        drop(admitted);
-        result
+            }))
     }
 
     /// Runs blocking store work (not inference) off the async threads.
@@ -258,9 +289,16 @@ impl AppState {
         })
     }
 
-    /// Token bucket per tenant: `tenant_requests_per_minute` a minute, bursts up to that.
-    fn check_rate(&self, tenant: &str) -> Result<(), ApiError> {
-        let per_minute = self.limits.tenant_requests_per_minute;
+    /// Token bucket per tenant: `tenant_requests_per_minute` a minute (premium and
+    /// enterprise: `premium_rate_multiplier` times that), bursts up to that.
+    fn check_rate(&self, tenant: &str, tier: Tier) -> Result<(), ApiError> {
+        let per_minute = match tier {
+            Tier::Standard => self.limits.tenant_requests_per_minute,
+            Tier::Premium | Tier::Enterprise => self
+                .limits
+                .tenant_requests_per_minute
+                .saturating_mul(self.limits.premium_rate_multiplier.max(1)),
+        };
         if per_minute == 0 {
             return Ok(());
         }
@@ -271,8 +309,15 @@ impl AppState {
         let now = Instant::now();
         let bucket = buckets.entry(tenant.to_owned()).or_insert(Bucket {
             tokens: per_minute as f64,
+            per_minute,
             updated: now,
         });
+        if bucket.per_minute != per_minute {
+            // The tier changed: the burst grows (or shrinks) by the difference at once.
+            bucket.tokens += per_minute as f64 - bucket.per_minute as f64;
+            bucket.tokens = bucket.tokens.max(0.0);
+            bucket.per_minute = per_minute;
+        }
         let refill = now.duration_since(bucket.updated).as_secs_f64() * per_minute as f64 / 60.0;
         bucket.tokens = (bucket.tokens + refill).min(per_minute as f64);
         bucket.updated = now;
@@ -290,6 +335,8 @@ impl AppState {
 
 struct Bucket {
     tokens: f64,
+    /// The rate the bucket was filled at (it follows the tenant's tier).
+    per_minute: u32,
     updated: Instant,
 }
 
@@ -442,6 +489,8 @@ impl Permission for ReadAudit {
 /// [`TenantScope`].
 pub struct Tenant<P: Permission> {
     pub scope: TenantScope,
+    /// The tenant's tier as stored when the request was admitted.
+    pub tier: Tier,
     pub principal: Principal,
     _permission: PhantomData<P>,
 }
@@ -491,13 +540,16 @@ impl<P: Permission> Tenant<P> {
     ) -> Result<Tenant<P>, ApiError> {
         match auth::scope_for(&principal, requested, P::ROLES) {
             Ok(scope) => {
-                // A token of a deleted tenant is no longer a credential.
-                if state.appliance.find_tenant(scope.tenant_id()).is_err() {
+                // A token of a deleted tenant is no longer a credential. The record read
+                // here is also the tier's one source: a tier change (any process) takes
+                // effect on the next request, with nothing cached to invalidate.
+                let Ok(record) = state.appliance.find_tenant(scope.tenant_id()) else {
                     return Err(ApiError::Unauthenticated);
-                }
-                state.check_rate(scope.tenant_id().as_str())?;
+                };
+                state.check_rate(scope.tenant_id().as_str(), record.tier)?;
                 Ok(Tenant {
                     scope,
+                    tier: record.tier,
                     principal,
                     _permission: PhantomData,
                 })

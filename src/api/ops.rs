@@ -53,6 +53,7 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::tenants::revoke_token,
         super::tenants::accept_invitation,
         super::tenants::delete_tenant,
+        super::tenants::change_tier,
         super::audit::events,
         super::audit::verify,
         super::audit::access_review,

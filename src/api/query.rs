@@ -60,7 +60,9 @@ pub async fn search(
     let appliance = state.appliance.clone();
     let scope = tenant.scope.clone();
     let results = state
-        .run_search(move || Ok(appliance.search(&scope, &body.query, top_k, mode)?))
+        .run_search(&tenant.scope, tenant.tier, move || {
+            Ok(appliance.search(&scope, &body.query, top_k, mode)?)
+        })
         .await?;
     meter(&state, &tenant.scope, "search", 0, 0);
     tenant.audit(
@@ -150,6 +152,7 @@ pub async fn ask(
 pub(super) struct Asker {
     state: AppState,
     scope: crate::auth::TenantScope,
+    tier: crate::store::Tier,
     actor: String,
 }
 
@@ -158,6 +161,7 @@ impl Asker {
         Asker {
             state: state.clone(),
             scope: tenant.scope.clone(),
+            tier: tenant.tier,
             actor: tenant.actor(state),
         }
     }
@@ -174,7 +178,9 @@ impl Asker {
         let scope = self.scope.clone();
         let result = self
             .state
-            .run_inference(move || Ok(appliance.ask(&scope, &question, top_k, &mut on_text)?))
+            .run_inference(&self.scope, self.tier, move || {
+                Ok(appliance.ask(&scope, &question, top_k, &mut on_text)?)
+            })
             .await;
         if let Ok(answer) = &result {
             meter(

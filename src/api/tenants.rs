@@ -20,7 +20,10 @@ use crate::wire;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
-        .route("/v1/tenants/{t}", axum::routing::delete(delete_tenant))
+        .route(
+            "/v1/tenants/{t}",
+            axum::routing::delete(delete_tenant).patch(change_tier),
+        )
         .route("/v1/tenants/{t}/tokens", post(mint_token).get(list_tokens))
         .route(
             "/v1/tenants/{t}/tokens/{jti}",
@@ -49,9 +52,7 @@ pub async fn create_tenant(
 ) -> Result<(StatusCode, Json<wire::CreatedTenant>), ApiError> {
     let tier = match body.tier.as_deref() {
         None => Tier::Standard,
-        Some(text) => Tier::parse(text).ok_or_else(|| {
-            ApiError::InvalidRequest("tier must be standard, premium or enterprise".into())
-        })?,
+        Some(text) => parse_tier(text)?,
     };
     // Checked before anything is created: a bad key creates no tenant.
     if let Some(recipient) = &body.customer_key {
@@ -312,4 +313,38 @@ pub async fn delete_tenant(
     Ok(Json(
         serde_json::json!({"certificate": deleted.certificate, "jws": deleted.jws}),
     ))
+}
+
+fn parse_tier(text: &str) -> Result<Tier, ApiError> {
+    Tier::parse(text).ok_or_else(|| {
+        ApiError::InvalidRequest("tier must be standard, premium or enterprise".into())
+    })
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeTier {
+    tier: String,
+}
+
+#[utoipa::path(patch, path = "/v1/tenants/{t}", request_body = ChangeTier,
+    params(("t" = String, Path, description = "tenant id")),
+    responses((status = 200, body = wire::Tenant), (status = 400, description = "unknown tier"),
+        (status = 404, description = "no such tenant")),
+    security(("bearer" = [])))]
+pub async fn change_tier(
+    State(state): State<AppState>,
+    Path(requested): Path<String>,
+    Platform(principal): Platform,
+    ApiJson(body): ApiJson<ChangeTier>,
+) -> Result<Json<wire::Tenant>, ApiError> {
+    let tier = parse_tier(&body.tier)?;
+    let tenant_id = TenantId::try_from(requested.as_str())
+        .map_err(|_| ApiError::NotFound("no tenant with this id".into()))?;
+    let appliance = state.appliance.clone();
+    let actor = state.appliance.pseudonym(None, &principal.subject);
+    let tenant = state
+        .blocking(move || Ok(appliance.change_tier(&tenant_id, tier, &actor)?))
+        .await?;
+    Ok(Json(wire::Tenant::from(&tenant)))
 }

@@ -161,6 +161,41 @@ impl Appliance {
             })
     }
 
+    /// Moves a tenant to another tier, online (issue 12): one row changes, so uploads and
+    /// indexing in flight go on; the next request is scheduled under the new tier.
+    /// Audited in the tenant's own log and the platform's. `actor` is who asked.
+    pub fn change_tier(
+        &self,
+        tenant_id: &TenantId,
+        tier: Tier,
+        actor: &str,
+    ) -> Result<TenantRecord, ApplianceError> {
+        let previous = self.store.find_tenant(tenant_id)?.tier;
+        // A customer-held key is what the enterprise tier promises its customer: it is not
+        // dropped by a tier change (only the customer's deletion ends it).
+        if tier != Tier::Enterprise && self.store.customer_recipient(tenant_id)?.is_some() {
+            return Err(ApplianceError::Conflict(format!(
+                "tenant {tenant_id} holds its customer's key: it stays enterprise"
+            )));
+        }
+        self.store.set_tier(tenant_id, tier)?;
+        let change = format!("tier {} -> {}", previous.as_str(), tier.as_str());
+        for log in [Some(tenant_id.to_string()), None] {
+            let resource = match &log {
+                Some(_) => change.clone(),
+                None => format!("{tenant_id} {change}"),
+            };
+            self.audit(&crate::audit::AuditEvent {
+                tenant_id: log,
+                actor: actor.to_owned(),
+                action: "tenant.tier",
+                resource,
+                outcome: crate::audit::Outcome::Ok,
+            })?;
+        }
+        Ok(self.store.find_tenant(tenant_id)?)
+    }
+
     pub fn list_tenants(&self) -> Result<Vec<TenantRecord>, ApplianceError> {
         Ok(self.store.list_tenants()?)
     }

@@ -119,7 +119,7 @@ pub(super) enum Command {
         command: CertificateCommand,
     },
     /// Serve the HTTP API (plain HTTP on loopback by default; TLS 1.3 only with a certificate)
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check what the appliance needs (CPU, models, key permissions, disk space, TLS files)
     /// and say what to fix; exit 1 when a check fails
     Doctor {
@@ -203,6 +203,24 @@ pub(super) struct ServeArgs {
     /// Inference requests allowed to wait; beyond that, 503 overloaded [default: 8]
     #[arg(long, env = "BULKHEAD_INFERENCE_QUEUE")]
     pub(super) inference_queue: Option<usize>,
+    /// Of the inference workers, those reserved for premium and enterprise tenants (at
+    /// most all but one); standard work borrows them while idle and gives them back at its
+    /// next token when premium work arrives, and waits while premium work runs
+    /// [default: 1]
+    #[arg(long, env = "BULKHEAD_PREMIUM_WORKERS")]
+    pub(super) premium_workers: Option<usize>,
+    /// Premium requests allowed to wait for a reserved worker; beyond that, premium
+    /// queues like a standard tenant [default: 4]
+    #[arg(long, env = "BULKHEAD_PREMIUM_QUEUE")]
+    pub(super) premium_queue: Option<usize>,
+    /// Inference requests one standard tenant may have waiting or running, 0 for the
+    /// places divided by the tenants asking; beyond it, 429 [default: 0]
+    #[arg(long, env = "BULKHEAD_TENANT_INFERENCE_SHARE")]
+    pub(super) tenant_inference_share: Option<usize>,
+    /// Premium and enterprise tenants' rate limit, as a multiple of --rate-limit
+    /// [default: 4]
+    #[arg(long, env = "BULKHEAD_PREMIUM_RATE_MULTIPLIER")]
+    pub(super) premium_rate_multiplier: Option<u32>,
     /// Requests per minute per tenant, 0 for unlimited [default: 600]
     #[arg(long, env = "BULKHEAD_RATE_LIMIT")]
     pub(super) rate_limit: Option<u32>,
@@ -278,6 +296,10 @@ impl ServeArgs {
             jwks_issuer,
             inference_workers,
             inference_queue,
+            premium_workers,
+            premium_queue,
+            tenant_inference_share,
+            premium_rate_multiplier,
             rate_limit,
             request_timeout,
             max_uploads,
@@ -432,6 +454,15 @@ pub(super) enum TenantCommand {
     },
     /// List tenants
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a tenant to another tier, online: a running server schedules its next request
+    /// under the new tier (audited in the tenant's log and the platform's)
+    Tier {
+        tenant: String,
+        #[arg(value_enum)]
+        tier: TierArg,
         #[arg(long)]
         json: bool,
     },

@@ -93,7 +93,7 @@ pub fn run(cli: Cli) -> Result<(), UserFailure> {
         } => search(config, &tenant, &query, top_k, mode, json),
         Command::Documents { tenant, json } => documents(config, &tenant, json),
         Command::Demo => demo::run(&config, cli.data_dir.is_some()),
-        Command::Serve(args) => serve::serve(config, args),
+        Command::Serve(args) => serve::serve(config, *args),
         Command::Doctor { tls_cert, tls_key } => doctor::doctor(&config, tls_cert, tls_key),
         Command::Audit {
             command: AuditCommand::Verify,
@@ -249,6 +249,14 @@ fn tenant(config: Config, command: TenantCommand) -> Result<(), UserFailure> {
             println!(
                 "tenant {tenant_id}: the customer key opens its data key; unlocked in this process only (unlock a running server with POST /v1/tenants/{tenant_id}/unlock)"
             );
+        }
+        TenantCommand::Tier { tenant, tier, json } => {
+            let tenant = appliance.change_tier(&tenant_id(&tenant)?, tier.into(), "operator")?;
+            if json {
+                print_json(&wire::Tenant::from(&tenant));
+            } else {
+                println!("{} {}", tenant.tenant_id, tenant.tier.as_str());
+            }
         }
         TenantCommand::List { json } => {
             let tenants = appliance.list_tenants()?;

@@ -92,9 +92,18 @@ pub(super) fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> 
             .unwrap_or(defaults.inference_workers)
             .max(1),
         inference_queue: args.inference_queue.unwrap_or(defaults.inference_queue),
+        premium_workers: args.premium_workers.unwrap_or(defaults.premium_workers),
+        premium_queue: args.premium_queue.unwrap_or(defaults.premium_queue),
+        tenant_inference_share: args
+            .tenant_inference_share
+            .unwrap_or(defaults.tenant_inference_share),
         tenant_requests_per_minute: args
             .rate_limit
             .unwrap_or(defaults.tenant_requests_per_minute),
+        premium_rate_multiplier: args
+            .premium_rate_multiplier
+            .unwrap_or(defaults.premium_rate_multiplier)
+            .max(1),
         request_timeout: seconds(args.request_timeout).unwrap_or(defaults.request_timeout),
         max_concurrent_uploads: args
             .max_uploads

@@ -103,6 +103,9 @@ impl Generator {
             if position >= self.context_length {
                 break StopReason::ContextFull;
             }
+            // The scheduler may have lent this worker to a premium ask: wait here, between
+            // tokens, until it is back.
+            super::pause::pause_point();
             self.model
                 .step(&mut cache, &mut scratch, next, &mut logits)?;
             position += 1;

@@ -17,6 +17,7 @@ mod decode;
 mod generate;
 mod load;
 mod model;
+mod pause;
 mod prefix;
 mod q4;
 mod q8;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chat::ChatTemplate;
+pub use pause::{PausePoint, with_pause_point};
 use tokenizer::GgufTokenizer;
 
 /// Who wrote a chat message.

@@ -144,6 +144,19 @@ impl Store {
             .collect()
     }
 
+    /// Changes a tenant's tier (one row; nothing else about the tenant moves), or
+    /// `TenantNotFound`.
+    pub fn set_tier(&self, tenant_id: &TenantId, tier: Tier) -> Result<(), StoreError> {
+        let changed = self.connection().execute(
+            "UPDATE tenants SET tier = ?1 WHERE tenant_id = ?2",
+            params![tier.as_str(), tenant_id.as_str()],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::TenantNotFound(tenant_id.to_string()));
+        }
+        Ok(())
+    }
+
     /// The tenant's record, or `TenantNotFound`. Used by auth before minting a scope.
     pub fn find_tenant(&self, tenant_id: &TenantId) -> Result<TenantRecord, StoreError> {
         self.list_tenants()?

@@ -14,4 +14,5 @@ mod integrity;
 mod issuers;
 mod openai;
 mod operations;
+mod tiers;
 mod web;
