@@ -131,6 +131,11 @@ impl TenantIndex {
         (ids.len(), ids.iter().copied().max().unwrap_or(0))
     }
 
+    /// Approximate resident bytes of both indexes (the open-tenant budget counts these).
+    pub fn approximate_bytes(&self) -> u64 {
+        self.vector.approximate_bytes() + self.text.approximate_bytes()
+    }
+
     pub fn chunk_count(&self) -> usize {
         self.vector.len()
     }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use tantivy::collector::TopDocs;
 use tantivy::directory::{Directory, RamDirectory};
+use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::QueryParser;
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
@@ -32,8 +33,9 @@ pub enum TextIndexError {
 
 pub struct TextIndex {
     index: Index,
+    /// The index's files (shared with `index`), for their size.
+    directory: RamDirectory,
     reader: IndexReader,
-    writer: IndexWriter,
     row_id: Field,
     text: Field,
 }
@@ -67,46 +69,61 @@ fn analyzer() -> TextAnalyzer {
 impl TextIndex {
     pub fn new() -> Result<TextIndex, TextIndexError> {
         let (schema, _, _) = schema();
-        let index = Index::create(RamDirectory::create(), schema, Default::default())?;
-        Self::from_index(index)
+        let directory = RamDirectory::create();
+        let index = Index::create(directory.clone(), schema, Default::default())?;
+        Self::from_index(index, directory)
     }
 
-    fn from_index(index: Index) -> Result<TextIndex, TextIndexError> {
+    fn from_index(index: Index, directory: RamDirectory) -> Result<TextIndex, TextIndexError> {
         index.tokenizers().register(ANALYZER, analyzer());
         let (_, row_id, text) = schema();
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         Ok(TextIndex {
             index,
+            directory,
             reader,
-            writer,
             row_id,
             text,
         })
     }
 
     /// Adds chunks and deletes row ids, then commits and makes them searchable.
+    ///
+    /// The writer lives for this call only (issue 12): an open tenant holds no writer, so
+    /// none of its threads (an indexing worker, a segment updater, merge threads) nor its
+    /// arena, and thousands of open tenants cost their indexes' bytes, not thousands of
+    /// idle threads. The merges the commit starts finish before it returns.
     pub fn apply(&mut self, add: &[(u64, &str)], remove: &[u64]) -> Result<(), TextIndexError> {
+        let options = IndexWriterOptions::builder()
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .memory_budget_per_thread(WRITER_MEMORY_BYTES)
+            .build();
+        let mut writer: IndexWriter = self.index.writer_with_options(options)?;
         for row_id in remove {
-            self.writer
-                .delete_term(Term::from_field_u64(self.row_id, *row_id));
+            writer.delete_term(Term::from_field_u64(self.row_id, *row_id));
         }
         for (row_id, text) in add {
             // Delete first, so that adding a chunk twice (a retried job, a reconcile racing
             // an add) never duplicates it.
-            self.writer
-                .delete_term(Term::from_field_u64(self.row_id, *row_id));
+            writer.delete_term(Term::from_field_u64(self.row_id, *row_id));
             let mut document = TantivyDocument::default();
             document.add_u64(self.row_id, *row_id);
             document.add_text(self.text, text);
-            self.writer.add_document(document)?;
+            writer.add_document(document)?;
         }
-        self.writer.commit()?;
+        writer.commit()?;
+        writer.wait_merging_threads()?;
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// Approximate resident bytes: the index's files in memory.
+    pub fn approximate_bytes(&self) -> u64 {
+        self.directory.total_mem_usage() as u64
     }
 
     /// Every row id in the index.
@@ -224,8 +241,8 @@ impl TextIndex {
                 .atomic_write(Path::new(&name), data)
                 .map_err(|_| TextIndexError::MalformedSnapshot)?;
         }
-        let index = Index::open(directory)?;
-        Self::from_index(index)
+        let index = Index::open(directory.clone())?;
+        Self::from_index(index, directory)
     }
 }
 

@@ -13,4 +13,5 @@ mod integrity;
 mod issuers;
 mod openai;
 mod operations;
+mod scale;
 mod web;
