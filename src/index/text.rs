@@ -18,7 +18,9 @@ use tantivy::schema::{
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TERMINATED, TantivyDocument, Term,
+};
 
 const ANALYZER: &str = "bulkhead_en";
 const WRITER_MEMORY_BYTES: usize = 32_000_000;
@@ -128,14 +130,30 @@ impl TextIndex {
 
     /// Every row id in the index.
     pub fn row_ids(&self) -> Result<HashSet<u64>, TextIndexError> {
+        // Read from the row id's term dictionary (one 8-byte big-endian term per chunk)
+        // and its postings, not from the document store: a cold open of a 10k-chunk
+        // tenant decompressed every stored document for this (issue 12).
         let searcher = self.reader.searcher();
         let mut ids = HashSet::new();
-        for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
-            for doc_id in segment.doc_ids_alive() {
-                let document: TantivyDocument =
-                    searcher.doc(DocAddress::new(ordinal as u32, doc_id))?;
-                if let Some(id) = document.get_first(self.row_id).and_then(|v| v.as_u64()) {
-                    ids.insert(id);
+        for segment in searcher.segment_readers() {
+            let alive = segment.alive_bitset();
+            let inverted = segment.inverted_index(self.row_id)?;
+            let io = |error: std::io::Error| TextIndexError::Tantivy(error.into());
+            let mut terms = inverted.terms().stream().map_err(io)?;
+            while terms.advance() {
+                let Ok(key) = <[u8; 8]>::try_from(terms.key()) else {
+                    return Err(TextIndexError::MalformedSnapshot);
+                };
+                let mut postings = inverted
+                    .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
+                    .map_err(io)?;
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                        ids.insert(u64::from_be_bytes(key));
+                        break;
+                    }
+                    doc = postings.advance();
                 }
             }
         }
@@ -280,5 +298,13 @@ mod tests {
         restored.apply(&[], &[2]).unwrap();
         assert!(restored.search("terminate", 3).unwrap().is_empty());
         assert_eq!(restored.row_ids().unwrap(), HashSet::from([1, 3]));
+        // Row ids come from the term dictionary: large ones decode whole.
+        restored
+            .apply(&[((1 << 40) + 7, "Notice period.")], &[3])
+            .unwrap();
+        assert_eq!(
+            restored.row_ids().unwrap(),
+            HashSet::from([1, (1 << 40) + 7])
+        );
     }
 }
