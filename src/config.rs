@@ -74,8 +74,12 @@ pub struct Config {
     pub extract_limits: ExtractLimits,
     /// What an import of a portable archive may hold in memory.
     pub import_limits: crate::portability::ImportLimits,
-    /// Tenants whose indexes stay in memory; the least recently used beyond this are evicted.
-    pub max_open_tenants: usize,
+    /// Bytes the open tenants' indexes (and cached catalogues) may take in memory; beyond
+    /// it the least recently used unpinned ones are evicted (issue 12). Default: a quarter
+    /// of the machine's memory ([`default_open_index_budget`]).
+    pub open_index_budget_bytes: u64,
+    /// A tenant unused this long leaves memory (unless pinned).
+    pub open_index_idle: std::time::Duration,
     /// Chunks retrieved for an answer by default.
     pub answer_top_k: usize,
     /// Tokens the model may generate for one answer.
@@ -102,7 +106,8 @@ impl Config {
                 ..ExtractLimits::default()
             },
             import_limits: crate::portability::ImportLimits::default(),
-            max_open_tenants: 64,
+            open_index_budget_bytes: default_open_index_budget(),
+            open_index_idle: DEFAULT_OPEN_INDEX_IDLE,
             answer_top_k: 3,
             max_answer_tokens: 48,
             model_for_clauses: false,
@@ -140,6 +145,26 @@ impl Config {
     }
 }
 
+/// How long an unused tenant's index stays in memory by default.
+pub const DEFAULT_OPEN_INDEX_IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The default byte budget of the open tenants: a quarter of the machine's memory
+/// (`MemTotal` of `/proc/meminfo`), leaving the rest to the models, the page cache and
+/// requests; 2 GiB where the total cannot be read.
+pub fn default_open_index_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|meminfo| mem_total_bytes(&meminfo))
+        .map_or(2 << 30, |total| total / 4)
+}
+
+/// `MemTotal` of a `/proc/meminfo` text, in bytes.
+fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The repository's `models/` (tests and benches), overridable by environment.
 pub fn default_models_dir() -> PathBuf {
     std::env::var_os(MODELS_DIR_ENV)
@@ -150,4 +175,17 @@ pub fn default_models_dir() -> PathBuf {
 /// The repository's bundled sample data (`data/`).
 pub fn sample_data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_budget_is_a_quarter_of_total_memory() {
+        let meminfo = "MemTotal:       25165824 kB\nMemFree:         1000 kB\n";
+        assert_eq!(mem_total_bytes(meminfo), Some(24 << 30));
+        assert_eq!(mem_total_bytes("MemFree: 1 kB\n"), None);
+        assert!(default_open_index_budget() >= 64 << 20);
+    }
 }

@@ -101,6 +101,8 @@ pub struct CustomerKey {
 #[derive(Serialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<Tenant>,
+    /// The cursor of the next page; `None` on the last.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

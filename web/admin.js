@@ -200,17 +200,33 @@ export function platform() {
   const output = h('div', { 'aria-live': 'polite' });
   const verify = h('div');
 
-  async function load() {
+  let cursor = null;
+
+  async function load(more = false) {
+    if (!more) cursor = null;
+    const params = new URLSearchParams({ limit: '100' });
+    if (cursor) params.set('cursor', cursor);
     try {
-      const body = await api.get('/v1/tenants');
-      list.replaceChildren(body.tenants.length ? h('table', { class: 'table' },
-        h('caption', { class: 'sr-only' }, 'Tenants'),
-        h('thead', {}, h('tr', {}, ['Name', 'Tier', 'Created', 'Tenant id', ''].map((c) => h('th', { scope: 'col' }, c)))),
-        h('tbody', {}, body.tenants.map((t) => h('tr', {},
-          h('td', {}, t.name), h('td', {}, h('span', { class: `tier ${t.tier}` }, t.tier)), h('td', {}, when(t.created_at)),
-          h('td', { class: 'mono' }, t.tenant_id),
-          h('td', {}, h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete tenant ${t.name}`, onclick: () => remove(t) }, 'Delete'))))))
-        : h('p', { class: 'empty' }, 'No tenants yet.'));
+      const body = await api.get(`/v1/tenants?${params}`);
+      cursor = body.next_cursor;
+      const rows = body.tenants.map((t) => h('tr', {},
+        h('td', {}, t.name), h('td', {}, h('span', { class: `tier ${t.tier}` }, t.tier)), h('td', {}, when(t.created_at)),
+        h('td', { class: 'mono' }, t.tenant_id),
+        h('td', {}, h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete tenant ${t.name}`, onclick: () => remove(t) }, 'Delete'))));
+      const tbody = more ? list.querySelector('tbody') : null;
+      if (tbody) {
+        tbody.append(...rows);
+      } else {
+        list.replaceChildren(rows.length ? h('table', { class: 'table' },
+          h('caption', { class: 'sr-only' }, 'Tenants'),
+          h('thead', {}, h('tr', {}, ['Name', 'Tier', 'Created', 'Tenant id', ''].map((c) => h('th', { scope: 'col' }, c)))),
+          h('tbody', {}, rows))
+          : h('p', { class: 'empty' }, 'No tenants yet.'));
+      }
+      list.querySelector('.more')?.remove();
+      if (cursor) {
+        list.append(h('button', { type: 'button', class: 'more', onclick: () => load(true) }, 'Load more'));
+      }
     } catch (error) {
       list.replaceChildren(errorBox(error));
     }

@@ -49,7 +49,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition format.
-    pub fn render(&self, open_tenants: usize) -> String {
+    pub fn render(&self, open: &crate::appliance::OpenTenantStats) -> String {
         let mut out = String::new();
         let routes = self
             .routes
@@ -85,11 +85,60 @@ impl Metrics {
             "Uploads refused with 503 because the most uploads at once were being received.",
             self.uploads_refused.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP bulkhead_open_tenants Tenant indexes held in memory.\n");
-        out.push_str("# TYPE bulkhead_open_tenants gauge\n");
-        let _ = writeln!(out, "bulkhead_open_tenants {open_tenants}");
+        render_open_tenants(&mut out, open);
         out
     }
+}
+
+/// The open tenants (issue 12): how many, what they weigh against the budget, and how
+/// many were evicted and why.
+fn render_open_tenants(out: &mut String, open: &crate::appliance::OpenTenantStats) {
+    gauge(
+        out,
+        "bulkhead_open_tenants",
+        "Tenant indexes held in memory.",
+        open.open_tenants as u64,
+    );
+    gauge(
+        out,
+        "bulkhead_open_tenants_pinned",
+        "Tenant indexes held in memory that are never evicted (premium).",
+        open.pinned_tenants as u64,
+    );
+    gauge(
+        out,
+        "bulkhead_open_tenant_bytes",
+        "Approximate resident bytes of the tenant indexes held in memory.",
+        open.open_bytes,
+    );
+    gauge(
+        out,
+        "bulkhead_open_tenant_budget_bytes",
+        "The byte budget of the tenant indexes held in memory.",
+        open.budget_bytes,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP bulkhead_tenant_evictions_total Tenant indexes dropped from memory, by reason."
+    );
+    let _ = writeln!(out, "# TYPE bulkhead_tenant_evictions_total counter");
+    let _ = writeln!(
+        out,
+        "bulkhead_tenant_evictions_total{{reason=\"budget\"}} {}",
+        open.evicted_for_budget
+    );
+    let _ = writeln!(
+        out,
+        "bulkhead_tenant_evictions_total{{reason=\"idle\"}} {}",
+        open.evicted_idle
+    );
+}
+
+/// One gauge in the Prometheus text format, with its help and type lines.
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {value}");
 }
 
 /// One counter in the Prometheus text format, with its help and type lines.

@@ -27,7 +27,7 @@ async fn healthz() -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.appliance.open_tenant_count()),
+        state.metrics.render(&state.appliance.open_tenant_stats()),
     )
 }
 

@@ -169,18 +169,70 @@ pub async fn accept_invitation(
     Ok((StatusCode::CREATED, Json(wire::Token::from(minted))))
 }
 
-#[utoipa::path(get, path = "/v1/tenants", responses((status = 200, body = wire::TenantList)), security(("bearer" = [])))]
+/// The query of `GET /v1/tenants`, read as text so that a malformed value is API.md's 400.
+#[derive(Deserialize)]
+pub struct TenantPage {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// Tenants per page by default, and at most (as for documents).
+const DEFAULT_TENANT_PAGE: usize = 100;
+const MAX_TENANT_PAGE: usize = 1000;
+
+#[utoipa::path(get, path = "/v1/tenants",
+    params(("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, body = wire::TenantList), (status = 400, description = "malformed cursor or limit")),
+    security(("bearer" = [])))]
 pub async fn list_tenants(
     State(state): State<AppState>,
     _platform: Platform,
+    axum::extract::Query(page): axum::extract::Query<TenantPage>,
 ) -> Result<Json<wire::TenantList>, ApiError> {
+    let limit = match page.limit.as_deref() {
+        None | Some("") => DEFAULT_TENANT_PAGE,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=MAX_TENANT_PAGE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "limit must be a number from 1 to {MAX_TENANT_PAGE}"
+                ))
+            })?,
+    };
+    let after = match page.cursor.as_deref() {
+        None | Some("") => None,
+        Some(cursor) => Some(parse_tenant_cursor(cursor).ok_or_else(|| {
+            ApiError::InvalidRequest(
+                "malformed cursor: pass the next_cursor of the previous page".into(),
+            )
+        })?),
+    };
     let appliance = state.appliance.clone();
-    let tenants = state
-        .blocking(move || Ok(appliance.list_tenants()?))
+    let (tenants, more) = state
+        .blocking(move || {
+            let after = after.as_ref().map(|(at, tenant_id)| (*at, tenant_id));
+            Ok(appliance.list_tenants_page(after, limit)?)
+        })
         .await?;
+    let next_cursor = match tenants.last() {
+        Some(last) if more => Some(format!("{}_{}", last.created_at, last.tenant_id)),
+        _ => None,
+    };
     Ok(Json(wire::TenantList {
         tenants: tenants.iter().map(wire::Tenant::from).collect(),
+        next_cursor,
     }))
+}
+
+/// A tenant page's cursor: the last tenant's `<created_at>_<tenant id>` (its place in the
+/// listing order: a tenant created or deleted meanwhile never shifts another page).
+fn parse_tenant_cursor(cursor: &str) -> Option<(i64, TenantId)> {
+    let (at, tenant_id) = cursor.split_once('_')?;
+    let at = at.parse::<i64>().ok().filter(|at| *at >= 0)?;
+    Some((at, TenantId::try_from(tenant_id).ok()?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

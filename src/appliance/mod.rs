@@ -32,10 +32,13 @@ mod audit;
 mod customer_key;
 mod documents;
 mod indexing;
+mod open_tenants;
 mod presence;
 mod retrieval;
 mod tenants;
 mod typed;
+
+pub use open_tenants::{EvictionReason, OpenTenantStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplianceError {
@@ -129,6 +132,10 @@ struct OpenTenant {
     last_used: Instant,
     /// The store's `data_version` when the index was last known to match it.
     checked_version: i64,
+    /// The index's approximate resident bytes when last measured (see `open_tenants`).
+    index_bytes: u64,
+    /// A premium tenant's index: never evicted.
+    pinned: bool,
 }
 
 pub struct Appliance {
@@ -139,6 +146,7 @@ pub struct Appliance {
     chunker: Mutex<Option<Arc<Chunker>>>,
     generator: Mutex<Option<Arc<Generator>>>,
     open_tenants: Mutex<HashMap<TenantId, OpenTenant>>,
+    evictions: open_tenants::Evictions,
     // One indexing run at a time (std mutex, held on a blocking thread for the run): the
     // background indexer and an upload waiting for its document must not claim the same
     // jobs twice. Indexing is CPU-bound, so running them one after another costs nothing.
@@ -148,18 +156,15 @@ pub struct Appliance {
 }
 
 impl Appliance {
-    /// Opens an initialised data directory. Start-up does no per-tenant work: indexes open
-    /// on first use.
+    /// Opens an initialised data directory. Start-up does no per-tenant work (issue 12):
+    /// no key unwrapped, no tenant directory read, no index opened; each tenant's happen on
+    /// its first use.
     pub fn open(config: Config) -> Result<Appliance, ApplianceError> {
         let mut store = Store::open(&config.data_dir)?;
         if let Some(signer) = crate::auth::tokens::checkpoint_signer(&config.data_dir) {
             store.set_checkpoint_signer(signer);
         }
         crate::index::vector::remove_stale_staging();
-        // Leftovers of writes a crash interrupted (ciphertext): housekeeping, not fatal.
-        if let Err(error) = store.remove_stale_temporaries() {
-            tracing::warn!(%error, "could not remove stale temporary files");
-        }
         Ok(Appliance {
             config,
             store,
@@ -167,6 +172,7 @@ impl Appliance {
             chunker: Mutex::new(None),
             generator: Mutex::new(None),
             open_tenants: Mutex::new(HashMap::new()),
+            evictions: open_tenants::Evictions::default(),
             indexing: Mutex::new(()),
             unlock_failures: Mutex::new(HashMap::new()),
         })
@@ -249,10 +255,22 @@ impl Appliance {
         // Opened outside the map lock: other tenants are not held up by this one's load.
         // Two concurrent first uses may both load; the first insert wins.
         let started = Instant::now();
-        let index = Arc::new(RwLock::new(TenantIndex::open(&self.store, scope)?));
+        // Leftovers of writes a crash interrupted (ciphertext): housekeeping, not fatal.
+        if let Err(error) = self
+            .store
+            .remove_stale_tenant_temporaries(scope.tenant_id())
+        {
+            tracing::warn!(tenant = %scope.tenant_id(), %error, "could not remove stale temporary files");
+        }
+        let pinned = self.store.find_tenant(scope.tenant_id())?.tier == Tier::Premium;
+        let opened = TenantIndex::open(&self.store, scope)?;
+        let index_bytes = opened.approximate_bytes();
+        let index = Arc::new(RwLock::new(opened));
         tracing::info!(
             tenant = %scope.tenant_id(),
             elapsed_ms = started.elapsed().as_millis() as u64,
+            index_bytes,
+            pinned,
             "tenant index opened"
         );
         let mut open = lock(&self.open_tenants);
@@ -263,6 +281,8 @@ impl Appliance {
                 catalogues: None,
                 last_used: Instant::now(),
                 checked_version: version,
+                index_bytes,
+                pinned,
             });
         let index = entry.index.clone();
         self.evict_beyond_budget(&mut open);
@@ -286,24 +306,6 @@ impl Appliance {
             tracing::info!(tenant = %tenant_id, "deleted tenant's index and key dropped");
         }
         Ok(gone)
-    }
-
-    fn evict_beyond_budget(&self, open: &mut HashMap<TenantId, OpenTenant>) {
-        while open.len() > self.config.max_open_tenants {
-            // Only indexes nobody is using right now may go.
-            let victim = open
-                .iter()
-                .filter(|(_, tenant)| Arc::strong_count(&tenant.index) == 1)
-                .min_by_key(|(_, tenant)| tenant.last_used)
-                .map(|(tenant_id, _)| tenant_id.clone());
-            match victim {
-                Some(tenant_id) => {
-                    open.remove(&tenant_id);
-                    tracing::debug!(tenant = %tenant_id, "tenant index evicted");
-                }
-                None => break,
-            }
-        }
     }
 
     /// Drops a tenant's open index from memory (it reopens from its files on next use).

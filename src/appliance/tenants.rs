@@ -179,6 +179,8 @@ impl Appliance {
             )));
         }
         self.store.set_tier(tenant_id, tier)?;
+        // Premium indexes stay in memory; a tenant leaving premium may be evicted again.
+        self.set_tenant_pinned(tenant_id, tier);
         let change = format!("tier {} -> {}", previous.as_str(), tier.as_str());
         for log in [Some(tenant_id.to_string()), None] {
             let resource = match &log {
@@ -198,6 +200,50 @@ impl Appliance {
 
     pub fn list_tenants(&self) -> Result<Vec<TenantRecord>, ApplianceError> {
         Ok(self.store.list_tenants()?)
+    }
+
+    /// Up to `limit` tenants after the one `after` names by (created_at, tenant id), in
+    /// listing order, and whether more follow. Reads the page's rows only.
+    pub fn list_tenants_page(
+        &self,
+        after: Option<(i64, &TenantId)>,
+        limit: usize,
+    ) -> Result<(Vec<TenantRecord>, bool), ApplianceError> {
+        let mut page = self.store.list_tenants_page(after, limit + 1)?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
+    }
+
+    /// Creates many tenants in one store transaction (provisioning, `cargo bench --bench
+    /// tenants`): each name checked as [`Appliance::create_tenant`] checks it, against
+    /// the existing tenants and the others of the batch.
+    pub fn create_tenants(
+        &self,
+        tenants: &[(String, Tier)],
+    ) -> Result<Vec<TenantRecord>, ApplianceError> {
+        let mut taken: std::collections::HashSet<String> = self
+            .store
+            .list_tenants()?
+            .into_iter()
+            .map(|tenant| tenant.name.to_lowercase())
+            .collect();
+        let mut batch = Vec::with_capacity(tenants.len());
+        for (name, tier) in tenants {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+                return Err(ApplianceError::InvalidRequest(
+                    "tenant name must be 1 to 200 printable characters".into(),
+                ));
+            }
+            if !taken.insert(name.to_lowercase()) {
+                return Err(ApplianceError::Conflict(format!(
+                    "a tenant named “{name}” already exists: choose another name"
+                )));
+            }
+            batch.push((name, *tier));
+        }
+        Ok(self.store.create_tenants(&batch)?)
     }
 
     /// Deletes a tenant (crypto-shredding) and returns the signed deletion certificate.

@@ -245,6 +245,14 @@ pub(super) struct ServeArgs {
     /// The failure window, in seconds [default: 60]
     #[arg(long, env = "BULKHEAD_FAILURE_WINDOW")]
     pub(super) failure_window: Option<u64>,
+    /// Bytes the open tenants' indexes may take in memory; beyond it the least recently
+    /// used are evicted (premium tenants' never) [default: a quarter of total memory]
+    #[arg(long, env = "BULKHEAD_OPEN_INDEX_BUDGET_BYTES")]
+    pub(super) open_index_budget_bytes: Option<u64>,
+    /// Seconds an unused tenant's index stays in memory (premium tenants' always)
+    /// [default: 900]
+    #[arg(long, env = "BULKHEAD_OPEN_INDEX_IDLE_SECONDS")]
+    pub(super) open_index_idle_seconds: Option<u64>,
 }
 
 /// One trusted identity provider: an `[[identity_provider]]` table of the config file.
@@ -306,7 +314,9 @@ impl ServeArgs {
             header_timeout,
             idle_timeout,
             failure_burst,
-            failure_window
+            failure_window,
+            open_index_budget_bytes,
+            open_index_idle_seconds
         );
         if self.jwks_tenant.is_empty() {
             self.jwks_tenant = file.jwks_tenant;

@@ -263,6 +263,7 @@ fn tenant(config: Config, command: TenantCommand) -> Result<(), UserFailure> {
             if json {
                 print_json(&wire::TenantList {
                     tenants: tenants.iter().map(wire::Tenant::from).collect(),
+                    next_cursor: None,
                 });
             } else {
                 output::print_tenants(&tenants);

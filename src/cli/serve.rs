@@ -57,9 +57,15 @@ pub(super) fn verify_certificate(
     Ok(())
 }
 
-pub(super) fn serve(config: Config, args: ServeArgs) -> Result<(), UserFailure> {
+pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailure> {
     use crate::auth::tokens::{Signer, Verifier};
     let args = args.with_file()?;
+    if let Some(budget) = args.open_index_budget_bytes {
+        config.open_index_budget_bytes = budget;
+    }
+    if let Some(idle) = seconds(args.open_index_idle_seconds) {
+        config.open_index_idle = idle;
+    }
     let failure = |error: &dyn std::fmt::Display| UserFailure(error.to_string());
     if args.tls_cert.is_some() != args.tls_key.is_some() {
         return Err(UserFailure(

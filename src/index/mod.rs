@@ -69,6 +69,7 @@ impl TenantIndex {
     /// Loads the tenant's sealed snapshots and reconciles them with the store: chunks the
     /// snapshots lack are added, deleted ones dropped, and changed snapshots rewritten.
     pub fn open(store: &Store, scope: &TenantScope) -> Result<TenantIndex, IndexError> {
+        let started = std::time::Instant::now();
         let live: HashSet<u64> = store.chunk_row_ids(scope)?.into_iter().collect();
         let mut changed = false;
 
@@ -94,6 +95,7 @@ impl TenantIndex {
             changed = true;
         }
 
+        let text_ms = started.elapsed().as_millis() as u64;
         let restored = cached_snapshot(store, scope, ObjectKind::VectorIndex)?
             .and_then(|snapshot| VectorIndex::restore(&snapshot));
         let mut vector = match restored {
@@ -121,6 +123,14 @@ impl TenantIndex {
         if changed {
             index.persist(store, scope)?;
         }
+        tracing::debug!(
+            tenant = %scope.tenant_id(),
+            text_ms,
+            vector_ms = started.elapsed().as_millis() as u64 - text_ms,
+            chunks = live.len(),
+            changed,
+            "tenant index loaded"
+        );
         Ok(index)
     }
 
@@ -129,6 +139,11 @@ impl TenantIndex {
     pub fn signature(&self) -> (usize, u64) {
         let ids = self.vector.live_ids();
         (ids.len(), ids.iter().copied().max().unwrap_or(0))
+    }
+
+    /// Approximate resident bytes of both indexes (the open-tenant budget counts these).
+    pub fn approximate_bytes(&self) -> u64 {
+        self.vector.approximate_bytes() + self.text.approximate_bytes()
     }
 
     pub fn chunk_count(&self) -> usize {

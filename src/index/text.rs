@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use tantivy::collector::TopDocs;
 use tantivy::directory::{Directory, RamDirectory};
+use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::QueryParser;
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
@@ -17,7 +18,9 @@ use tantivy::schema::{
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TERMINATED, TantivyDocument, Term,
+};
 
 const ANALYZER: &str = "bulkhead_en";
 const WRITER_MEMORY_BYTES: usize = 32_000_000;
@@ -32,8 +35,9 @@ pub enum TextIndexError {
 
 pub struct TextIndex {
     index: Index,
+    /// The index's files (shared with `index`), for their size.
+    directory: RamDirectory,
     reader: IndexReader,
-    writer: IndexWriter,
     row_id: Field,
     text: Field,
 }
@@ -67,58 +71,89 @@ fn analyzer() -> TextAnalyzer {
 impl TextIndex {
     pub fn new() -> Result<TextIndex, TextIndexError> {
         let (schema, _, _) = schema();
-        let index = Index::create(RamDirectory::create(), schema, Default::default())?;
-        Self::from_index(index)
+        let directory = RamDirectory::create();
+        let index = Index::create(directory.clone(), schema, Default::default())?;
+        Self::from_index(index, directory)
     }
 
-    fn from_index(index: Index) -> Result<TextIndex, TextIndexError> {
+    fn from_index(index: Index, directory: RamDirectory) -> Result<TextIndex, TextIndexError> {
         index.tokenizers().register(ANALYZER, analyzer());
         let (_, row_id, text) = schema();
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         Ok(TextIndex {
             index,
+            directory,
             reader,
-            writer,
             row_id,
             text,
         })
     }
 
     /// Adds chunks and deletes row ids, then commits and makes them searchable.
+    ///
+    /// The writer lives for this call only (issue 12): an open tenant holds no writer, so
+    /// none of its threads (an indexing worker, a segment updater, merge threads) nor its
+    /// arena, and thousands of open tenants cost their indexes' bytes, not thousands of
+    /// idle threads. The merges the commit starts finish before it returns.
     pub fn apply(&mut self, add: &[(u64, &str)], remove: &[u64]) -> Result<(), TextIndexError> {
+        let options = IndexWriterOptions::builder()
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .memory_budget_per_thread(WRITER_MEMORY_BYTES)
+            .build();
+        let mut writer: IndexWriter = self.index.writer_with_options(options)?;
         for row_id in remove {
-            self.writer
-                .delete_term(Term::from_field_u64(self.row_id, *row_id));
+            writer.delete_term(Term::from_field_u64(self.row_id, *row_id));
         }
         for (row_id, text) in add {
             // Delete first, so that adding a chunk twice (a retried job, a reconcile racing
             // an add) never duplicates it.
-            self.writer
-                .delete_term(Term::from_field_u64(self.row_id, *row_id));
+            writer.delete_term(Term::from_field_u64(self.row_id, *row_id));
             let mut document = TantivyDocument::default();
             document.add_u64(self.row_id, *row_id);
             document.add_text(self.text, text);
-            self.writer.add_document(document)?;
+            writer.add_document(document)?;
         }
-        self.writer.commit()?;
+        writer.commit()?;
+        writer.wait_merging_threads()?;
         self.reader.reload()?;
         Ok(())
     }
 
+    /// Approximate resident bytes: the index's files in memory.
+    pub fn approximate_bytes(&self) -> u64 {
+        self.directory.total_mem_usage() as u64
+    }
+
     /// Every row id in the index.
     pub fn row_ids(&self) -> Result<HashSet<u64>, TextIndexError> {
+        // Read from the row id's term dictionary (one 8-byte big-endian term per chunk)
+        // and its postings, not from the document store: a cold open of a 10k-chunk
+        // tenant decompressed every stored document for this (issue 12).
         let searcher = self.reader.searcher();
         let mut ids = HashSet::new();
-        for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
-            for doc_id in segment.doc_ids_alive() {
-                let document: TantivyDocument =
-                    searcher.doc(DocAddress::new(ordinal as u32, doc_id))?;
-                if let Some(id) = document.get_first(self.row_id).and_then(|v| v.as_u64()) {
-                    ids.insert(id);
+        for segment in searcher.segment_readers() {
+            let alive = segment.alive_bitset();
+            let inverted = segment.inverted_index(self.row_id)?;
+            let io = |error: std::io::Error| TextIndexError::Tantivy(error.into());
+            let mut terms = inverted.terms().stream().map_err(io)?;
+            while terms.advance() {
+                let Ok(key) = <[u8; 8]>::try_from(terms.key()) else {
+                    return Err(TextIndexError::MalformedSnapshot);
+                };
+                let mut postings = inverted
+                    .read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)
+                    .map_err(io)?;
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                        ids.insert(u64::from_be_bytes(key));
+                        break;
+                    }
+                    doc = postings.advance();
                 }
             }
         }
@@ -224,8 +259,8 @@ impl TextIndex {
                 .atomic_write(Path::new(&name), data)
                 .map_err(|_| TextIndexError::MalformedSnapshot)?;
         }
-        let index = Index::open(directory)?;
-        Self::from_index(index)
+        let index = Index::open(directory.clone())?;
+        Self::from_index(index, directory)
     }
 }
 
@@ -263,5 +298,13 @@ mod tests {
         restored.apply(&[], &[2]).unwrap();
         assert!(restored.search("terminate", 3).unwrap().is_empty());
         assert_eq!(restored.row_ids().unwrap(), HashSet::from([1, 3]));
+        // Row ids come from the term dictionary: large ones decode whole.
+        restored
+            .apply(&[((1 << 40) + 7, "Notice period.")], &[3])
+            .unwrap();
+        assert_eq!(
+            restored.row_ids().unwrap(),
+            HashSet::from([1, (1 << 40) + 7])
+        );
     }
 }

@@ -221,6 +221,9 @@ async fn run_indexer(state: AppState, mut stopped: tokio::sync::watch::Receiver<
         if let Ok(Err(error)) = forget.await {
             tracing::error!(%error, "could not check for deleted tenants");
         }
+        // Tenants unused for longer than the idle time leave memory (issue 12).
+        let appliance = state.appliance.clone();
+        let _ = tokio::task::spawn_blocking(move || appliance.evict_idle_tenants()).await;
         let appliance = state.appliance.clone();
         match tokio::task::spawn_blocking(move || appliance.process_all_pending()).await {
             Ok(Ok(count)) if count > 0 => tracing::info!(documents = count, "indexed"),

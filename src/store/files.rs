@@ -92,28 +92,25 @@ pub fn remove_stale_temporaries(dir: &Path, older_than: Duration) -> io::Result<
 }
 
 impl super::Store {
-    /// Removes the stale temporaries of every tenant's directories (blobs, index
-    /// snapshots), where [`write_atomic`] writes; called when the appliance opens.
-    /// Temporaries hold ciphertext only, so this is housekeeping, not secrecy.
-    pub fn remove_stale_temporaries(&self) -> io::Result<usize> {
-        let tenants = match fs::read_dir(self.root.join("tenants")) {
+    /// Removes the stale temporaries of one tenant's directories (blobs, index
+    /// snapshots), where [`write_atomic`] writes; called when the tenant's index opens,
+    /// so start-up does no per-tenant work. Temporaries hold ciphertext only, so this is
+    /// housekeeping, not secrecy.
+    pub fn remove_stale_tenant_temporaries(
+        &self,
+        tenant_id: &crate::ids::TenantId,
+    ) -> io::Result<usize> {
+        let tenant_dir = self.root.join("tenants").join(tenant_id.as_str());
+        let areas = match fs::read_dir(&tenant_dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(error) => return Err(error),
         };
-        let mut removed = 0;
-        for tenant in tenants {
-            let tenant = tenant?;
-            if !tenant.file_type()?.is_dir() {
-                continue;
-            }
-            let tenant_dir = tenant.path();
-            removed += remove_stale_temporaries(&tenant_dir, STALE_TEMPORARY_AGE)?;
-            for area in fs::read_dir(&tenant_dir)? {
-                let area = area?;
-                if area.file_type()?.is_dir() {
-                    removed += remove_stale_temporaries(&area.path(), STALE_TEMPORARY_AGE)?;
-                }
+        let mut removed = remove_stale_temporaries(&tenant_dir, STALE_TEMPORARY_AGE)?;
+        for area in areas {
+            let area = area?;
+            if area.file_type()?.is_dir() {
+                removed += remove_stale_temporaries(&area.path(), STALE_TEMPORARY_AGE)?;
             }
         }
         Ok(removed)

@@ -61,12 +61,69 @@ pub struct TenantDeletion {
     pub wal_truncated: bool,
 }
 
+/// A tenant row about to be inserted.
+struct NewTenantRow {
+    record: TenantRecord,
+    key_id: String,
+    wrapped_key: Vec<u8>,
+    name_sealed: Vec<u8>,
+}
+
 impl Store {
     pub fn create_tenant(&self, name: &str, tier: Tier) -> Result<TenantRecord, StoreError> {
+        let mut created = self.create_tenants(&[(name, tier)])?;
+        Ok(created.remove(0))
+    }
+
+    /// Creates tenants in one transaction (one commit, however many): provisioning
+    /// thousands of tenants costs one durable write, not one each. Names are the caller's
+    /// to check.
+    pub fn create_tenants(
+        &self,
+        tenants: &[(&str, Tier)],
+    ) -> Result<Vec<TenantRecord>, StoreError> {
+        let rows: Vec<NewTenantRow> = tenants
+            .iter()
+            .map(|(name, tier)| self.new_tenant_row(name, *tier))
+            .collect();
+        for row in &rows {
+            files::create_private_dir(
+                &self
+                    .root
+                    .join("tenants")
+                    .join(row.record.tenant_id.as_str())
+                    .join("blobs"),
+            )?;
+        }
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        {
+            let mut insert = transaction.prepare(
+                "INSERT INTO tenants (tenant_id, name_sealed, tier, key_id, wrapped_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for row in &rows {
+                insert.execute(params![
+                    row.record.tenant_id.as_str(),
+                    row.name_sealed,
+                    row.record.tier.as_str(),
+                    row.key_id,
+                    row.wrapped_key,
+                    row.record.created_at
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(rows.into_iter().map(|row| row.record).collect())
+    }
+
+    /// A new tenant's record with its fresh data key wrapped by the master key and its
+    /// name sealed.
+    fn new_tenant_row(&self, name: &str, tier: Tier) -> NewTenantRow {
         let tenant_id = TenantId::generate();
         let data_key = SecretKey::generate();
         let key_id = format!("k_{}", &TenantId::generate().as_str()[2..]);
-        let wrapped = self.master_key.seal(
+        let wrapped_key = self.master_key.seal(
             Aad {
                 tenant: Some(&tenant_id),
                 kind: ObjectKind::DataKey,
@@ -82,42 +139,63 @@ impl Store {
             },
             name.as_bytes(),
         );
-        let created_at = crate::time::now();
-        files::create_private_dir(
-            &self
-                .root
-                .join("tenants")
-                .join(tenant_id.as_str())
-                .join("blobs"),
-        )?;
-        self.connection().execute(
-            "INSERT INTO tenants (tenant_id, name_sealed, tier, key_id, wrapped_key, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                tenant_id.as_str(),
-                name_sealed,
-                tier.as_str(),
-                key_id,
-                wrapped,
-                created_at
-            ],
-        )?;
-        Ok(TenantRecord {
-            tenant_id,
-            name: name.to_owned(),
-            tier,
-            created_at,
-        })
+        NewTenantRow {
+            record: TenantRecord {
+                tenant_id,
+                name: name.to_owned(),
+                tier,
+                created_at: crate::time::now(),
+            },
+            key_id,
+            wrapped_key,
+            name_sealed,
+        }
     }
 
     pub fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        self.tenant_records(
+            "SELECT tenant_id, name_sealed, tier, created_at FROM tenants ORDER BY created_at, tenant_id",
+            [],
+        )
+    }
+
+    /// One page of tenants in listing order (creation time, then id), after the tenant
+    /// `after` names by (created_at, tenant id): a keyset page, so a tenant created or
+    /// deleted meanwhile never shifts another into or out of the pages. Decrypts the
+    /// page's names only.
+    pub fn list_tenants_page(
+        &self,
+        after: Option<(i64, &TenantId)>,
+        limit: usize,
+    ) -> Result<Vec<TenantRecord>, StoreError> {
+        let limit = limit as i64;
+        match after {
+            None => self.tenant_records(
+                "SELECT tenant_id, name_sealed, tier, created_at FROM tenants
+                 ORDER BY created_at, tenant_id LIMIT ?1",
+                params![limit],
+            ),
+            Some((created_at, tenant_id)) => self.tenant_records(
+                "SELECT tenant_id, name_sealed, tier, created_at FROM tenants
+                 WHERE (created_at, tenant_id) > (?1, ?2)
+                 ORDER BY created_at, tenant_id LIMIT ?3",
+                params![created_at, tenant_id.as_str(), limit],
+            ),
+        }
+    }
+
+    /// The tenant records a query of (tenant_id, name_sealed, tier, created_at) returns,
+    /// names opened with the master key.
+    fn tenant_records(
+        &self,
+        query: &str,
+        parameters: impl rusqlite::Params,
+    ) -> Result<Vec<TenantRecord>, StoreError> {
         let rows: Vec<(String, Vec<u8>, String, i64)> = {
             let connection = self.connection();
-            let mut statement = connection.prepare(
-                "SELECT tenant_id, name_sealed, tier, created_at FROM tenants ORDER BY created_at, tenant_id",
-            )?;
+            let mut statement = connection.prepare(query)?;
             statement
-                .query_map([], |row| {
+                .query_map(parameters, |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })?
                 .collect::<Result<_, _>>()?
@@ -157,12 +235,15 @@ impl Store {
         Ok(())
     }
 
-    /// The tenant's record, or `TenantNotFound`. Used by auth before minting a scope.
+    /// The tenant's record, or `TenantNotFound`. Used by auth before minting a scope, on
+    /// every request: one row, one name opened, whatever the number of tenants.
     pub fn find_tenant(&self, tenant_id: &TenantId) -> Result<TenantRecord, StoreError> {
-        self.list_tenants()?
-            .into_iter()
-            .find(|tenant| &tenant.tenant_id == tenant_id)
-            .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))
+        self.tenant_records(
+            "SELECT tenant_id, name_sealed, tier, created_at FROM tenants WHERE tenant_id = ?1",
+            params![tenant_id.as_str()],
+        )?
+        .pop()
+        .ok_or_else(|| StoreError::TenantNotFound(tenant_id.to_string()))
     }
 
     /// The tenant's data key, unwrapped with the master key (and, for a tenant with a

@@ -11,5 +11,6 @@ mod doctor;
 mod isolation;
 mod issue_11;
 mod plaintext;
+mod scale;
 mod support;
 mod tenants_and_keys;

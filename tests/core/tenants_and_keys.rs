@@ -5,7 +5,7 @@ use bulkhead::appliance::Appliance;
 use bulkhead::crypto::SecretKey;
 use bulkhead::store::{Store, StoreError};
 
-use crate::support::{cli, config_for, ingest, new_tenant, sample_contract, stderr, stdout};
+use crate::support::{cli, config_for, sample_contract, stderr, stdout};
 
 #[test]
 fn wrong_master_key_is_refused_with_a_clear_error() {
@@ -153,43 +153,6 @@ fn command_line_follows_the_contract() {
         text[start..end].iter().collect::<String>(),
         citation["text"].as_str().unwrap()
     );
-}
-
-#[test]
-fn tenants_open_lazily_and_idle_ones_are_evicted() {
-    let dir = tempfile::tempdir().unwrap();
-    Store::init(dir.path()).unwrap();
-    bulkhead::auth::tokens::Signer::init(dir.path()).unwrap();
-    let mut config = config_for(dir.path());
-    config.max_open_tenants = 2;
-    let appliance = Appliance::open(config.clone()).unwrap();
-    let (name, text) = sample_contract("SoupmanInc");
-    let scopes: Vec<_> = (0..4)
-        .map(|index| {
-            let scope = new_tenant(&appliance, &format!("Tenant {index}"));
-            ingest(&appliance, &scope, &[(&name, &text)]);
-            scope
-        })
-        .collect();
-    assert!(appliance.open_tenant_count() <= 2);
-    // A fresh start opens nothing until a tenant is used.
-    let appliance = Appliance::open(config).unwrap();
-    assert_eq!(appliance.open_tenant_count(), 0);
-    for scope in &scopes {
-        let results = appliance
-            .search(
-                scope,
-                "franchise guarantee",
-                3,
-                bulkhead::index::SearchMode::Hybrid,
-            )
-            .unwrap();
-        assert!(
-            !results.is_empty(),
-            "an evicted tenant reopens from its files"
-        );
-    }
-    assert_eq!(appliance.open_tenant_count(), 2);
 }
 
 /// Issue 11: rotating the signing key ends every token it signed, but the audit log's

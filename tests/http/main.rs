@@ -14,5 +14,6 @@ mod integrity;
 mod issuers;
 mod openai;
 mod operations;
+mod scale;
 mod tiers;
 mod web;
