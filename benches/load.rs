@@ -118,14 +118,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let server = bulkhead::server::Server::bind("127.0.0.1:0", None, state)
-            .await
-            .unwrap();
-        let base = format!("http://{}", server.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        let (base, stop, serving) = common::serve_in_process(state).await;
         let http = reqwest::Client::new();
         // Two contracts per tenant, indexed before the run.
         for (index, (tenant, token)) in tenants.iter().enumerate() {

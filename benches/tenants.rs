@@ -19,7 +19,7 @@
 //! `TENANTS_DATA_DIR` reuses a data directory this bench made (it skips the creation);
 //! `RUST_LOG=bulkhead::index=debug` logs the stages of each cold open.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,10 @@ use bulkhead::store::{Store, TenantRecord, Tier};
 
 #[path = "common/mod.rs"]
 mod common;
+// The tests' helpers: the real server, spawned as they spawn it.
+#[allow(dead_code)]
+#[path = "../tests/common/mod.rs"]
+mod shared;
 use common::{env_usize, percentile};
 
 #[global_allocator]
@@ -206,15 +210,6 @@ fn cold_open(config: &Config, tenants: &[TenantRecord], opens: usize) {
 }
 
 /// The `bulkhead` binary cargo built beside this bench.
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|release| release.join("bulkhead"))
-        .filter(|path| path.exists())
-        .expect("target/release/bulkhead (cargo bench builds it)")
-}
-
 /// A plain HTTP/1.1 request on a fresh connection: (status, body).
 fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(address).unwrap();
@@ -260,28 +255,14 @@ fn mib(bytes: u64) -> f64 {
 /// Spawns the server, times it to its first `/healthz`, and returns it with its address.
 fn spawn_server(data_dir: &Path, budget: u64) -> (std::process::Child, String, Duration) {
     let started = Instant::now();
-    let mut child = std::process::Command::new(server_binary())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--models-dir")
-        .arg(config::default_models_dir())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(["--open-index-budget-bytes", &budget.to_string()])
-        .args(["--rate-limit", "0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .rsplit("://")
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let budget = budget.to_string();
+    let (child, base) = shared::spawn_server(
+        data_dir,
+        &["--open-index-budget-bytes", &budget, "--rate-limit", "0"],
+        &[],
+        std::process::Stdio::null(),
+    );
+    let address = base.rsplit("://").next().unwrap_or_default().to_owned();
     let (status, _) = http(&address, "GET", "/healthz", None, "");
     assert_eq!(status, 200);
     (child, address, started.elapsed())

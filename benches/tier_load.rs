@@ -22,6 +22,10 @@ use bulkhead::store::{Store, Tier};
 
 #[path = "common/mod.rs"]
 mod common;
+// The tests' helpers: the bundled sample contracts.
+#[allow(dead_code)]
+#[path = "../tests/common/mod.rs"]
+mod shared;
 use common::{env_usize, percentile};
 
 #[global_allocator]
@@ -95,17 +99,7 @@ fn main() {
             .min(limits.inference_workers.saturating_sub(1)),
         limits.inference_queue,
     );
-    let contract = std::fs::read_dir(config::sample_data_dir().join("contracts"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(CONTRACT)
-        })
-        .expect("the sample contract");
-    let contract_name = contract.file_name().unwrap().to_string_lossy().into_owned();
+    let (contract_name, contract) = shared::sample_file(CONTRACT);
     let contract_bytes = std::fs::read(&contract).unwrap();
     let state = AppState::new(appliance, signer, verifier, limits);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -113,14 +107,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let server = bulkhead::server::Server::bind("127.0.0.1:0", None, state)
-            .await
-            .unwrap();
-        let base = format!("http://{}", server.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        let (base, stop, serving) = common::serve_in_process(state).await;
         let http = reqwest::Client::new();
         for tenant in std::iter::once(&premium).chain(&standard) {
             let form = reqwest::multipart::Form::new().part(

@@ -363,7 +363,8 @@ impl From<crate::auth::tokens::MintedToken> for Token {
 #[derive(Serialize, ToSchema)]
 pub struct IssuedToken {
     pub jti: String,
-    pub user: String,
+    /// `null` while the tenant is locked (its customer holds its key).
+    pub user: Option<String>,
     pub roles: Vec<String>,
     pub issued_at: String,
     pub expires_at: String,

@@ -113,10 +113,10 @@ export function tenantAdmin() {
         h('caption', {}, 'Tokens that have not expired'),
         h('thead', {}, h('tr', {}, ['User', 'Roles', 'Issued', 'Expires', 'Token id', ''].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, tokens.map((t) => h('tr', {},
-          h('td', {}, t.user), h('td', {}, t.roles.join(', ')), h('td', {}, when(t.issued_at)), h('td', {}, when(t.expires_at)),
+          h('td', {}, t.user ?? h('span', { class: 'muted' }, 'unknown (tenant locked)')), h('td', {}, t.roles.join(', ')), h('td', {}, when(t.issued_at)), h('td', {}, when(t.expires_at)),
           h('td', { class: 'mono' }, t.jti),
           h('td', {}, t.revoked ? h('span', { class: 'muted' }, 'Revoked') : h('button', {
-            type: 'button', class: 'danger small', 'aria-label': `Revoke the token of ${t.user}`, onclick: () => revoke(t.jti),
+            type: 'button', class: 'danger small', 'aria-label': `Revoke the token of ${t.user ?? t.jti}`, onclick: () => revoke(t.jti),
           }, 'Revoke'))))))
         : h('p', { class: 'muted' }, 'No tokens that have not expired.'));
     } catch (error) {
@@ -195,6 +195,8 @@ export function tenantAdmin() {
 
 // ---- platform admin ----------------------------------------------------------------------
 
+const TIERS = ['standard', 'premium', 'enterprise'];
+
 export function platform() {
   const list = h('div', { 'aria-live': 'polite' });
   const output = h('div', { 'aria-live': 'polite' });
@@ -210,7 +212,7 @@ export function platform() {
       const body = await api.get(`/v1/tenants?${params}`);
       cursor = body.next_cursor;
       const rows = body.tenants.map((t) => h('tr', {},
-        h('td', {}, t.name), h('td', {}, h('span', { class: `tier ${t.tier}` }, t.tier)), h('td', {}, when(t.created_at)),
+        h('td', {}, t.name), h('td', {}, tierSelect(t)), h('td', {}, when(t.created_at)),
         h('td', { class: 'mono' }, t.tenant_id),
         h('td', {}, h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete tenant ${t.name}`, onclick: () => remove(t) }, 'Delete'))));
       const tbody = more ? list.querySelector('tbody') : null;
@@ -229,6 +231,28 @@ export function platform() {
       }
     } catch (error) {
       list.replaceChildren(errorBox(error));
+    }
+  }
+
+  function tierSelect(t) {
+    const select = h('select', { class: 'tier-select', 'aria-label': `Tier of ${t.name}`, onchange: () => changeTier(t, select) },
+      TIERS.map((tier) => h('option', { value: tier, selected: tier === t.tier }, tier)));
+    return select;
+  }
+
+  async function changeTier(t, select) {
+    const tier = select.value;
+    if (!window.confirm(`Move ${t.name} from ${t.tier} to ${tier}? It takes effect on its next request; nothing in flight is lost.`)) {
+      select.value = t.tier;
+      return;
+    }
+    try {
+      const body = await api.patch(`/v1/tenants/${encodeURIComponent(t.tenant_id)}`, { tier });
+      t.tier = body.tier;
+      notify(`${t.name} is now ${body.tier}.`);
+    } catch (error) {
+      select.value = t.tier;
+      output.replaceChildren(errorBox(error));
     }
   }
 
@@ -254,7 +278,7 @@ export function platform() {
 
   const name = field('tenant-name', 'Name', { type: 'text', required: true });
   const tier = h('div', { class: 'field' }, h('label', { for: 'tier' }, 'Tier'),
-    h('select', { id: 'tier' }, ['standard', 'premium', 'enterprise'].map((t) => h('option', { value: t }, t))));
+    h('select', { id: 'tier' }, TIERS.map((t) => h('option', { value: t }, t))));
   async function create(event) {
     event.preventDefault();
     try {

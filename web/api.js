@@ -94,6 +94,7 @@ export async function request(method, path, body, accept = 'json') {
 export const get = (path) => request('GET', path);
 export const post = (path, body) => request('POST', path, body);
 export const del = (path) => request('DELETE', path);
+export const patch = (path, body) => request('PATCH', path, body);
 
 // Uploads one file with progress (XMLHttpRequest: fetch reports no upload progress).
 export function upload(file, onProgress) {

@@ -41,3 +41,24 @@ pub fn cuad_contracts(count: usize) -> Vec<std::path::PathBuf> {
     files.truncate(count);
     files
 }
+
+/// An HTTP server for `state` on a free loopback port, in this process: its base URL, the
+/// sender that stops it, and the task to await once stopped.
+#[allow(dead_code)] // only the load benches serve in process
+pub async fn serve_in_process(
+    state: bulkhead::api::AppState,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), bulkhead::server::ServeError>>,
+) {
+    let server = bulkhead::server::Server::bind("127.0.0.1:0", None, state)
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    (base, stop, serving)
+}

@@ -85,7 +85,7 @@ impl Appliance {
     ) -> Result<(), ApplianceError> {
         let token = crate::store::IssuedToken {
             jti: minted.jti.clone(),
-            user: user.to_owned(),
+            user: Some(user.to_owned()),
             roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
             issued_at: crate::time::now(),
             expires_at: minted.expires_at as i64,

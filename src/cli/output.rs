@@ -40,7 +40,7 @@ pub(super) fn print_tokens(tokens: &[IssuedToken]) {
             token.jti,
             if token.revoked { "revoked" } else { "live" },
             crate::time::rfc3339(token.expires_at),
-            token.user,
+            token.user.as_deref().unwrap_or("(tenant locked)"),
             token.roles.join(", ")
         );
     }

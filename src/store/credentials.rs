@@ -12,7 +12,7 @@ use sha2::Digest;
 
 use super::{Store, StoreError};
 use crate::auth::TenantScope;
-use crate::crypto::{Aad, ObjectKind};
+use crate::crypto::{Aad, ObjectKind, SecretKey};
 use crate::ids::TenantId;
 
 /// How long a first-admin invitation may be accepted.
@@ -29,8 +29,9 @@ pub struct Invitation {
 #[derive(Clone, Debug, PartialEq)]
 pub struct IssuedToken {
     pub jti: String,
-    /// The user's name as given when the token was minted.
-    pub user: String,
+    /// The user's name as given when the token was minted; `None` while its tenant is
+    /// locked (a customer-held key), or when it was issued while locked.
+    pub user: Option<String>,
     pub roles: Vec<String>,
     pub issued_at: i64,
     pub expires_at: i64,
@@ -107,15 +108,19 @@ impl Store {
         token: &IssuedToken,
         pseudonym: &str,
     ) -> Result<(), StoreError> {
-        let key = self.data_key(scope)?;
-        let user_sealed = key.seal(
-            Aad {
-                tenant: Some(scope.tenant_id()),
-                kind: ObjectKind::TokenUser,
-                object_id: &token.jti,
-            },
-            token.user.as_bytes(),
-        );
+        // A tenant whose customer holds its key may be locked (its admin's first token
+        // unlocks it): the token is still recorded, without the user's name.
+        let user_sealed = match (self.unlocked_data_key(scope)?, &token.user) {
+            (Some(key), Some(user)) => Some(key.seal(
+                Aad {
+                    tenant: Some(scope.tenant_id()),
+                    kind: ObjectKind::TokenUser,
+                    object_id: &token.jti,
+                },
+                user.as_bytes(),
+            )),
+            _ => None,
+        };
         self.connection().execute(
             "INSERT OR IGNORE INTO issued_tokens
                (tenant_id, jti, user, user_sealed, roles, issued_at, expires_at)
@@ -158,7 +163,7 @@ impl Store {
             .query_map(params![tenant], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, Option<Vec<u8>>>(1)?,
                     row.get::<_, String>(2)?,
                     row.get::<_, i64>(3)?,
                     row.get::<_, i64>(4)?,
@@ -168,17 +173,20 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         drop(statement);
         drop(connection);
-        let key = self.data_key(scope)?;
+        let key = self.unlocked_data_key(scope)?;
         rows.into_iter()
             .map(|(jti, sealed, roles, issued_at, expires_at, revoked)| {
-                let user = key.open_string(
-                    Aad {
-                        tenant: Some(scope.tenant_id()),
-                        kind: ObjectKind::TokenUser,
-                        object_id: &jti,
-                    },
-                    &sealed,
-                )?;
+                let user = match (&key, sealed) {
+                    (Some(key), Some(sealed)) => Some(key.open_string(
+                        Aad {
+                            tenant: Some(scope.tenant_id()),
+                            kind: ObjectKind::TokenUser,
+                            object_id: &jti,
+                        },
+                        &sealed,
+                    )?),
+                    _ => None,
+                };
                 Ok(IssuedToken {
                     roles: roles.split_whitespace().map(str::to_owned).collect(),
                     jti,
@@ -189,6 +197,15 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The scope's data key, or `None` while the tenant is locked (see `customer_key`).
+    fn unlocked_data_key(&self, scope: &TenantScope) -> Result<Option<SecretKey>, StoreError> {
+        match self.data_key(scope) {
+            Ok(key) => Ok(Some(key)),
+            Err(StoreError::TenantLocked(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// Whether a token of `tenant_id` with id `jti`, issued at `issued_at` to `user` (a
@@ -278,7 +295,7 @@ mod tests {
         let now = crate::time::now();
         let token = |jti: &str, user: &str, expires_at: i64| IssuedToken {
             jti: jti.into(),
-            user: user.into(),
+            user: Some(user.into()),
             roles: vec!["reader".into(), "editor".into()],
             issued_at: now - 10,
             expires_at,
@@ -305,7 +322,13 @@ mod tests {
         let listed = store.issued_tokens(&alpha).unwrap();
         let seen: Vec<(&str, &str, bool)> = listed
             .iter()
-            .map(|t| (t.jti.as_str(), t.user.as_str(), t.revoked))
+            .map(|t| {
+                (
+                    t.jti.as_str(),
+                    t.user.as_deref().unwrap_or_default(),
+                    t.revoked,
+                )
+            })
             .collect();
         assert_eq!(
             seen,

@@ -236,12 +236,12 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
 );
 -- Tokens issued for a tenant, so that its admins can see and revoke them: never the token
 -- itself, only its id, the user's pseudonym (for watermarks) and name (sealed with the
--- tenant's key), its roles and lifetime.
+-- tenant's key; NULL when issued while the tenant was locked), its roles and lifetime.
 CREATE TABLE IF NOT EXISTS issued_tokens (
     tenant_id TEXT NOT NULL,
     jti TEXT NOT NULL,
     user TEXT NOT NULL,
-    user_sealed BLOB NOT NULL,
+    user_sealed BLOB,
     roles TEXT NOT NULL,
     issued_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,

@@ -113,6 +113,19 @@ async fn enterprise_locked_tenant_is_unreadable_even_by_the_operator_until_its_k
     assert_eq!(body["locked"], true);
     assert_eq!(body["customer_key"], recipient.as_str());
     assert_locked(&admin, &document).await;
+    // Its admin still sees its tokens, without the users' names (sealed with its key).
+    let (status, listed) = admin.get("/tokens").await;
+    assert_eq!(status, 200, "{listed}");
+    let users: Vec<&serde_json::Value> = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| &row["user"])
+        .collect();
+    assert!(
+        !users.is_empty() && users.iter().all(|user| user.is_null()),
+        "{listed}"
+    );
 
     // The operator with the master key gets nothing out either.
     for args in [
@@ -324,6 +337,15 @@ async fn enterprise_customer_key_enrolment_checks_its_input_and_the_certificate_
     let admin = server.caller(&tenant, "alice", &["admin"]);
     let (status, body) = admin.get("/documents").await;
     assert_error(status, &body, 423, "tenant_locked");
+    // A tenant holding its customer's key stays enterprise: a tier change would drop it.
+    let (status, body) = send(
+        client()
+            .patch(server.url(&format!("/v1/tenants/{tenant}")))
+            .bearer_auth(&platform)
+            .json(&json!({"tier": "standard"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
 
     let (status, body) = send(
         client()

@@ -69,6 +69,11 @@ class Server:
             args += ["--role", role]
         return self.cli(*args)
 
+    def tier_of(self, tenant: str) -> str:
+        """The tenant's tier as the appliance's own tenant list has it."""
+        listed = json.loads(self.cli("tenant", "list", "--json"))["tenants"]
+        return next(t["tier"] for t in listed if t["tenant_id"] == tenant)
+
     def platform_token(self) -> str:
         return self.cli("token", "--platform-admin")
 

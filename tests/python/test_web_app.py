@@ -16,6 +16,7 @@ from selenium.common.exceptions import StaleElementReferenceException, TimeoutEx
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bulkhead_server import ROOT, Server, contract
@@ -211,7 +212,13 @@ class WebApp(unittest.TestCase):
         nav = d.find_element(By.ID, "nav").text
         self.assertNotIn("Documents", nav)
         self.assertNotIn("Ask", nav)
+        # A tier change from the tenant list, confirmed, and shown in the platform's record.
+        tier = (By.CSS_SELECTOR, "select[aria-label='Tier of Northwind Legal']")
+        Select(self.wait().until(EC.element_to_be_clickable(tier))).select_by_value("premium")
+        self.wait().until(EC.alert_is_present()).accept()
+        self.wait().until(lambda d: "Northwind Legal is now premium" in d.page_source)
         self.shot("10-platform-tenants")
+        self.assertEqual(self.server.tier_of(self.a), "premium")
 
     def test_an_expired_token_sends_the_user_back_to_sign_in(self):
         d = self.driver
