@@ -382,7 +382,8 @@ pub fn notice_period(passage: &str) -> Option<(String, Range<usize>)> {
 static AMOUNT_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"(?i)(?:(?:US|U\.S\.|CDN|C|A|HK)?\$|USD|EUR|GBP|€|£|RMB)\s?",
-        r"\d[\d,]*(?:\.\d+)?(?:\s?(?:million|billion|thousand))?"
+        // Digits with thousands commas, never a comma that ends the clause ("$7,731,000, and").
+        r"\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s?(?:million|billion|thousand))?"
     ))
     .expect("amount pattern")
 });
@@ -446,5 +447,7 @@ mod tests {
         assert_eq!(periods, ["5 years", "1 year", "90 days"]);
         assert_eq!(notice_period(text).unwrap().0, "90 days");
         assert_eq!(find_amounts(text)[0].0, "US$1,500,000");
+        let listed = "an amount of $7,731,000, payable in two instalments";
+        assert_eq!(find_amounts(listed)[0].0, "$7,731,000");
     }
 }
