@@ -144,7 +144,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Covenant Not To Sue",
-        r"not to sue|\bnot\b[^.;]{0,60}(contest|challenge|dispute|attack|oppose)[^.;]{0,100}(validity|ownership|title|rights|enforceab|marks?\b)|(shall|will) not (bring|assert|institute|commence)[^.;]{0,80}(claim|action|suit|proceeding)|releases?( and discharges?)? [^.;]{0,80}from (any and )?all claims|general releases?|\b(no time|not at any time)[^.;]{0,40}(challenge|contest)",
+        r"not to sue|\b(not|neither|nor)\b[^.;]{0,120}(contest|challenge|dispute|attack|oppose)[^.;]{0,100}(validity|ownership|title|rights|enforceab|marks?\b)|(shall|will) not (bring|assert|institute|commence)[^.;]{0,80}(claim|action|suit|proceeding)|releases?( and discharges?)? [^.;]{0,80}from (any and )?all claims|general releases?|\b(no time|not at any time)[^.;]{0,40}(challenge|contest)",
     ),
     // Types whose answer is a value, not yes/no: only their absence is decided from these
     // (`mentioned`): a contract with no sentence about renewal has no renewal term.
@@ -420,6 +420,10 @@ mod tests {
             (
                 "Cap On Liability",
                 "The liability of the Supplier will be limited to a value equal to the contractual value.",
+            ),
+            (
+                "Covenant Not To Sue",
+                "Neither Licensee nor any of its Affiliates shall directly or indirectly challenge, in a legal proceeding, the validity of any Licensor Patents.",
             ),
         ] {
             assert!(reads(clause, sentence), "{clause}: {sentence}");
