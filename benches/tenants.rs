@@ -379,10 +379,12 @@ fn start_up_and_rotation(data_dir: &Path, rotating: &[&TenantRecord], budget: u6
 
 // ---- premium vs standard latency under load ------------------------------------------
 // Issue 12 §2's measure (a premium tenant's ask p95 under a flood of standard-tier asks,
-// against its idle p95) belongs to the tiers work (fair queuing, premium workers): its
-// figure goes here, on the same data directory and server as the rotation above.
+// against its idle p95) needs the language model answering on every side, minutes of it:
+// `cargo bench --bench tier_load` runs it on its own.
 
-/// Premium vs standard latency under load: to be filled in by the tiers work.
+/// Where premium vs standard latency under load is measured.
 fn premium_vs_standard_latency() {
-    println!("premium vs standard latency under load: not measured yet (tiers work)");
+    println!(
+        "premium vs standard latency under load: `cargo bench --bench tier_load` (asks answered by the model)"
+    );
 }
