@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhead::api::{AppState, Limits};
-use bulkhead::appliance::Appliance;
-use bulkhead::auth::tokens::{Role, Signer, Verifier};
-use bulkhead::config::{self, Config};
-use bulkhead::store::{Store, Tier};
+use bulkhead::auth::tokens::Role;
+use bulkhead::config;
+use bulkhead::store::Tier;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -70,17 +69,7 @@ fn main() {
     let tenant_count = env_usize("LOAD_TENANTS", 3);
     let burst = env_usize("LOAD_BURST", 24);
     let data = tempfile::tempdir().unwrap();
-    Store::init(data.path()).unwrap();
-    bulkhead::auth::tokens::Signer::init(data.path()).unwrap();
-    let appliance = Arc::new(
-        Appliance::open(Config::new(
-            data.path().to_path_buf(),
-            config::default_models_dir(),
-        ))
-        .unwrap(),
-    );
-    let signer = Signer::load(data.path()).unwrap();
-    let verifier = Verifier::new(&signer);
+    let (appliance, signer, verifier) = common::fresh_appliance(data.path());
     let contracts: Vec<(String, Vec<u8>)> =
         std::fs::read_dir(config::sample_data_dir().join("contracts"))
             .unwrap()

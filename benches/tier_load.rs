@@ -15,10 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhead::api::{AppState, Limits};
-use bulkhead::appliance::Appliance;
-use bulkhead::auth::tokens::{Role, Signer, Verifier};
-use bulkhead::config::{self, Config};
-use bulkhead::store::{Store, Tier};
+use bulkhead::auth::tokens::Role;
+use bulkhead::store::Tier;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -65,17 +63,7 @@ fn main() {
         ..defaults
     };
     let data = tempfile::tempdir().unwrap();
-    Store::init(data.path()).unwrap();
-    Signer::init(data.path()).unwrap();
-    let appliance = Arc::new(
-        Appliance::open(Config::new(
-            data.path().to_path_buf(),
-            config::default_models_dir(),
-        ))
-        .unwrap(),
-    );
-    let signer = Signer::load(data.path()).unwrap();
-    let verifier = Verifier::new(&signer);
+    let (appliance, signer, verifier) = common::fresh_appliance(data.path());
     let tenant = |name: String, tier: Tier| {
         let record = appliance.create_tenant(&name, tier).unwrap();
         let token = signer

@@ -62,3 +62,28 @@ pub async fn serve_in_process(
     }));
     (base, stop, serving)
 }
+
+/// A freshly initialised data directory's appliance (repository models), with the signer
+/// and verifier of its tokens.
+#[allow(dead_code)] // only the load benches serve
+pub fn fresh_appliance(
+    data: &std::path::Path,
+) -> (
+    std::sync::Arc<bulkhead::appliance::Appliance>,
+    bulkhead::auth::tokens::Signer,
+    bulkhead::auth::tokens::Verifier,
+) {
+    use bulkhead::auth::tokens::{Signer, Verifier};
+    bulkhead::store::Store::init(data).unwrap();
+    Signer::init(data).unwrap();
+    let appliance = std::sync::Arc::new(
+        bulkhead::appliance::Appliance::open(bulkhead::config::Config::new(
+            data.to_path_buf(),
+            bulkhead::config::default_models_dir(),
+        ))
+        .unwrap(),
+    );
+    let signer = Signer::load(data).unwrap();
+    let verifier = Verifier::new(&signer);
+    (appliance, signer, verifier)
+}
