@@ -24,8 +24,9 @@ pub use grounding::{MIN_SHARED_RUN, MIN_SUPPORT, SentenceGate, supported_sentenc
 pub use prompt::{QUOTE_CANDIDATE_CHUNKS, build_prompt, excerpts_from_sentences};
 pub use quotes::{
     RankedSentence, all_sentences, candidate_sentences, quote_score, quoted_answer, rank_sentences,
+    strongest,
 };
-pub use text::sentence_end;
+pub use text::{sentence_end, sentences_at};
 
 use text::{COMMON_WORDS, without_possessive};
 

@@ -48,6 +48,22 @@ pub struct RankedSentence {
     pub text: String,
 }
 
+/// Of ranked sentences, the one of greatest `strength`; among equals the one of the
+/// best-retrieved chunk (lowest index), then the best-ranked (the first given).
+pub fn strongest(
+    ranked: Vec<RankedSentence>,
+    strength: impl Fn(&RankedSentence) -> f32,
+) -> Option<RankedSentence> {
+    // `min_by` keeps the first of equals: the best-ranked.
+    ranked
+        .into_iter()
+        .map(|sentence| (strength(&sentence), sentence))
+        .min_by(|(a, a_sentence), (b, b_sentence)| {
+            b.total_cmp(a).then(a_sentence.chunk.cmp(&b_sentence.chunk))
+        })
+        .map(|(_, sentence)| sentence)
+}
+
 /// A title or heading in capitals ("VISP WEB SITE BUILDING AND HOSTING AGREEMENT") names
 /// the subject but answers nothing.
 fn is_heading(text: &str) -> bool {

@@ -185,19 +185,24 @@ pub fn sentence_end(text: &str) -> Option<usize> {
 
 /// Splits text into sentences (see [`sentence_end`]); the remainder is the last one.
 pub(super) fn split_sentences(text: &str) -> Vec<&str> {
-    let mut sentences = Vec::new();
-    let mut rest = text;
-    while let Some(end) = sentence_end(rest) {
-        sentences.push(&rest[..end]);
-        rest = &rest[end..];
-    }
-    if !rest.trim().is_empty() {
-        sentences.push(rest);
-    }
-    sentences
-        .into_iter()
-        .filter(|sentence| !sentence.trim().is_empty())
-        .collect()
+    sentences_at(text).map(|(_, sentence)| sentence).collect()
+}
+
+/// The sentences of `text` (see [`split_sentences`]), each with the byte offset it starts
+/// at; blank ones are left out.
+pub fn sentences_at(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let rest = &text[start..];
+        if rest.is_empty() {
+            return None;
+        }
+        let end = sentence_end(rest).unwrap_or(rest.len());
+        let at = start;
+        start += end;
+        Some((at, &rest[..end]))
+    })
+    .filter(|(_, sentence)| !sentence.trim().is_empty())
 }
 
 #[cfg(test)]

@@ -509,19 +509,13 @@ impl Appliance {
         let mut sentences = self.ranked_where(context, |chunk, sentence| {
             owned[chunk] && crate::clauses::evidence::about(clause, sentence)
         })?;
-        // In retrieval's order of their chunks, so that equals keep the best-retrieved.
-        sentences.sort_by_key(|sentence| sentence.chunk);
         if sentences.is_empty() {
             sentences = self.ranked_where(context, |chunk, _| chunk == top)?;
         }
-        let mut best: Option<(f32, &answer::RankedSentence)> = None;
-        for sentence in &sentences {
-            let score = crate::resolution::clause_score(clause, &sentence.text);
-            if best.is_none_or(|(kept, _)| score > kept) {
-                best = Some((score, sentence));
-            }
-        }
-        Ok(best.map(|(_, sentence)| {
+        let best = answer::strongest(sentences, |sentence| {
+            crate::resolution::clause_score(clause, &sentence.text)
+        });
+        Ok(best.map(|sentence| {
             (
                 answer::quoted_answer(&context.retrieved[sentence.chunk].filename, &sentence.text),
                 sentence.chunk,

@@ -39,18 +39,10 @@ fn strongest_evidence(
     clause: &ClauseType,
     ranked: Vec<answer::RankedSentence>,
 ) -> Option<answer::RankedSentence> {
-    let strength = |sentence: &answer::RankedSentence| {
+    answer::strongest(ranked, |sentence| {
         let defines = f32::from(u8::from(evidence::defines_a_term(&sentence.text)));
         crate::resolution::clause_score(clause, &sentence.text) - defines
-    };
-    // `min_by` keeps the first of equals: the best-ranked.
-    ranked
-        .into_iter()
-        .map(|sentence| (strength(&sentence), sentence))
-        .min_by(|(a, a_sentence), (b, b_sentence)| {
-            b.total_cmp(a).then(a_sentence.chunk.cmp(&b_sentence.chunk))
-        })
-        .map(|(_, sentence)| sentence)
+    })
 }
 
 /// "Which contracts have…", "Do any of my agreements…", "List the contracts…".

@@ -187,20 +187,14 @@ fn clause_fact(
     let Some(clause) = clause.filter(|clause| evidence::knows(clause)) else {
         return answer_facts::extract(kind, text);
     };
-    let mut rest = text;
-    while !rest.trim().is_empty() {
-        let end = answer::sentence_end(rest).unwrap_or(rest.len());
-        let sentence = &rest[..end];
-        if evidence::about(clause, sentence)
-            && let Some(mut fact) = answer_facts::extract(kind, sentence)
-        {
-            let before = text[..text.len() - rest.len()].chars().count();
+    answer::sentences_at(text)
+        .filter(|(_, sentence)| evidence::about(clause, sentence))
+        .find_map(|(at, sentence)| {
+            let mut fact = answer_facts::extract(kind, sentence)?;
+            let before = text[..at].chars().count();
             fact.span = fact.span.start + before..fact.span.end + before;
-            return Some(fact);
-        }
-        rest = &rest[end..];
-    }
-    None
+            Some(fact)
+        })
 }
 
 /// "A", "A and B", "A, B and C".

@@ -121,7 +121,13 @@ impl Store {
             )),
             _ => None,
         };
-        self.connection().execute(
+        let connection = self.connection();
+        // Expired tokens need no listing: forgotten as new ones are recorded.
+        connection.execute(
+            "DELETE FROM issued_tokens WHERE tenant_id = ?1 AND expires_at <= ?2",
+            params![scope.tenant_id().as_str(), crate::time::now()],
+        )?;
+        connection.execute(
             "INSERT OR IGNORE INTO issued_tokens
                (tenant_id, jti, user, user_sealed, roles, issued_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -139,16 +145,11 @@ impl Store {
     }
 
     /// The scope's tenant's tokens that have not expired, newest first, each marked when
-    /// it is refused (revoked by id, or by its user's watermark). Expired ones are
-    /// forgotten here.
+    /// it is refused (revoked by id, or by its user's watermark).
     pub fn issued_tokens(&self, scope: &TenantScope) -> Result<Vec<IssuedToken>, StoreError> {
         let now = crate::time::now();
         let tenant = scope.tenant_id().as_str();
         let connection = self.connection();
-        connection.execute(
-            "DELETE FROM issued_tokens WHERE tenant_id = ?1 AND expires_at <= ?2",
-            params![tenant, now],
-        )?;
         let mut statement = connection.prepare(
             "SELECT i.jti, i.user_sealed, i.roles, i.issued_at, i.expires_at,
                     EXISTS (SELECT 1 FROM revoked_tokens r
@@ -156,11 +157,11 @@ impl Store {
                     OR EXISTS (SELECT 1 FROM token_watermarks w
                               WHERE w.tenant_id = i.tenant_id AND w.user = i.user
                                 AND w.not_before >= i.issued_at)
-             FROM issued_tokens i WHERE i.tenant_id = ?1
+             FROM issued_tokens i WHERE i.tenant_id = ?1 AND i.expires_at > ?2
              ORDER BY i.issued_at DESC, i.jti",
         )?;
         let rows = statement
-            .query_map(params![tenant], |row| {
+            .query_map(params![tenant, now], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, Option<Vec<u8>>>(1)?,
