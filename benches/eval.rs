@@ -491,8 +491,8 @@ fn main() {
                 .add(matched);
         }
         samples.push(json!({
-            "category": question.category, "question": question.text,
-            "expected": question.normalized, "answer": answer.text,
+            "category": question.category, "contract": question.contract,
+            "question": question.text, "expected": question.normalized, "answer": answer.text,
             "cites_clause": cited, "ms": answer.timings.total_ms,
         }));
     }
@@ -510,7 +510,8 @@ fn main() {
             .or_default()
             .add(said_absent);
         samples.push(json!({
-            "category": question.category, "question": question.text, "absent": true,
+            "category": question.category, "contract": question.contract,
+            "question": question.text, "absent": true,
             "answer": answer.text, "declined": said_absent, "ms": answer.timings.total_ms,
         }));
     }

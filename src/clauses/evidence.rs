@@ -40,7 +40,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Competitive Restriction Exception",
-        r"(compet|exclusiv)[^.;]{0,200}(except|notwithstanding|shall not (apply|prevent|prohibit|restrict|limit))|(except|notwithstanding|nothing)[^.;]{0,200}(compet|exclusiv)",
+        r"(compet|exclusiv)[^.;]{0,200}(except|notwithstanding|shall not (apply|prevent|prohibit|restrict|limit))|(except|notwithstanding|nothing)[^.;]{0,200}(compet|exclusiv)|notwithstanding (the foregoing|the above)[^.;]{0,150}(shall be permitted|not (prevent|prohibit|restrict))|(foregoing|above)[^.;]{0,40}(does|shall) not (prevent|prohibit|restrict)",
     ),
     (
         "No-Solicit Of Employees",
@@ -56,7 +56,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Rofr/Rofo/Rofn",
-        r"first refusal|first offer|first negotiat|right of first|first right to|right to match|option to (purchase|acquire|license)",
+        r"first refusal|first offer|first negotiat|right of first|first right to|right to match|option to (purchase|acquire|license)|first option|option to (negotiate|commerciali)",
     ),
     (
         "Change Of Control",
@@ -80,11 +80,11 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Volume Restriction",
-        r"(exceed|in excess of|more than|maximum|up to)[^.;]{0,80}(units|users|volume|quantit|number of|copies|seats|licenses)|additional (fee|charge|license)s? (for|if|in)",
+        r"(exceed|in excess of|more than|maximum|up to)[^.;]{0,80}(units|users|volume|quantit|number of|copies|seats|licenses)|additional (fee|charge|license)s? (for|if|in)|no more than[^.;]{0,80}without[^.;]{0,60}consent|(after|beyond|above|over|in excess of) [0-9][0-9,.]*( million| thousand)?[^.;]{0,60}(rate|fee|charge)",
     ),
     (
         "Ip Ownership Assignment",
-        r"hereby (irrevocably )?assign|(shall|will) (be|become|remain|vest)[^.;]{0,30}(sole |exclusive )*property|all (right|rights),? title,? and interest|works? (made )?for hire|(shall|will) (solely |exclusively )?own (all|any|the)",
+        r"hereby (irrevocably )?assign|(shall|will) (be|become|remain|vest)[^.;]{0,30}(sole |exclusive )*property|all (right|rights),? title,? and interest|works? (made )?for hire|(shall|will) (solely |exclusively )?own (all|any|the)|hereby (does|agrees to),? assign|(shall|will),? and hereby does,? assign|agrees? to assign[^.;]{0,40}(all|any|its|their)",
     ),
     (
         "Joint Ip Ownership",
@@ -116,7 +116,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Source Code Escrow",
-        r"source code[^.;]{0,150}(escrow|deposit)|escrow[^.;]{0,150}source code",
+        r"source code[^.;]{0,150}(escrow|deposit)|escrow[^.;]{0,150}source code|source code[^.;]{0,150}(custod|release condition|escrow agent|storage location)|(release condition|escrow agent)[^.;]{0,150}source code",
     ),
     (
         "Post-Termination Services",
@@ -128,7 +128,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Uncapped Liability",
-        r"(limitation|exclusion|shall not exceed|liabilit)[^.;]{0,200}(shall not apply|not limit)|(shall not apply|except|excluding)[^.;]{0,200}(limitation of liability|gross negligence|wil?lful misconduct|fraud)",
+        r"(limitation|exclusion|shall not exceed|liabilit)[^.;]{0,200}(shall not apply|not limit)|(shall not apply|except|excluding)[^.;]{0,200}(limitation of liability|gross negligence|wil?lful misconduct|fraud)|except (for|with respect to|in the case of|as)[^.;]{0,200}in no event[^.;]{0,150}liable|in no event[^.;]{0,200}liab[^.;]{0,200}except (for|with respect to|in the case of)",
     ),
     (
         "Cap On Liability",
@@ -424,6 +424,30 @@ mod tests {
             (
                 "Covenant Not To Sue",
                 "Neither Licensee nor any of its Affiliates shall directly or indirectly challenge, in a legal proceeding, the validity of any Licensor Patents.",
+            ),
+            (
+                "Source Code Escrow",
+                "Until a Release Condition occurs, the Customer shall not permit access to or use of the Source Code.",
+            ),
+            (
+                "Uncapped Liability",
+                "EXCEPT FOR A PARTY'S INDEMNITY OBLIGATIONS, IN NO EVENT WILL EITHER PARTY BE LIABLE FOR LOST PROFITS.",
+            ),
+            (
+                "Rofr/Rofo/Rofn",
+                "The Distributor is hereby granted a first option to commercialise any result of the research.",
+            ),
+            (
+                "Competitive Restriction Exception",
+                "For clarity, the foregoing does not prevent the Supplier from granting licences to third parties.",
+            ),
+            (
+                "Volume Restriction",
+                "The supplier will provide no more than two major releases a year without the customer's consent.",
+            ),
+            (
+                "Ip Ownership Assignment",
+                "The Consultant shall, and hereby does, assign all of its right in the Inventions to the Company.",
             ),
         ] {
             assert!(reads(clause, sentence), "{clause}: {sentence}");
