@@ -260,7 +260,7 @@ static NEGATED: LazyLock<HashMap<&'static str, Regex>> = LazyLock::new(|| {
 /// property"; and "royalty-free", which shares no revenue.
 static NOT_CLAUSE_WORDING: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(sole and )?exclusive (jurisdiction|venue|forum|remed|property|owner)|non-? ?exclusiv|royalty[- ]free",
+        r"(sole and )?exclusive (jurisdiction|venue|forum|remed|property|owner|liabilit)|non-? ?exclusiv|royalty[- ]free",
     )
     .expect("exclusivity exceptions")
 });
