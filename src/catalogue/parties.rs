@@ -1,0 +1,247 @@
+//! The parties a contract names: in its preamble ("by and between X, a Delaware
+//! corporation (\"X\"), and Y …"), or, for an instrument "the undersigned" sign, in its
+//! signature blocks.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{PREAMBLE_CHARS, Party, normalise_space, prefix, title};
+use crate::values::char_span;
+
+static BETWEEN_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:by\s+and\s+(?:between|among)|between|among|entered\s+into\s+by|made\s+by)\b[\s:,]*")
+        .expect("between pattern")
+});
+
+static PREAMBLE_END_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\bwhereas\b|\brecitals?\b|w\s?i\s?t\s?n\s?e\s?s\s?s\s?e\s?t\s?h|\bbackground\b|now,?\s+therefore|agree\s+as\s+follows|\n\s*\n\s*(?:1\.|article|section)")
+        .expect("preamble end pattern")
+});
+
+static DEFINED_TERM_RE: LazyLock<Regex> = LazyLock::new(|| {
+    // ("PrimeCall"), (the "Company"), (hereinafter referred to as 'IMPCO', which …)
+    Regex::new(r#"\((?:[^()]{0,120}?)["“'‘]([^"”'’]{2,40})["”'’][^()]{0,200}\)"#)
+        .expect("defined term pattern")
+});
+
+static DESCRIPTION_RE: LazyLock<Regex> = LazyLock::new(|| {
+    // Where a party's name ends and its description begins.
+    Regex::new(r"(?:,\s*as\s+[A-Za-z]|\s+having\s|,?\s+represented\s+by|,\s*(?:an?|the)\s+[a-zA-Z]|,\s*(?:having|having\s+its|with|whose|located|incorporated|organized|organised|acting|through|on\s+behalf|registration|registered|reg\.|company\s+(?:no|number))\b|\s+with\s+(?:an?\s+|its\s+)?(?:principal\s+|registered\s+)?(?:office|place\s+of\s+business)|\s+\((?:hereinafter|the\s|a\s)|,\s*(?:a|an)\s+|\s+a\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited))")
+        .expect("description pattern")
+});
+
+static LEAD_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?i:and|between|among|by)\s+").expect("lead pattern"));
+
+static PARAGRAPH_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\n[ \t]*\n\s*").expect("paragraph pattern"));
+
+static AND_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s+(?:and|AND)\s+").expect("and pattern"));
+
+static PIECE_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s+(?:and|AND)\s+|\n\s*\n|,\s*\n").expect("piece pattern"));
+
+/// Endings that mark a name as an organisation's.
+fn has_entity_suffix(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    [
+        "inc",
+        "inc.",
+        "llc",
+        "ltd",
+        "ltd.",
+        "limited",
+        "corp",
+        "corp.",
+        "corporation",
+        "company",
+        "co.",
+        "plc",
+        "gmbh",
+        "ag",
+        "b.v.",
+        "b.v",
+        "n.v.",
+        "s.a.",
+        "l.p.",
+        "lp",
+        "trust",
+        "partnership",
+        "bank",
+        "n.a.",
+        "s.r.l.",
+        "pty",
+    ]
+    .iter()
+    .any(|suffix| lower.ends_with(&format!(" {suffix}")) || lower.ends_with(&format!(",{suffix}")))
+}
+
+/// Defined terms that name the agreement or a date, not a party.
+const NOT_PARTY_TERMS: &[&str] = &[
+    "agreement",
+    "this agreement",
+    "effective date",
+    "execution date",
+    "commencement date",
+    "parties",
+    "party",
+    "amendment",
+    "contract",
+];
+
+/// The parties named in a contract's preamble ("by and between X, a Delaware corporation
+/// ("X"), and Y …"), in order, each with its defined term and the span of its name.
+pub fn parties(text: &str) -> Vec<Party> {
+    let head = prefix(text, PREAMBLE_CHARS);
+    // The preamble starts after "by and between" (or "among"); without one, after the
+    // title ("Aduro Biotech, Inc. (\"Aduro\") and IREYA B.V (\"Consultant\") agree …").
+    let base = match BETWEEN_RE.find(head) {
+        Some(between) => between.end(),
+        None => title(text).map_or(0, |t| {
+            let chars_to_bytes = text.char_indices().nth(t.span.end);
+            chars_to_bytes.map_or(head.len(), |(byte, _)| byte.min(head.len()))
+        }),
+    };
+    let window_end = PREAMBLE_END_RE
+        .find_at(head, base)
+        .map_or(head.len().min(base + 2_500), |m| m.start());
+    let window = &head[base..window_end];
+
+    let mut parties = Vec::new();
+    let mut segment_start = 0;
+    for term in DEFINED_TERM_RE.captures_iter(window) {
+        let whole = term.get(0).expect("match");
+        let alias = normalise_space(&term[1]);
+        let segment = &window[segment_start..whole.start()];
+        let next_start = whole.end();
+        if NOT_PARTY_TERMS.contains(&alias.to_lowercase().as_str()) {
+            segment_start = next_start;
+            continue;
+        }
+        // "…, is between Clear Capital (the \"Company\")": the name starts after "between".
+        let mut offset = BETWEEN_RE.find_iter(segment).last().map_or(0, |m| m.end());
+        // "iBio Inc., a corporation … and Beijing CC-Pharming Ltd. (\"CC-Pharming\")": an
+        // earlier party without a defined term of its own.
+        if let Some(and) = AND_RE.find_iter(&segment[offset..]).last() {
+            let before = &segment[offset..offset + and.start()];
+            if before.trim().len() > 2
+                && let Some((name, range)) = party_name(before)
+                && DESCRIPTION_RE.is_match(before)
+            {
+                let start = base + segment_start + offset + range.start;
+                parties.push(Party {
+                    name,
+                    alias: None,
+                    span: char_span(text, start..start + range.len()),
+                });
+                offset += and.start();
+            }
+        }
+        if let Some((name, range)) = party_name(&segment[offset..]) {
+            let start = base + segment_start + offset + range.start;
+            parties.push(Party {
+                name,
+                alias: Some(alias),
+                span: char_span(text, start..start + range.len()),
+            });
+        }
+        segment_start = next_start;
+    }
+    if parties.is_empty() {
+        // No defined terms: "between X and Y."
+        // No defined terms: "between X and Y." or a cover page "among X, as Issuer, Y, as
+        // Depositor and Z, as Servicer".
+        let sentence_end = window.find(". ").unwrap_or(window.len());
+        let sentence = &window[..sentence_end];
+        let mut offset = 0;
+        for piece in PIECE_RE.split(sentence) {
+            if let Some((name, range)) = party_name(piece)
+                && (name.split_whitespace().count() >= 2 || has_entity_suffix(&name))
+            {
+                parties.push(Party {
+                    name,
+                    alias: None,
+                    span: char_span(text, base + offset + range.start..base + offset + range.end),
+                });
+            }
+            offset += piece.len();
+            offset += PIECE_RE.find_at(sentence, offset).map_or(0, |m| m.len());
+        }
+    }
+    parties.truncate(8);
+    parties
+}
+
+/// The party's name in the text between two defined terms: after a leading "and", up to
+/// its description (", a Delaware corporation"). Byte range within `segment`.
+fn party_name(segment: &str) -> Option<(String, Range<usize>)> {
+    let mut start = 0;
+    let mut rest = segment;
+    loop {
+        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || ",;:".contains(c));
+        start += rest.len() - trimmed.len();
+        rest = trimmed;
+        // "and ", or "AND" on a line of its own.
+        match LEAD_RE.find(rest) {
+            Some(lead) => {
+                start += lead.end();
+                rest = &rest[lead.end()..];
+            }
+            None => break,
+        }
+    }
+    let mut end = DESCRIPTION_RE.find(rest).map_or(rest.len(), |m| m.start());
+    // A name does not span a blank line: what precedes one is a heading ("Parties to this
+    // agreement").
+    if let Some(paragraph) = PARAGRAPH_RE.find_iter(&rest[..end]).last() {
+        start += paragraph.end();
+        rest = &rest[paragraph.end()..];
+        end -= paragraph.end();
+    }
+    let mut name = rest[..end].trim_end_matches(|c: char| c.is_whitespace() || ",;:".contains(c));
+    // A sentence's full stop is not part of the name; "Inc." and "N.A." keep theirs.
+    if let Some(bare) = name.strip_suffix('.') {
+        let last = bare.rsplit(' ').next().unwrap_or_default().to_lowercase();
+        if !last.contains('.')
+            && !["inc", "ltd", "co", "corp", "jr", "sr", "bhd"].contains(&last.as_str())
+        {
+            name = bare;
+        }
+    }
+    let words = name.split_whitespace().count();
+    // Names may start in lower case ("deltathree.com, Inc."), prose may not.
+    let first = name
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    let prose = [
+        "is",
+        "are",
+        "dated",
+        "made",
+        "entered",
+        "source",
+        "page",
+        "exhibit",
+        "table",
+        "this",
+        "each",
+        "which",
+        "who",
+        "collectively",
+        "individually",
+        "together",
+        "hereinafter",
+    ]
+    .contains(&first.as_str());
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_uppercase() || (c.is_alphanumeric() && name.contains('.')));
+    (starts_well && !prose && (1..=12).contains(&words) && name.len() <= 120)
+        .then(|| (normalise_space(name), start..start + name.len()))
+}
