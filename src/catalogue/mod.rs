@@ -511,6 +511,22 @@ mod tests {
     }
 
     #[test]
+    fn the_parties_of_an_instrument_the_undersigned_sign_are_its_signatories() {
+        let text = "JOINT FILING AGREEMENT\n\nThe undersigned hereby agree to the joint filing \
+            of the Statement (the \"Exchange Act\"). IN WITNESS WHEREOF, the undersigned execute \
+            this Agreement as of May 1, 2020. ACME HOLDINGS LP By: Acme GP L.L.C., its general \
+            partner\n\nBy: /s/ Jane Roe Name: Jane Roe Title: Director\n\nACME GP L.L.C.\n\n\
+            By: /s/ Jane Roe Name: Jane Roe\n\nTHE COMPANY\nBy: /s/ John Doe";
+        let parties = catalogue(text).parties;
+        let names: Vec<&str> = parties.iter().map(|p| p.name.as_str()).collect();
+        // Each entity once, in order; the role label "THE COMPANY" is no party, and the
+        // defined term "Exchange Act" is no party either.
+        assert_eq!(names, ["ACME HOLDINGS LP", "Acme GP L.L.C."]);
+        assert_eq!(at(text, &parties[0].span), "ACME HOLDINGS LP");
+        assert_eq!(at(text, &parties[1].span), "Acme GP L.L.C.");
+    }
+
+    #[test]
     fn prose_title_and_parties_without_defined_terms() {
         let text = "This Supply Agreement is made between Acme Widgets Ltd and Beta Stores LLC.";
         let catalogue = catalogue(text);

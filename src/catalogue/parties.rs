@@ -92,10 +92,115 @@ const NOT_PARTY_TERMS: &[&str] = &[
     "contract",
 ];
 
-/// The parties named in a contract's preamble ("by and between X, a Delaware corporation
-/// ("X"), and Y …"), in order, each with its defined term and the span of its name.
+/// How many parties a preamble names at most (more is a misread), and how many signature
+/// blocks may (a joint filing agreement has a score of signatories).
+const PREAMBLE_PARTIES: usize = 8;
+const SIGNATORIES: usize = 30;
+
+/// "The undersigned hereby agree …": an instrument whose parties are its signatories.
+static UNDERSIGNED_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bthe\s+undersigned\b").expect("undersigned pattern"));
+
+/// A signature block's entity, set in capitals on the line before "By:" ("PRAIRIE ECI
+/// ACQUIROR LP By: …", "BIP HOLDINGS MANAGER L.L.C.\n\nBy: /s/ …").
+static SIGNATORY_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b([A-Z][A-Z0-9&.,'’/ -]{2,100}[A-Z0-9.)])[ \t]*:?\s+By:")
+        .expect("signatory pattern")
+});
+
+/// An entity that signs for another: "By: BIP Holdings Manager L.L.C., its general partner".
+static SIGNS_FOR_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"By:\s+([A-Z][A-Za-z0-9&.,'’/ -]{2,100}?),\s+(?:its|their)\s+(?:sole\s+)?(?:general\s+partner|manager|managing\s+member|investment\s+(?:adviser|advisor|manager)|trustee|attorney-in-fact)")
+        .expect("signs-for pattern")
+});
+
+/// Words that label a signature block's role rather than name an entity ("THE COMPANY",
+/// "LICENSOR").
+const ROLE_WORDS: &[&str] = &[
+    "the",
+    "company",
+    "licensor",
+    "licensee",
+    "seller",
+    "buyer",
+    "purchaser",
+    "supplier",
+    "distributor",
+    "customer",
+    "consultant",
+    "contractor",
+    "client",
+    "agent",
+    "party",
+    "parties",
+    "franchisor",
+    "franchisee",
+    "investor",
+    "issuer",
+    "owner",
+    "manager",
+];
+
+/// The parties a contract names: those of its preamble ("by and between X, a Delaware
+/// corporation ("X"), and Y …"), in order, each with its defined term and the span of its
+/// name; for an instrument "the undersigned" sign, or when the preamble names none, its
+/// signature blocks' entities (`signatories`), when it has any.
 pub fn parties(text: &str) -> Vec<Party> {
     let head = prefix(text, PREAMBLE_CHARS);
+    let undersigned = UNDERSIGNED_RE.find(head).is_some_and(|undersigned| {
+        BETWEEN_RE
+            .find(head)
+            .is_none_or(|between| undersigned.start() < between.start())
+    });
+    let preamble = preamble_parties(text, head);
+    if preamble.is_empty() || undersigned {
+        let signed = signatories(text);
+        if !signed.is_empty() {
+            return signed;
+        }
+    }
+    preamble
+}
+
+/// The entities of a contract's signature blocks, in order, each once: the name set in
+/// capitals above "By:", and the one that signs for it ("By: X, its general partner").
+pub fn signatories(text: &str) -> Vec<Party> {
+    let mut names: Vec<(usize, Range<usize>)> = SIGNATORY_RE
+        .captures_iter(text)
+        .chain(SIGNS_FOR_RE.captures_iter(text))
+        .filter_map(|found| found.get(1))
+        .map(|name| (name.start(), name.range()))
+        .collect();
+    names.sort_by_key(|(start, _)| *start);
+    let mut seen = std::collections::HashSet::new();
+    let mut parties = Vec::new();
+    for (_, range) in names {
+        let raw = text[range.clone()].trim_end_matches([',', ' ']);
+        let name = normalise_space(raw);
+        let words: Vec<String> = name
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let a_role = words.iter().all(|word| ROLE_WORDS.contains(&word.as_str()));
+        let named = words.len() >= 2 || has_entity_suffix(&name);
+        if a_role || !named || !seen.insert(words.join(" ")) {
+            continue;
+        }
+        parties.push(Party {
+            span: char_span(text, range.start..range.start + raw.len()),
+            name,
+            alias: None,
+        });
+        if parties.len() == SIGNATORIES {
+            break;
+        }
+    }
+    parties
+}
+
+/// The parties of the preamble (see [`parties`]).
+fn preamble_parties(text: &str, head: &str) -> Vec<Party> {
     // The preamble starts after "by and between" (or "among"); without one, after the
     // title ("Aduro Biotech, Inc. (\"Aduro\") and IREYA B.V (\"Consultant\") agree …").
     let base = match BETWEEN_RE.find(head) {
@@ -171,7 +276,7 @@ pub fn parties(text: &str) -> Vec<Party> {
             offset += PIECE_RE.find_at(sentence, offset).map_or(0, |m| m.len());
         }
     }
-    parties.truncate(8);
+    parties.truncate(PREAMBLE_PARTIES);
     parties
 }
 
