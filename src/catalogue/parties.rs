@@ -28,7 +28,7 @@ static DEFINED_TERM_RE: LazyLock<Regex> = LazyLock::new(|| {
 
 static DESCRIPTION_RE: LazyLock<Regex> = LazyLock::new(|| {
     // Where a party's name ends and its description begins.
-    Regex::new(r"(?:,\s*as\s+[A-Za-z]|\s+having\s|,?\s+represented\s+by|,\s*(?:an?|the)\s+[a-zA-Z]|,\s*(?:having|having\s+its|with|whose|located|incorporated|organized|organised|acting|through|on\s+behalf|registration|registered|reg\.|company\s+(?:no|number))\b|\s+with\s+(?:an?\s+|its\s+)?(?:principal\s+|registered\s+)?(?:office|place\s+of\s+business)|\s+\((?:hereinafter|the\s|a\s)|,\s*(?:a|an)\s+|\s+a\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited))")
+    Regex::new(r"(?:,\s*as\s+[A-Za-z]|\s+of\s+\d|\s+having\s|,?\s+represented\s+by|,\s*(?:an?|the)\s+[a-zA-Z]|,\s*(?:having|having\s+its|with|whose|located|incorporated|organized|organised|acting|through|on\s+behalf|registration|registered|reg\.|company\s+(?:no|number))\b|\s+with\s+(?:an?\s+|its\s+)?(?:principal\s+|registered\s+)?(?:office|place\s+of\s+business)|\s+\((?:hereinafter|the\s|a\s)|,\s*(?:a|an)\s+|\s+a\s+(?:[A-Z][a-z]+\s+)?(?:corporation|company|limited))")
         .expect("description pattern")
 });
 
@@ -341,6 +341,10 @@ fn party_name(segment: &str) -> Option<(String, Range<usize>)> {
         "individually",
         "together",
         "hereinafter",
+        "hereby",
+        "pursuant",
+        "we",
+        "such",
     ]
     .contains(&first.as_str());
     let starts_well = name
