@@ -32,7 +32,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Exclusivity",
-        r"\bexclusive\b[^.;]{0,30}(right|licen|option|distribut|supplier|provider|agent|reseller|basis|relationship|arrangement|dealing|appointment|territor|market|sponsor|in the)|exclusively (to|from|with|for|through)|\bsole (supplier|distributor|source|provider|agent|reseller)|all of (its|their) requirements|shall not (appoint|engage|authori[sz]e) any other",
+        r"\bexclusive\b[^.;]{0,30}(right|licen|option|distribut|supplier|provider|agent|reseller|basis|relationship|arrangement|dealing|appointment|territor|market|sponsor|in the)|exclusively (to|from|with|for|through)|\bsole (supplier|distributor|source|provider|agent|reseller)|all of (its|their) requirements|shall not (appoint|engage|authori[sz]e) any other|prohibited from[^.;]{0,200}(for|to|with) any third part|(shall|will) not[^.;]{0,60}(engage in|provide)[^.;]{0,100}(services|business)[^.;]{0,100}(conflict|compet)",
     ),
     (
         "No-Solicit Of Customers",
@@ -244,12 +244,19 @@ pub fn reads_as(clause: &ClauseType, sentence: &str) -> bool {
 
 /// Wording that denies a clause rather than making one, per type (measured like the
 /// patterns: "no third party beneficiaries" made 10 of 87 contracts without the clause
-/// read as having it; no contract with the clause was lost).
+/// read as having it; no contract with the clause was lost; "does not create an exclusive
+/// arrangement" and remedies "not exclusive of any other" made 4 of 66 read as exclusive).
 static NEGATED: LazyLock<HashMap<&'static str, Regex>> = LazyLock::new(|| {
-    [(
-        "Third Party Beneficiary",
-        r"\b(no|not|nothing|neither|nor|without)\b[^.;]{0,120}(third[- ]party beneficiar|intended beneficiar|beneficiar[^.;]{0,20}(hereof|hereunder|this agreement)|entitled to enforce|confer)",
-    )]
+    [
+        (
+            "Third Party Beneficiary",
+            r"\b(no|not|nothing|neither|nor|without)\b[^.;]{0,120}(third[- ]party beneficiar|intended beneficiar|beneficiar[^.;]{0,20}(hereof|hereunder|this agreement)|entitled to enforce|confer)",
+        ),
+        (
+            "Exclusivity",
+            r"exclusive of (any|all) (other )?(rights|remed)|\b(not|no)\b[^.;]{0,40}(create|grant|be considered|constitute|be construed as)[^.;]{0,40}exclusiv",
+        ),
+    ]
     .into_iter()
     .map(|(name, pattern)| (name, Regex::new(pattern).expect("clause negation pattern")))
     .collect()
@@ -461,8 +468,19 @@ mod tests {
                 "Ip Ownership Assignment",
                 "The Consultant shall, and hereby does, assign all of its right in the Inventions to the Company.",
             ),
+            (
+                "Exclusivity",
+                "The Developer shall be prohibited from developing such instruments for any Third Party until June 2021.",
+            ),
         ] {
             assert!(reads(clause, sentence), "{clause}: {sentence}");
+        }
+        // A denial of exclusivity, and remedies "not exclusive of" others, are not one.
+        for sentence in [
+            "This Agreement does not create an exclusive arrangement for the Agent to provide services.",
+            "The rights and remedies herein are cumulative and none is exclusive of any other rights.",
+        ] {
+            assert!(!reads("Exclusivity", sentence), "{sentence}");
         }
     }
 
