@@ -252,6 +252,12 @@ impl From<ApplianceError> for ApiError {
             ) => internal(&error),
             ApplianceError::Index(error) => internal(&error),
             error @ ApplianceError::Signing(_) => internal(&error),
+            ApplianceError::ServedElsewhere(message) => {
+                tracing::warn!(%message, "request reached a process that does not serve its tenant");
+                ApiError::Overloaded {
+                    retry_after_seconds: 1,
+                }
+            }
             ApplianceError::UnlockRefused {
                 retry_after_seconds,
             } => ApiError::UnlockRefused {

@@ -34,6 +34,7 @@ mod documents;
 mod indexing;
 mod open_tenants;
 mod presence;
+mod process_role;
 mod retrieval;
 mod tenants;
 mod typed;
@@ -67,6 +68,9 @@ pub enum ApplianceError {
         "too many wrong customer keys for this tenant: unlocking is refused for {retry_after_seconds} s"
     )]
     UnlockRefused { retry_after_seconds: u64 },
+    /// The tenant is served by another process (issue 12: an enterprise tenant's own).
+    #[error("{0}")]
+    ServedElsewhere(String),
 }
 
 /// The outcome of indexing one queued document.
@@ -219,7 +223,9 @@ impl Appliance {
     /// tenant's chunks since.
     fn tenant_index(&self, scope: &TenantScope) -> Result<SharedIndex, ApplianceError> {
         // A locked BYOK tenant's index is never served, even one a request that raced the
-        // lock put back in the map (issue 12): the key check refuses it first.
+        // lock put back in the map (issue 12): the key check refuses it first. Before it,
+        // the process role: an enterprise tenant's data opens in its own process only.
+        self.check_process_role(scope.tenant_id())?;
         self.store.data_key(scope)?;
         let version = self.store.data_version()?;
         let cached = {
