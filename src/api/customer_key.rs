@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
 
 /// The paths below a tenant that a platform admin may call (the gateway lets them through
 /// to these handlers, which check the role themselves).
-pub const PLATFORM_SUBROUTES: [&str; 2] = ["customer-key", "lock"];
+pub const PLATFORM_SUBROUTES: [&str; 3] = ["customer-key", "lock", "model"];
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

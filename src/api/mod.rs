@@ -18,6 +18,7 @@ mod lanes;
 pub mod metrics;
 mod openai;
 mod ops;
+mod private_model;
 pub mod processes;
 mod query;
 mod tenants;
@@ -365,6 +366,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(tenants::router())
         .merge(customer_key::router())
+        .merge(private_model::router())
         .merge(documents::router())
         .merge(query::router())
         .merge(audit::router())

@@ -48,6 +48,7 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::customer_key::enrol,
         super::customer_key::unlock,
         super::customer_key::lock,
+        super::private_model::pin,
         super::tenants::list_tenants,
         super::tenants::mint_token,
         super::tenants::list_tokens,

@@ -481,6 +481,23 @@ pub(super) enum TenantCommand {
         #[arg(long, value_name = "FILE")]
         key_file: PathBuf,
     },
+    /// Pin an enterprise tenant's own model: a GGUF file on the appliance and its
+    /// SHA-256, loaded only in the tenant's own process (`--clear`: the appliance's model)
+    Model {
+        tenant: String,
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "clear",
+            requires = "sha256"
+        )]
+        gguf: Option<PathBuf>,
+        /// The file's SHA-256 (`sha256sum FILE`), 64 hex digits
+        #[arg(long, value_name = "HEX", requires = "gguf")]
+        sha256: Option<String>,
+        #[arg(long, conflicts_with_all = ["gguf", "sha256"])]
+        clear: bool,
+    },
     /// List tenants
     List {
         #[arg(long)]

@@ -440,3 +440,137 @@ async fn issue_12_a_locked_byok_tenant_has_no_process_until_unlocked_and_lock_en
         "{text}"
     );
 }
+
+fn sha256_hex(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+async fn pin_model(
+    server: &Server,
+    tenant: &str,
+    token: &str,
+    gguf: &str,
+    sha256: &str,
+) -> (u16, Value) {
+    send(
+        client()
+            .put(server.url(&format!("/v1/tenants/{tenant}/model")))
+            .bearer_auth(token)
+            .json(&json!({"gguf": gguf, "sha256": sha256})),
+    )
+    .await
+}
+
+fn doctor(server: &Server) -> String {
+    let output = std::process::Command::new(binary())
+        .arg("--data-dir")
+        .arg(server.data.path())
+        .arg("--models-dir")
+        .arg(models_dir())
+        .arg("doctor")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_an_enterprise_tenant_answers_with_its_own_pinned_model_or_says_which_it_needs() {
+    let server = Server::start(&[]);
+    let enterprise = create(&server, "Gamma Bottling", "enterprise").await;
+    let standard = create(&server, "Delta Freight", "standard").await;
+    let editor = server.caller(&enterprise, "erin", &["editor"]);
+    let (status, body) = editor.upload("supply.txt", contract(), true).await;
+    assert_eq!(status, 201, "{body}");
+    // The shipped SmolLM2 under another name: the tenant's own file.
+    let models = tempfile::tempdir().unwrap();
+    let private = models.path().join("gamma-private.gguf");
+    std::fs::copy(
+        models_dir().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        &private,
+    )
+    .unwrap();
+    let right = sha256_hex(&private);
+    let wrong = "0".repeat(64);
+    let platform = server.platform_token();
+    let gguf = private.to_str().unwrap();
+
+    // Platform admins only, enterprise only, a real checksum only.
+    let admin = server.caller(&enterprise, "alice", &["admin"]);
+    let (status, body) = pin_model(&server, &enterprise, &admin.token, gguf, &right).await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = pin_model(&server, &standard, &platform, gguf, &right).await;
+    assert_error(status, &body, 409, "conflict");
+    let (status, body) = pin_model(&server, &enterprise, &platform, gguf, "abc").await;
+    assert_error(status, &body, 400, "invalid_request");
+
+    // A wrong checksum: the ask says which file and checksum the tenant needs.
+    let (status, body) = pin_model(&server, &enterprise, &platform, gguf, &wrong).await;
+    assert_eq!(status, 200, "{body}");
+    let question = json!({"question": "What must the supplier keep secret?"});
+    let (status, body) = editor.post("/ask", question.clone()).await;
+    assert_error(status, &body, 503, "model_unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(gguf) && message.contains(&wrong) && message.contains(&right),
+        "{message}"
+    );
+    let report = doctor(&server);
+    assert!(
+        report.lines().any(|line| line.starts_with("FAIL")
+            && line.contains(&enterprise)
+            && line.contains(&wrong)),
+        "{report}"
+    );
+    // Its searches never needed the model.
+    let (status, body, _, _) = search(&editor).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Pinned right (with the command line, beside the running server): it answers.
+    cli(
+        server.data.path(),
+        &[
+            "tenant",
+            "model",
+            &enterprise,
+            "--gguf",
+            gguf,
+            "--sha256",
+            &right,
+        ],
+    );
+    let (status, body, pid, _) = exchange(
+        editor
+            .request(reqwest::Method::POST, "/ask")
+            .json(&question),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(pid.is_some(), "answered in the tenant's own process");
+    let report = doctor(&server);
+    assert!(
+        report.lines().any(|line| line.starts_with("ok")
+            && line.contains(&enterprise)
+            && line.contains(&right)),
+        "{report}"
+    );
+
+    // A missing file: named, with its checksum.
+    let missing = models.path().join("gone.gguf");
+    let (status, body) = pin_model(
+        &server,
+        &enterprise,
+        &platform,
+        missing.to_str().unwrap(),
+        &right,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = editor.post("/ask", question).await;
+    assert_error(status, &body, 503, "model_unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(missing.to_str().unwrap()) && message.contains(&right),
+        "{message}"
+    );
+}
