@@ -574,3 +574,57 @@ async fn issue_12_an_enterprise_tenant_answers_with_its_own_pinned_model_or_says
         "{message}"
     );
 }
+
+async fn change_tier(server: &Server, tenant: &str, tier: &str) {
+    let (status, body) = send(
+        client()
+            .patch(server.url(&format!("/v1/tenants/{tenant}")))
+            .bearer_auth(server.platform_token())
+            .json(&json!({"tier": tier})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_a_tier_change_moves_a_tenant_into_and_out_of_its_own_process() {
+    let server = Server::start(&[]);
+    let tenant = create(&server, "Gamma Bottling", "standard").await;
+    let editor = server.caller(&tenant, "erin", &["editor"]);
+    let (status, body) = editor.upload("supply.txt", contract(), true).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body, pid, _) = search(&editor).await;
+    assert_eq!((status, pid), (200, None), "{body}");
+
+    change_tier(&server, &tenant, "enterprise").await;
+    let (status, body, pid, _) = search(&editor).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(finds_marker(&body), "{body}");
+    let child = pid.expect("an enterprise tenant is served by its own process");
+    let text = metrics(&server).await;
+    assert_eq!(metric(&text, "bulkhead_open_tenants"), 0, "{text}");
+
+    change_tier(&server, &tenant, "premium").await;
+    assert!(!alive(child), "its process outlived the tier change");
+    let (status, body, pid, _) = search(&editor).await;
+    assert_eq!((status, pid), (200, None), "{body}");
+    assert!(finds_marker(&body), "{body}");
+
+    change_tier(&server, &tenant, "enterprise").await;
+    let (_, _, pid, _) = search(&editor).await;
+    let child = pid.unwrap();
+    let (status, body) = send(
+        client()
+            .delete(server.url(&format!("/v1/tenants/{tenant}")))
+            .bearer_auth(server.platform_token()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!alive(child), "its process outlived the tenant");
+    let text = metrics(&server).await;
+    assert_eq!(
+        metric(&text, "bulkhead_tenant_processes_running"),
+        0,
+        "{text}"
+    );
+}
