@@ -89,6 +89,21 @@ pub struct Config {
     /// clause's best sentence, quoted. Measured with `cargo bench --bench eval`
     /// (`EVAL_CLAUSE_MODEL`): the same clauses cited, without the model's seconds.
     pub model_for_clauses: bool,
+    /// Which tenants this process may open (issue 12, enterprise processes).
+    pub process_role: ProcessRole,
+}
+
+/// Which tenants a process serves (issue 12): every one (the CLI, library users), every
+/// one but the enterprise tenants (`bulkhead serve`, whose enterprise tenants each have a
+/// process of their own), or one enterprise tenant only (that process).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ProcessRole {
+    #[default]
+    InProcess,
+    /// The appliance's main server: never opens an enterprise tenant's indexes.
+    Supervisor,
+    /// An enterprise tenant's own process: opens that tenant only.
+    Tenant(crate::ids::TenantId),
 }
 
 impl Config {
@@ -111,6 +126,7 @@ impl Config {
             answer_top_k: 3,
             max_answer_tokens: 48,
             model_for_clauses: false,
+            process_role: ProcessRole::InProcess,
         }
     }
 

@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
 
 /// The paths below a tenant that a platform admin may call (the gateway lets them through
 /// to these handlers, which check the role themselves).
-pub const PLATFORM_SUBROUTES: [&str; 2] = ["customer-key", "lock"];
+pub const PLATFORM_SUBROUTES: [&str; 3] = ["customer-key", "lock", "model"];
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,9 +50,15 @@ pub async fn enrol(
         .map_err(|_| ApiError::NotFound("no tenant with this id".into()))?;
     let appliance = state.appliance.clone();
     let actor = state.appliance.pseudonym(None, &principal.subject);
+    let enrolled = tenant_id.clone();
     let recipient = state
-        .blocking(move || Ok(appliance.enrol_customer_key(&tenant_id, &body.recipient, &actor)?))
+        .blocking(move || Ok(appliance.enrol_customer_key(&enrolled, &body.recipient, &actor)?))
         .await?;
+    // Issue 12: the tenant's own process held the data key: it goes, and the tenant is
+    // locked there too (no process until its admin unlocks it).
+    if let Some(processes) = &state.processes {
+        processes.stop_and_forget(&tenant_id).await;
+    }
     Ok(Json(wire::CustomerKey {
         tenant_id: requested,
         customer_key: recipient.as_str().to_owned(),
@@ -84,12 +90,21 @@ pub async fn unlock(
     let scope = admin.scope.clone();
     let tenant_id = scope.tenant_id().clone();
     let identity = zeroize::Zeroizing::new(body.identity);
+    let handover = identity.clone();
     let unlocked = state
         .blocking(move || {
             appliance.unlock_tenant(&scope, &identity, &actor)?;
             Ok(appliance.customer_recipient(scope.tenant_id())?)
         })
         .await;
+    if unlocked.is_ok()
+        && let Some(processes) = &state.processes
+    {
+        // Issue 12: the tenant's own process holds the key; this one lets go of it and
+        // keeps only the identity, to hand each of the tenant's processes on its stdin.
+        state.appliance.release_tenant(&tenant_id);
+        processes.unlocked(&tenant_id, handover).await;
+    }
     match unlocked {
         Ok(recipient) => Ok(Json(wire::CustomerKey {
             tenant_id: tenant_id.to_string(),
@@ -136,12 +151,17 @@ pub async fn lock(
             (admin.scope.tenant_id().clone(), admin.actor(&state))
         };
     let appliance = state.appliance.clone();
+    let locked = tenant_id.clone();
     let recipient = state
         .blocking(move || {
-            appliance.lock_tenant(&tenant_id, &actor)?;
-            Ok(appliance.customer_recipient(&tenant_id)?)
+            appliance.lock_tenant(&locked, &actor)?;
+            Ok(appliance.customer_recipient(&locked)?)
         })
         .await?;
+    // Issue 12: the tenant's own process, which held the key, is gone before this answers.
+    if let Some(processes) = &state.processes {
+        processes.stop_and_forget(&tenant_id).await;
+    }
     Ok(Json(wire::CustomerKey {
         tenant_id: requested,
         customer_key: recipient.unwrap_or_default(),

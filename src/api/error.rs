@@ -42,6 +42,9 @@ pub enum ApiError {
     UnlockRefused {
         retry_after_seconds: u64,
     },
+    /// An enterprise tenant's own model is missing or not the pinned file (issue 12): the
+    /// message names the file and checksum it needs.
+    ModelUnavailable(String),
 }
 
 impl ApiError {
@@ -137,6 +140,11 @@ impl ApiError {
                     "this key does not open the tenant's data key: give the age identity (AGE-SECRET-KEY-1...) whose recipient was enrolled",
                 ),
             ),
+            ApiError::ModelUnavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "model_unavailable",
+                Borrowed(message),
+            ),
             ApiError::UnlockRefused {
                 retry_after_seconds,
             } => (
@@ -181,6 +189,11 @@ impl IntoResponse for ApiError {
             && let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if let ApiError::ModelUnavailable(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
         response
     }
@@ -252,6 +265,13 @@ impl From<ApplianceError> for ApiError {
             ) => internal(&error),
             ApplianceError::Index(error) => internal(&error),
             error @ ApplianceError::Signing(_) => internal(&error),
+            ApplianceError::PrivateModel(message) => ApiError::ModelUnavailable(message),
+            ApplianceError::ServedElsewhere(message) => {
+                tracing::warn!(%message, "request reached a process that does not serve its tenant");
+                ApiError::Overloaded {
+                    retry_after_seconds: 1,
+                }
+            }
             ApplianceError::UnlockRefused {
                 retry_after_seconds,
             } => ApiError::UnlockRefused {

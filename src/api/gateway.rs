@@ -24,8 +24,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState, audit_mismatch, authenticate, peer};
 use crate::auth::tokens::Role;
-use crate::ids::DocumentId;
+use crate::ids::{DocumentId, TenantId};
 use crate::isolation::{Layer, enabled};
+use crate::store::Tier;
 
 /// Largest JSON body the gateway inspects; larger ones are refused (no JSON route takes
 /// anything near this).
@@ -35,18 +36,40 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if !enabled(Layer::Gateway) {
         return next.run(request).await;
     }
+    let peer = peer(request.extensions());
     match check(&state, request).await {
-        Ok(request) => next.run(request).await,
+        Ok((request, None)) => next.run(request).await,
+        // An enterprise tenant's request goes to its own process (issue 12).
+        Ok((request, Some(tenant_id))) => match &state.processes {
+            Some(processes) => {
+                super::processes::forward(&state, processes, &tenant_id, peer, request)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            }
+            None => next.run(request).await,
+        },
         Err(error) => error.into_response(),
     }
 }
 
-async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> {
+/// The request if it may pass, with the enterprise tenant whose own process must serve
+/// it (when the main server runs such processes).
+async fn check(
+    state: &AppState,
+    request: Request,
+) -> Result<(Request, Option<TenantId>), ApiError> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.split('/').collect();
+    if matches!(
+        segments.as_slice(),
+        ["", "v1", "models"] | ["", "v1", "chat", "completions"]
+    ) {
+        let tenant = openai_forward(state, &request);
+        return Ok((request, tenant));
+    }
     // ["", "v1", "tenants", "{t}", ...]: only a tenant's own routes.
     if segments.len() < 4 || segments[1] != "v1" || segments[2] != "tenants" {
-        return Ok(request);
+        return Ok((request, None));
     }
     let peer = peer(request.extensions());
     let principal = authenticate(state, request.headers(), peer, &path)?;
@@ -67,6 +90,9 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
         None if platform_route && principal.has_any(&[Role::PlatformAdmin]) => {}
         None => return Err(ApiError::Forbidden),
     }
+    // The tenant's data routes, not its record, key enrolment, lock or unlock (which the
+    // main server handles, stopping or starting the process).
+    let data_route = !platform_route && rest != ["unlock"] && principal.tenant_id.is_some();
     let lower = path.to_ascii_lowercase();
     let tricks = ["%2f", "%5c", "%2e", "%00", "%25", "\\"];
     if tricks.iter().any(|trick| lower.contains(trick))
@@ -82,13 +108,18 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
     {
         return Err(ApiError::NotFound("no document with this id".into()));
     }
+    let forward = if data_route {
+        enterprise(state, requested)
+    } else {
+        None
+    };
     let is_json = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/json"));
     if !is_json {
-        return Ok(request);
+        return Ok((request, forward));
     }
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
@@ -110,7 +141,25 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
                 .into(),
         ));
     }
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    Ok((Request::from_parts(parts, Body::from(bytes)), forward))
+}
+
+/// The tenant, when it is an enterprise tenant and this server runs enterprise tenants
+/// in their own processes.
+fn enterprise(state: &AppState, tenant: &str) -> Option<TenantId> {
+    let processes = state.processes.as_ref()?;
+    let tenant_id = TenantId::try_from(tenant).ok()?;
+    let record = state.appliance.find_tenant(&tenant_id).ok()?;
+    (record.tier == Tier::Enterprise && processes.serves(state, &tenant_id)).then_some(tenant_id)
+}
+
+/// The OpenAI-compatible routes name no tenant: the token's tenant is the one. A token
+/// that does not verify is left to the handler here (which answers and audits it).
+fn openai_forward(state: &AppState, request: &Request) -> Option<TenantId> {
+    state.processes.as_ref()?;
+    let principal =
+        super::bearer(request.headers()).and_then(|token| state.verifier.verify(token).ok())?;
+    enterprise(state, principal.tenant_id?.as_str())
 }
 
 fn names_a_tenant(value: &serde_json::Value) -> bool {

@@ -18,6 +18,8 @@ mod lanes;
 pub mod metrics;
 mod openai;
 mod ops;
+mod private_model;
+pub mod processes;
 mod query;
 mod tenants;
 mod web;
@@ -114,6 +116,10 @@ pub struct AppState {
     rate: Arc<Mutex<HashMap<String, Bucket>>>,
     failures: Arc<FailureLimiter>,
     uploads: Arc<Semaphore>,
+    /// The main server's enterprise tenants' processes (issue 12), when it runs them.
+    processes: Option<Arc<processes::TenantProcesses>>,
+    /// In an enterprise tenant's own process: that tenant, the only one it serves.
+    tenant_process: Option<crate::ids::TenantId>,
 }
 
 impl AppState {
@@ -148,7 +154,21 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             indexer: Arc::new(Notify::new()),
             rate: Arc::new(Mutex::new(HashMap::new())),
+            processes: None,
+            tenant_process: None,
         }
+    }
+
+    /// The main server: enterprise tenants run in processes of their own (issue 12).
+    pub fn with_tenant_processes(mut self, processes: Arc<processes::TenantProcesses>) -> AppState {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// An enterprise tenant's own process: it serves `tenant_id` only.
+    pub fn serving_only(mut self, tenant_id: crate::ids::TenantId) -> AppState {
+        self.tenant_process = Some(tenant_id);
+        self
     }
 
     /// Runs CPU-heavy work on a blocking thread, within the bounded inference lane (fair
@@ -346,6 +366,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(tenants::router())
         .merge(customer_key::router())
+        .merge(private_model::router())
         .merge(documents::router())
         .merge(query::router())
         .merge(audit::router())
@@ -360,6 +381,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            processes::only_own_tenant,
         ))
         .with_state(state)
 }

@@ -25,10 +25,11 @@ async fn healthz() -> impl IntoResponse {
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&state.appliance.open_tenant_stats()),
-    )
+    let mut text = state.metrics.render(&state.appliance.open_tenant_stats());
+    if let Some(processes) = &state.processes {
+        text.push_str(&processes.render_metrics());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", responses((status = 200, description = "the appliance's public signing keys (OKP/Ed25519)")))]
@@ -47,6 +48,7 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::customer_key::enrol,
         super::customer_key::unlock,
         super::customer_key::lock,
+        super::private_model::pin,
         super::tenants::list_tenants,
         super::tenants::mint_token,
         super::tenants::list_tokens,

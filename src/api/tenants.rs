@@ -359,6 +359,10 @@ pub async fn delete_tenant(
     let appliance = state.appliance.clone();
     let signer = state.signer.clone();
     let actor = state.appliance.pseudonym(None, &principal.subject);
+    // An enterprise tenant's own process goes first (issue 12).
+    if let Some(processes) = &state.processes {
+        processes.stop_and_forget(&tenant_id).await;
+    }
     let deleted = state
         .blocking(move || Ok(appliance.delete_tenant(&tenant_id, &actor, &signer)?))
         .await?;
@@ -395,8 +399,19 @@ pub async fn change_tier(
         .map_err(|_| ApiError::NotFound("no tenant with this id".into()))?;
     let appliance = state.appliance.clone();
     let actor = state.appliance.pseudonym(None, &principal.subject);
+    let changed = tenant_id.clone();
     let tenant = state
-        .blocking(move || Ok(appliance.change_tier(&tenant_id, tier, &actor)?))
+        .blocking(move || Ok(appliance.change_tier(&changed, tier, &actor)?))
         .await?;
+    // Issue 12: an enterprise tenant is served by its own process from its next request
+    // (this process lets go of its index and key now); one that leaves enterprise comes
+    // back here, its process stopped.
+    if let Some(processes) = &state.processes {
+        if tenant.tier == Tier::Enterprise {
+            state.appliance.release_tenant(&tenant_id);
+        } else {
+            processes.stop_and_forget(&tenant_id).await;
+        }
+    }
     Ok(Json(wire::Tenant::from(&tenant)))
 }

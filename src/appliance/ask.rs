@@ -56,6 +56,8 @@ impl Appliance {
         let question = validate_query(question)?;
         let top_k = top_k.unwrap_or(self.config.answer_top_k).clamp(1, 8);
         let tenant = self.store.find_tenant(scope.tenant_id())?;
+        // The tenant's own model (issue 12) must be there before anything is answered.
+        self.require_private_model(scope.tenant_id())?;
         let mut timings = Timings::default();
         let ungrounded = |reason: Ungrounded, mut timings: Timings| {
             timings.total_ms = started.elapsed().as_millis() as u64;
@@ -105,7 +107,7 @@ impl Appliance {
             on_token(piece)
         };
         let (checked, generation) =
-            self.generate_checked(&messages, &excerpts, &citable, &mut stream)?;
+            self.generate_checked(scope, &messages, &excerpts, &citable, &mut stream)?;
         timings.generate_ms = generate_started.elapsed().as_millis() as u64;
         timings.prompt_tokens = generation.prompt_tokens;
         timings.answer_tokens = generation.generated_tokens;
@@ -305,12 +307,13 @@ impl Appliance {
     /// the final answer withholds.
     fn generate_checked(
         &self,
+        scope: &TenantScope,
         messages: &[crate::llm::ChatMessage],
         excerpts: &[ChunkRecord],
         citable: &[bool],
         stream: &mut dyn FnMut(&str) -> bool,
     ) -> Result<(answer::SentenceGate, crate::llm::Generation), ApplianceError> {
-        let generator = self.generator()?;
+        let generator = self.generator_for(scope.tenant_id())?;
         let options = GenerateOptions {
             max_new_tokens: self.config.max_answer_tokens,
             stop_sequences: vec!["\n\n".into(), "Question:".into()],

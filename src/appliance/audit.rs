@@ -39,7 +39,15 @@ impl Appliance {
 
     /// A keyed pseudonym of a user of this tenant (or of the platform when `None`).
     pub fn pseudonym(&self, tenant_id: Option<&TenantId>, subject: &str) -> String {
-        self.store.pseudonym(tenant_id, subject)
+        let pseudonym = self.store.pseudonym(tenant_id, subject);
+        // The main server keeps no enterprise tenant's data key (issue 12): the one just
+        // used (unwrapped to key the pseudonym) is dropped again at once.
+        if let Some(tenant_id) = tenant_id
+            && !self.served_here(tenant_id).unwrap_or(true)
+        {
+            self.store.lock_tenant(tenant_id);
+        }
+        pseudonym
     }
 
     /// The tenant's audit events, oldest first.

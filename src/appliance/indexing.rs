@@ -14,6 +14,10 @@ impl Appliance {
             if self.store.tenant_locked(&tenant_id)? {
                 continue;
             }
+            // An enterprise tenant's documents are indexed by its own process (issue 12).
+            if !self.served_here(&tenant_id)? {
+                continue;
+            }
             let scope = auth::operator_scope(tenant_id, OperatorReason::IndexingJob);
             match self.run_jobs(&scope, false, &mut |_| {})? {
                 Some(outcomes) => processed += outcomes.len(),

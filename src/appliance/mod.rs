@@ -34,11 +34,14 @@ mod documents;
 mod indexing;
 mod open_tenants;
 mod presence;
+mod private_model;
+mod process_role;
 mod retrieval;
 mod tenants;
 mod typed;
 
 pub use open_tenants::{EvictionReason, OpenTenantStats};
+pub use private_model::check_model_file;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplianceError {
@@ -67,6 +70,12 @@ pub enum ApplianceError {
         "too many wrong customer keys for this tenant: unlocking is refused for {retry_after_seconds} s"
     )]
     UnlockRefused { retry_after_seconds: u64 },
+    /// The tenant is served by another process (issue 12: an enterprise tenant's own).
+    #[error("{0}")]
+    ServedElsewhere(String),
+    /// The tenant's own model (issue 12) is missing or is not the pinned file.
+    #[error("{0}")]
+    PrivateModel(String),
 }
 
 /// The outcome of indexing one queued document.
@@ -145,6 +154,8 @@ pub struct Appliance {
     embedder: Mutex<Option<Arc<Embedder>>>,
     chunker: Mutex<Option<Arc<Chunker>>>,
     generator: Mutex<Option<Arc<Generator>>>,
+    // The last tenant's own model (issue 12), with the pin it was checked against.
+    private_generator: Mutex<Option<(crate::store::PrivateModel, Arc<Generator>)>>,
     open_tenants: Mutex<HashMap<TenantId, OpenTenant>>,
     evictions: open_tenants::Evictions,
     // One indexing run at a time (std mutex, held on a blocking thread for the run): the
@@ -171,6 +182,7 @@ impl Appliance {
             embedder: Mutex::new(None),
             chunker: Mutex::new(None),
             generator: Mutex::new(None),
+            private_generator: Mutex::new(None),
             open_tenants: Mutex::new(HashMap::new()),
             evictions: open_tenants::Evictions::default(),
             indexing: Mutex::new(()),
@@ -219,7 +231,9 @@ impl Appliance {
     /// tenant's chunks since.
     fn tenant_index(&self, scope: &TenantScope) -> Result<SharedIndex, ApplianceError> {
         // A locked BYOK tenant's index is never served, even one a request that raced the
-        // lock put back in the map (issue 12): the key check refuses it first.
+        // lock put back in the map (issue 12): the key check refuses it first. Before it,
+        // the process role: an enterprise tenant's data opens in its own process only.
+        self.check_process_role(scope.tenant_id())?;
         self.store.data_key(scope)?;
         let version = self.store.data_version()?;
         let cached = {

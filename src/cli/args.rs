@@ -253,6 +253,22 @@ pub(super) struct ServeArgs {
     /// [default: 900]
     #[arg(long, env = "BULKHEAD_OPEN_INDEX_IDLE_SECONDS")]
     pub(super) open_index_idle_seconds: Option<u64>,
+    /// Address space (RLIMIT_AS) of each enterprise tenant's own process, in bytes
+    /// [default: 8 GiB]
+    #[arg(long, env = "BULKHEAD_ENTERPRISE_MEMORY_LIMIT_BYTES")]
+    pub(super) enterprise_memory_limit_bytes: Option<u64>,
+    /// Seconds between health checks of each enterprise tenant's process [default: 5]
+    #[arg(long, env = "BULKHEAD_ENTERPRISE_HEALTH_INTERVAL")]
+    pub(super) enterprise_health_interval: Option<u64>,
+    /// Seconds an enterprise tenant's process may take to answer a health check before
+    /// it is killed and restarted [default: 10]
+    #[arg(long, env = "BULKHEAD_ENTERPRISE_HEALTH_TIMEOUT")]
+    pub(super) enterprise_health_timeout: Option<u64>,
+    /// Internal: this process is an enterprise tenant's own, started by `serve`, which
+    /// writes its tenant on stdin
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub(super) tenant_process: bool,
 }
 
 /// One trusted identity provider: an `[[identity_provider]]` table of the config file.
@@ -316,7 +332,10 @@ impl ServeArgs {
             failure_burst,
             failure_window,
             open_index_budget_bytes,
-            open_index_idle_seconds
+            open_index_idle_seconds,
+            enterprise_memory_limit_bytes,
+            enterprise_health_interval,
+            enterprise_health_timeout
         );
         if self.jwks_tenant.is_empty() {
             self.jwks_tenant = file.jwks_tenant;
@@ -461,6 +480,23 @@ pub(super) enum TenantCommand {
         /// A file holding the customer's age identity (`AGE-SECRET-KEY-1...`)
         #[arg(long, value_name = "FILE")]
         key_file: PathBuf,
+    },
+    /// Pin an enterprise tenant's own model: a GGUF file on the appliance and its
+    /// SHA-256, loaded only in the tenant's own process (`--clear`: the appliance's model)
+    Model {
+        tenant: String,
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "clear",
+            requires = "sha256"
+        )]
+        gguf: Option<PathBuf>,
+        /// The file's SHA-256 (`sha256sum FILE`), 64 hex digits
+        #[arg(long, value_name = "HEX", requires = "gguf")]
+        sha256: Option<String>,
+        #[arg(long, conflicts_with_all = ["gguf", "sha256"])]
+        clear: bool,
     },
     /// List tenants
     List {

@@ -27,6 +27,7 @@ pub(super) fn doctor(
     let mut verdicts = vec![cpu()];
     verdicts.extend(models(config));
     verdicts.extend(keys(&config.data_dir));
+    verdicts.extend(private_models(config));
     verdicts.push(disk(&config.data_dir));
     verdicts.extend(tls(tls_cert.as_deref(), tls_key.as_deref()));
     let mut failed = 0;
@@ -76,6 +77,30 @@ fn cpu() -> Verdict {
     {
         Verdict::Ok(format!("CPU architecture {}", std::env::consts::ARCH))
     }
+}
+
+/// Enterprise tenants' own models (issue 12): each pinned file present with its checksum.
+/// Reads the pins only (no tenant data); nothing when the data directory is not ready.
+fn private_models(config: &Config) -> Vec<Verdict> {
+    let Ok(appliance) = crate::appliance::Appliance::open(config.clone()) else {
+        return Vec::new();
+    };
+    let Ok(models) = appliance.private_models() else {
+        return Vec::new();
+    };
+    models
+        .into_iter()
+        .map(
+            |(tenant, model)| match crate::appliance::check_model_file(&model) {
+                Ok(()) => Verdict::Ok(format!(
+                    "tenant {tenant}'s own model {} (sha256 {})",
+                    model.path.display(),
+                    model.sha256
+                )),
+                Err(problem) => Verdict::Fail(format!("tenant {tenant}: {problem}")),
+            },
+        )
+        .collect()
 }
 
 fn models(config: &Config) -> Vec<Verdict> {

@@ -250,6 +250,29 @@ fn tenant(config: Config, command: TenantCommand) -> Result<(), UserFailure> {
                 "tenant {tenant_id}: the customer key opens its data key; unlocked in this process only (unlock a running server with POST /v1/tenants/{tenant_id}/unlock)"
             );
         }
+        TenantCommand::Model {
+            tenant,
+            gguf,
+            sha256,
+            clear: _,
+        } => {
+            let tenant_id = tenant_id(&tenant)?;
+            let model = match (gguf, sha256) {
+                (Some(path), Some(sha256)) => Some(crate::store::PrivateModel {
+                    path: std::path::absolute(&path).unwrap_or(path),
+                    sha256,
+                }),
+                _ => None,
+            };
+            match appliance.set_private_model(&tenant_id, model, "operator")? {
+                Some(model) => println!(
+                    "tenant {tenant_id}: answers with {} (sha256 {}) in its own process",
+                    model.path.display(),
+                    model.sha256
+                ),
+                None => println!("tenant {tenant_id}: answers with the appliance's model"),
+            }
+        }
         TenantCommand::Tier { tenant, tier, json } => {
             let tenant = appliance.change_tier(&tenant_id(&tenant)?, tier.into(), "operator")?;
             if json {

@@ -1,11 +1,13 @@
 //! `bulkhead serve` and `bulkhead certificate verify`.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
 
 use crate::appliance::Appliance;
 use crate::auth::tokens::{IssuerPolicy, Role};
-use crate::config::Config;
+use crate::config::{Config, ProcessRole};
 use crate::ids::TenantId;
 
 use super::UserFailure;
@@ -72,6 +74,16 @@ pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailu
             "TLS needs both --tls-cert and --tls-key".into(),
         ));
     }
+    // An enterprise tenant's own process (issue 12) reads its tenant first: it opens
+    // that tenant only.
+    let spec = if args.tenant_process {
+        let spec = read_child_spec()?;
+        config.process_role = ProcessRole::Tenant(spec.0.clone());
+        Some(spec)
+    } else {
+        config.process_role = ProcessRole::Supervisor;
+        None
+    };
     let appliance = std::sync::Arc::new(Appliance::open(config.clone())?);
     let signer = Signer::load(&config.data_dir).map_err(|error| failure(&error))?;
     let mut verifier = Verifier::new(&signer);
@@ -86,13 +98,58 @@ pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailu
         let count = verifier
             .trust_identity_provider(&jwks, policy)
             .map_err(|error| failure(&error))?;
-        eprintln!(
-            "trusting {count} keys of identity provider {issuer} ({binding}{operator}) from {}",
-            jwks.display()
-        );
+        if spec.is_none() {
+            eprintln!(
+                "trusting {count} keys of identity provider {issuer} ({binding}{operator}) from {}",
+                jwks.display()
+            );
+        }
     }
+    let state = crate::api::AppState::new(appliance.clone(), signer, verifier, limits(&args));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| failure(&error))?;
+    if let Some((tenant_id, socket, identity)) = spec {
+        if let Some(identity) = identity {
+            appliance.adopt_customer_key(&tenant_id, &identity)?;
+        }
+        let state = state.serving_only(tenant_id);
+        return runtime.block_on(serve_tenant_process(socket, state));
+    }
+    let processes = crate::api::processes::TenantProcesses::new(process_settings(&config, &args)?)
+        .map_err(|error| failure(&error))?;
+    let state = state.with_tenant_processes(processes);
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(certificate), Some(private_key)) => Some(crate::server::TlsFiles {
+            certificate,
+            private_key,
+        }),
+        _ => None,
+    };
+    runtime.block_on(async move {
+        let server = crate::server::Server::bind(&listen, tls.as_ref(), state)
+            .await
+            .map_err(|error| failure(&error))?;
+        let address = server.local_addr().map_err(|error| failure(&error))?;
+        let scheme = if server.is_tls() { "https" } else { "http" };
+        println!("listening on {scheme}://{address}");
+        let _ = std::io::stdout().flush();
+        server
+            .run(crate::server::shutdown_signal())
+            .await
+            .map_err(|error| failure(&error))
+    })
+}
+
+/// The HTTP edge's limits from the options.
+fn limits(args: &ServeArgs) -> crate::api::Limits {
     let defaults = crate::api::Limits::default();
-    let limits = crate::api::Limits {
+    crate::api::Limits {
         inference_workers: args
             .inference_workers
             .unwrap_or(defaults.inference_workers)
@@ -121,36 +178,93 @@ pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailu
         },
         header_read_timeout: seconds(args.header_timeout).unwrap_or(defaults.header_read_timeout),
         idle_timeout: seconds(args.idle_timeout).unwrap_or(defaults.idle_timeout),
-    };
-    let listen = args
-        .listen
-        .clone()
-        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let state = crate::api::AppState::new(appliance, signer, verifier, limits);
-    let tls = match (args.tls_cert, args.tls_key) {
-        (Some(certificate), Some(private_key)) => Some(crate::server::TlsFiles {
-            certificate,
-            private_key,
-        }),
-        _ => None,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| failure(&error))?;
-    runtime.block_on(async move {
-        let server = crate::server::Server::bind(&listen, tls.as_ref(), state)
-            .await
-            .map_err(|error| failure(&error))?;
-        let address = server.local_addr().map_err(|error| failure(&error))?;
-        let scheme = if server.is_tls() { "https" } else { "http" };
-        println!("listening on {scheme}://{address}");
-        let _ = std::io::stdout().flush();
-        server
-            .run(crate::server::shutdown_signal())
-            .await
-            .map_err(|error| failure(&error))
+    }
+}
+
+/// Default address space of an enterprise tenant's process: room for the models, its
+/// indexes and the thread stacks.
+const DEFAULT_ENTERPRISE_MEMORY: u64 = 8 << 30;
+
+/// How the main server runs enterprise tenants' processes: this binary, with the
+/// arguments it was started with.
+fn process_settings(
+    config: &Config,
+    args: &ServeArgs,
+) -> Result<crate::api::processes::ProcessSettings, UserFailure> {
+    let program = std::env::current_exe()
+        .map_err(|error| UserFailure(format!("cannot find this program's path: {error}")))?;
+    let socket_dir = config.data_dir.join("processes");
+    // A Unix socket's path is at most 107 bytes.
+    if socket_dir.as_os_str().len() + 32 > 107 {
+        return Err(UserFailure(format!(
+            "the data directory's path is too long for the enterprise tenants' sockets under {}: use a shorter one",
+            socket_dir.display()
+        )));
+    }
+    Ok(crate::api::processes::ProcessSettings {
+        program,
+        args: std::env::args_os().skip(1).collect(),
+        socket_dir,
+        memory_limit_bytes: args
+            .enterprise_memory_limit_bytes
+            .unwrap_or(DEFAULT_ENTERPRISE_MEMORY)
+            .max(256 << 20),
+        health_interval: seconds(args.enterprise_health_interval)
+            .unwrap_or(std::time::Duration::from_secs(5)),
+        health_timeout: seconds(args.enterprise_health_timeout)
+            .unwrap_or(std::time::Duration::from_secs(10)),
+        start_timeout: std::time::Duration::from_secs(30),
     })
+}
+
+/// An enterprise tenant's process: its tenant, socket and (BYOK) customer identity, one
+/// JSON line on stdin from the main server.
+fn read_child_spec() -> Result<(TenantId, PathBuf, Option<Zeroizing<String>>), UserFailure> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|error| UserFailure(format!("no tenant on stdin: {error}")))?;
+    let spec: crate::api::processes::ChildSpec = serde_json::from_str(&line)
+        .map_err(|error| UserFailure(format!("the tenant on stdin is malformed: {error}")))?;
+    let tenant_id = TenantId::try_from(spec.tenant_id.as_str())
+        .map_err(|_| UserFailure("the tenant on stdin is not a tenant id".into()))?;
+    Ok((
+        tenant_id,
+        spec.socket,
+        spec.customer_identity.map(Zeroizing::new),
+    ))
+}
+
+/// Serves one enterprise tenant on its Unix socket until the main server closes this
+/// process's stdin (it stopped or died) or SIGTERM.
+async fn serve_tenant_process(
+    socket: PathBuf,
+    state: crate::api::AppState,
+) -> Result<(), UserFailure> {
+    use std::os::unix::fs::PermissionsExt;
+    let failure = |error: &dyn std::fmt::Display| UserFailure(error.to_string());
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket).map_err(|error| failure(&error))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|error| failure(&error))?;
+    let (closed, stdin_closed) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = closed.send(());
+    });
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let shutdown = async move {
+        tokio::select! {
+            () = crate::server::shutdown_signal() => {}
+            _ = stdin_closed => tracing::info!("main server gone: stopping"),
+        }
+    };
+    let result = crate::server::serve_unix(listener, state, shutdown)
+        .await
+        .map_err(|error| failure(&error));
+    let _ = std::fs::remove_file(&socket);
+    result
 }
 
 /// A duration option given in seconds (at least one).

@@ -110,6 +110,52 @@ impl Server {
     }
 }
 
+/// Serves an enterprise tenant's own process (issue 12) on its Unix socket, with the
+/// background indexer (which indexes that tenant only: its `ProcessRole`), until
+/// `shutdown` resolves. The client's address comes from the main server's header.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop_indexer, indexer_stopped) = tokio::sync::watch::channel(false);
+    let indexer = tokio::spawn(run_indexer(state.clone(), indexer_stopped.clone()));
+    let summaries = tokio::spawn(write_failure_summaries(state.clone(), indexer_stopped));
+    let router = api::router(state.clone());
+    let timeouts = ConnectionTimeouts {
+        header_read: state.limits.header_read_timeout,
+        idle: state.limits.idle_timeout,
+    };
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (open_connections, _) = tokio::sync::watch::channel(());
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let (router, stopping) = (router.clone(), stopping.clone());
+                let open = open_connections.subscribe();
+                tokio::spawn(async move {
+                    let _open = open;
+                    connection::serve(stream, local, router, timeouts, stopping).await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), open_connections.closed()).await;
+    let _ = stop_indexer.send(true);
+    let _ = indexer.await;
+    let _ = summaries.await;
+    Ok(())
+}
+
 fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServeError> {
     let tls_error = |error: &dyn std::fmt::Display| ServeError::Tls(error.to_string());
     let read = |path: &Path| {

@@ -33,6 +33,7 @@ pub mod files;
 mod jobs;
 mod master_key;
 mod portable;
+mod private_model;
 mod rows;
 mod tenants;
 mod usage;
@@ -44,6 +45,7 @@ pub use documents::{DOCUMENT_COLUMNS, DocumentRecord, DocumentStatus};
 pub use jobs::{INDEXER_LOCK_FILE, IndexJob, IndexerLock, JOB_LEASE_SECONDS};
 pub use master_key::NEXT_MASTER_KEY_FILE;
 pub use portable::{DocumentImport, ExportedDocument};
+pub use private_model::PrivateModel;
 pub use tenants::{TenantDeletion, TenantRecord, Tier};
 pub use usage::Usage;
 
@@ -156,7 +158,10 @@ CREATE TABLE IF NOT EXISTS tenants (
     wrapped_key BLOB NOT NULL,
     created_at INTEGER NOT NULL,
     -- The customer's age recipient (public) for a BYOK tenant, else NULL (issue 12).
-    customer_recipient TEXT
+    customer_recipient TEXT,
+    -- An enterprise tenant's own GGUF and its SHA-256 (issue 12), else NULL.
+    model_path TEXT,
+    model_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS documents (
     document_id TEXT PRIMARY KEY,
@@ -280,6 +285,8 @@ fn migrate(connection: &Connection) -> Result<(), rusqlite::Error> {
         ("jobs", "lease_until", "INTEGER"),
         ("documents", "content_type_sealed", "BLOB"),
         ("tenants", "customer_recipient", "TEXT"),
+        ("tenants", "model_path", "TEXT"),
+        ("tenants", "model_sha256", "TEXT"),
     ];
     let missing = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
         let count: i64 = connection.query_row(

@@ -14,6 +14,7 @@ mod integrity;
 mod issuers;
 mod openai;
 mod operations;
+mod processes;
 mod scale;
 mod tiers;
 mod web;
