@@ -104,6 +104,30 @@ pub async fn create_tenant(server: &Server, name: &str) -> String {
     body["tenant_id"].as_str().unwrap().to_owned()
 }
 
+/// A tenant of the given tier (`POST /v1/tenants` with `tier`).
+pub async fn create_tenant_with_tier(server: &Server, name: &str, tier: &str) -> String {
+    let (status, body) = send(
+        client()
+            .post(server.url("/v1/tenants"))
+            .bearer_auth(server.platform_token())
+            .json(&serde_json::json!({"name": name, "tier": tier})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["tier"], tier, "{body}");
+    body["tenant_id"].as_str().unwrap().to_owned()
+}
+
+/// The value of an unlabelled line of `/metrics`.
+pub fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        .parse()
+        .unwrap()
+}
+
 pub async fn upload(
     server: &Server,
     tenant: &str,

@@ -14,18 +14,6 @@ use crate::harness::*;
 const MARKER: &str = "ZEPHYRQUARTZ";
 const PROCESS_HEADER: &str = "x-bulkhead-tenant-process";
 
-async fn create(server: &Server, name: &str, tier: &str) -> String {
-    let (status, body) = send(
-        client()
-            .post(server.url("/v1/tenants"))
-            .bearer_auth(server.platform_token())
-            .json(&json!({"name": name, "tier": tier})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body["tenant_id"].as_str().unwrap().to_owned()
-}
-
 fn contract() -> Vec<u8> {
     format!(
         "SUPPLY AGREEMENT\n\n1. Confidentiality. The supplier keeps the {MARKER} formula secret and discloses it to no third party.\n"
@@ -55,6 +43,20 @@ async fn exchange(request: reqwest::RequestBuilder) -> (u16, Value, Option<u32>,
     )
 }
 
+/// Uploads the contract and waits for it to be indexed.
+async fn upload_contract(caller: &Caller<'_>) -> (u16, Value, Option<u32>, Option<String>) {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(contract()).file_name("supply.txt"),
+    );
+    exchange(
+        caller
+            .request(reqwest::Method::POST, "/documents?wait=true")
+            .multipart(form),
+    )
+    .await
+}
+
 async fn search(caller: &Caller<'_>) -> (u16, Value, Option<u32>, Option<String>) {
     exchange(
         caller
@@ -74,15 +76,6 @@ fn finds_marker(body: &Value) -> bool {
 
 async fn metrics(server: &Server) -> String {
     send_text(client().get(server.url("/metrics"))).await
-}
-
-fn metric(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-        .parse()
-        .unwrap()
 }
 
 fn alive(pid: u32) -> bool {
@@ -111,8 +104,8 @@ fn over_socket(server: &Server, tenant: &str, path: &str, token: &str) -> String
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_12_an_enterprise_tenant_is_served_by_its_own_confined_process() {
     let server = Server::start(&["--enterprise-memory-limit-bytes", "6442450944"]);
-    let enterprise = create(&server, "Gamma Bottling", "enterprise").await;
-    let standard = create(&server, "Delta Freight", "standard").await;
+    let enterprise = create_tenant_with_tier(&server, "Gamma Bottling", "enterprise").await;
+    let standard = create_tenant_with_tier(&server, "Delta Freight", "standard").await;
     let text = metrics(&server).await;
     assert_eq!(
         metric(&text, "bulkhead_tenant_processes_running"),
@@ -121,16 +114,7 @@ async fn issue_12_an_enterprise_tenant_is_served_by_its_own_confined_process() {
     );
 
     let editor = server.caller(&enterprise, "erin", &["editor"]);
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(contract()).file_name("supply.txt"),
-    );
-    let (status, body, pid, _) = exchange(
-        editor
-            .request(reqwest::Method::POST, "/documents?wait=true")
-            .multipart(form),
-    )
-    .await;
+    let (status, body, pid, _) = upload_contract(&editor).await;
     assert_eq!(status, 201, "{body}");
     let child = pid.expect("the upload was served by the tenant's own process");
     assert_ne!(child, server.child.id());
@@ -267,8 +251,8 @@ async fn steady_traffic(
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_12_killing_an_enterprise_process_costs_the_other_tenants_nothing() {
     let server = Server::start(&["--rate-limit", "0"]);
-    let enterprise = create(&server, "Gamma Bottling", "enterprise").await;
-    let standard = create(&server, "Delta Freight", "standard").await;
+    let enterprise = create_tenant_with_tier(&server, "Gamma Bottling", "enterprise").await;
+    let standard = create_tenant_with_tier(&server, "Delta Freight", "standard").await;
     let editor = server.caller(&enterprise, "erin", &["editor"]);
     let (status, body) = editor.upload("supply.txt", contract(), true).await;
     assert_eq!(status, 201, "{body}");
@@ -345,7 +329,7 @@ async fn issue_12_a_hung_enterprise_process_is_killed_and_restarted() {
         "--enterprise-health-timeout",
         "1",
     ]);
-    let enterprise = create(&server, "Gamma Bottling", "enterprise").await;
+    let enterprise = create_tenant_with_tier(&server, "Gamma Bottling", "enterprise").await;
     let editor = server.caller(&enterprise, "erin", &["editor"]);
     let (status, body) = editor.upload("supply.txt", contract(), true).await;
     assert_eq!(status, 201, "{body}");
@@ -383,7 +367,7 @@ async fn issue_12_a_hung_enterprise_process_is_killed_and_restarted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_12_a_locked_byok_tenant_has_no_process_until_unlocked_and_lock_ends_it() {
     let server = Server::start(&[]);
-    let enterprise = create(&server, "Gamma Bottling", "enterprise").await;
+    let enterprise = create_tenant_with_tier(&server, "Gamma Bottling", "enterprise").await;
     let identity = CustomerIdentity::generate();
     let (status, body) = send(
         client()
@@ -408,16 +392,7 @@ async fn issue_12_a_locked_byok_tenant_has_no_process_until_unlocked_and_lock_en
         .post("/unlock", json!({"identity": *identity.to_secret_string()}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(contract()).file_name("supply.txt"),
-    );
-    let (status, body, pid, _) = exchange(
-        admin
-            .request(reqwest::Method::POST, "/documents?wait=true")
-            .multipart(form),
-    )
-    .await;
+    let (status, body, pid, _) = upload_contract(&admin).await;
     assert_eq!(status, 201, "{body}");
     let child = pid.expect("served by the tenant's process once unlocked");
     let (status, body, pid, _) = search(&admin).await;
@@ -477,8 +452,8 @@ fn doctor(server: &Server) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_12_an_enterprise_tenant_answers_with_its_own_pinned_model_or_says_which_it_needs() {
     let server = Server::start(&[]);
-    let enterprise = create(&server, "Gamma Bottling", "enterprise").await;
-    let standard = create(&server, "Delta Freight", "standard").await;
+    let enterprise = create_tenant_with_tier(&server, "Gamma Bottling", "enterprise").await;
+    let standard = create_tenant_with_tier(&server, "Delta Freight", "standard").await;
     let editor = server.caller(&enterprise, "erin", &["editor"]);
     let (status, body) = editor.upload("supply.txt", contract(), true).await;
     assert_eq!(status, 201, "{body}");
@@ -589,7 +564,7 @@ async fn change_tier(server: &Server, tenant: &str, tier: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_12_a_tier_change_moves_a_tenant_into_and_out_of_its_own_process() {
     let server = Server::start(&[]);
-    let tenant = create(&server, "Gamma Bottling", "standard").await;
+    let tenant = create_tenant_with_tier(&server, "Gamma Bottling", "standard").await;
     let editor = server.caller(&tenant, "erin", &["editor"]);
     let (status, body) = editor.upload("supply.txt", contract(), true).await;
     assert_eq!(status, 201, "{body}");

@@ -9,7 +9,9 @@ use bulkhead::appliance::Appliance;
 use bulkhead::config::Config;
 use bulkhead::store::Tier;
 
-use crate::harness::{Server, assert_error, cli, client, models_dir, sample, send, send_text};
+use crate::harness::{
+    Server, assert_error, cli, client, metric, models_dir, sample, send, send_text,
+};
 
 /// A server on a data directory already holding `count` tenants (created in one batch,
 /// through the appliance as an operator would provision them).
@@ -27,16 +29,6 @@ fn server_with_tenants(count: usize, extra: &[&str]) -> (Server, Vec<String>) {
         .map(|tenant| tenant.tenant_id.to_string())
         .collect();
     (Server::start_on(data, extra), ids)
-}
-
-/// The value of an unlabelled metric line.
-fn metric(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-        .parse()
-        .unwrap()
 }
 
 async fn metrics(server: &Server) -> String {

@@ -10,19 +10,6 @@ use crate::harness::*;
 /// inference worker for a second or more.
 const QUESTION: &str = "How can the agreement be terminated?";
 
-async fn create_tenant_with_tier(server: &Server, name: &str, tier: &str) -> String {
-    let (status, body) = send(
-        client()
-            .post(server.url("/v1/tenants"))
-            .bearer_auth(server.platform_token())
-            .json(&json!({"name": name, "tier": tier})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["tier"], tier, "{body}");
-    body["tenant_id"].as_str().unwrap().to_owned()
-}
-
 /// `count` asks of one caller at once; each result with the time it finished.
 fn asks(caller: &Caller<'_>, count: usize) -> Vec<tokio::task::JoinHandle<(u16, Value, Instant)>> {
     (0..count)
