@@ -6,7 +6,7 @@
 //! before anything is looked up; every error leaves in the [`ApiError`] shape; CPU-heavy
 //! work runs on blocking threads behind a bounded pool (503 `overloaded` when full).
 //! One `router()` per resource: `tenants`, `documents`, `query`, `audit`, `openai`, `ops`,
-//! and `web` (the browser app at `/`).
+//! `web` (the browser app at `/`) and `sign_in` (its identity providers).
 
 mod audit;
 mod customer_key;
@@ -19,6 +19,7 @@ pub mod metrics;
 mod openai;
 mod ops;
 mod query;
+mod sign_in;
 mod tenants;
 mod web;
 
@@ -43,6 +44,7 @@ pub use error::ApiError;
 pub use failures::FailureLimits;
 use failures::{Admission, Budget, FailureLimiter};
 use lanes::{Lane, LaneSize};
+pub use sign_in::{SignIn, SignInProvider};
 
 /// Limits of the HTTP edge.
 #[derive(Clone, Debug)]
@@ -107,6 +109,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Wakes the background indexer after an upload.
     pub indexer: Arc<Notify>,
+    /// The identity providers the web app signs in with, and its page policy.
+    pub sign_in: Arc<SignIn>,
     inference: Arc<Lane>,
     // Searches are short (one embedding, two index lookups): their own lane, so they
     // do not queue behind answers that take seconds.
@@ -148,7 +152,15 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             indexer: Arc::new(Notify::new()),
             rate: Arc::new(Mutex::new(HashMap::new())),
+            sign_in: Arc::new(SignIn::default()),
         }
+    }
+
+    /// The web app's sign-in providers (`serve`'s `[[identity_provider]]` tables with
+    /// sign-in settings).
+    pub fn with_sign_in(mut self, sign_in: SignIn) -> AppState {
+        self.sign_in = Arc::new(sign_in);
+        self
     }
 
     /// Runs CPU-heavy work on a blocking thread, within the bounded inference lane (fair
@@ -351,6 +363,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(openai::router())
         .merge(web::router())
+        .merge(sign_in::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

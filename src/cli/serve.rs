@@ -60,6 +60,7 @@ pub(super) fn verify_certificate(
 pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailure> {
     use crate::auth::tokens::{Signer, Verifier};
     let args = args.with_file()?;
+    let sign_in = crate::api::SignIn::new(sign_in_providers(&args)?).map_err(UserFailure)?;
     if let Some(budget) = args.open_index_budget_bytes {
         config.open_index_budget_bytes = budget;
     }
@@ -126,7 +127,8 @@ pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailu
         .listen
         .clone()
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let state = crate::api::AppState::new(appliance, signer, verifier, limits);
+    let state =
+        crate::api::AppState::new(appliance, signer, verifier, limits).with_sign_in(sign_in);
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(certificate), Some(private_key)) => Some(crate::server::TlsFiles {
             certificate,
@@ -196,6 +198,7 @@ fn identity_providers(
                 tenant_claim: IssuerPolicy::DEFAULT_TENANT_CLAIM.to_owned(),
                 roles: IssuerPolicy::TENANT_ROLES.to_vec(),
                 operator: true,
+                audience: IssuerPolicy::DEFAULT_AUDIENCE.to_owned(),
             },
         ));
     }
@@ -225,8 +228,55 @@ fn identity_providers(
                     .unwrap_or_else(|| IssuerPolicy::DEFAULT_TENANT_CLAIM.to_owned()),
                 roles,
                 operator: provider.operator,
+                audience: provider
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| IssuerPolicy::DEFAULT_AUDIENCE.to_owned()),
             },
         ));
+    }
+    Ok(providers)
+}
+
+/// The web app's sign-in providers: the `[[identity_provider]]` tables with an
+/// authorization endpoint, a token endpoint and a client id (all three or none).
+fn sign_in_providers(args: &ServeArgs) -> Result<Vec<crate::api::SignInProvider>, UserFailure> {
+    let mut providers = Vec::new();
+    for provider in &args.identity_provider {
+        let issuer = &provider.issuer;
+        let (authorization_endpoint, token_endpoint, client_id) = match (
+            &provider.authorization_endpoint,
+            &provider.token_endpoint,
+            &provider.client_id,
+        ) {
+            (None, None, None) => continue,
+            (Some(authorization), Some(token), Some(client)) => {
+                (authorization.clone(), token.clone(), client.clone())
+            }
+            _ => {
+                return Err(UserFailure(format!(
+                    "identity provider {issuer}: web sign-in needs authorization_endpoint, token_endpoint and client_id together"
+                )));
+            }
+        };
+        providers.push(crate::api::SignInProvider {
+            issuer: issuer.clone(),
+            display_name: provider
+                .display_name
+                .clone()
+                .unwrap_or_else(|| issuer.clone()),
+            authorization_endpoint,
+            token_endpoint,
+            client_id,
+            scopes: provider
+                .scopes
+                .clone()
+                .unwrap_or_else(|| "openid".to_owned()),
+            audience: provider
+                .audience
+                .clone()
+                .unwrap_or_else(|| IssuerPolicy::DEFAULT_AUDIENCE.to_owned()),
+        });
     }
     Ok(providers)
 }
