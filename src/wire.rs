@@ -405,6 +405,10 @@ pub struct Uploaded {
 pub struct DocumentText {
     pub document_id: String,
     pub text: String,
+    /// A pdf's pages: where each starts in `text`, in characters (the first is 0); absent
+    /// for other formats and for pdfs indexed before pages were recorded (issue 13).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_starts: Option<Vec<u64>>,
 }
 
 // ---- web sign-in (`/v1/auth/providers`, `/v1/auth/session`) --------------------------

@@ -109,6 +109,7 @@ export async function request(method, path, body, accept = 'json') {
   }
   if (!response.ok) throw await errorOf(response);
   if (response.status === 204) return null;
+  if (accept === 'blob') return response.blob();
   return accept === 'text' ? response.text() : response.json();
 }
 

@@ -90,7 +90,8 @@ impl SignIn {
 }
 
 /// The policy: only this origin, no inline code, no framing; `connect-src` adds the
-/// token endpoints' origins and nothing else.
+/// token endpoints' origins and nothing else; `frame-src` adds `blob:` alone, for the
+/// original pdf the document viewer shows from memory (issue 13).
 fn content_security_policy(token_origins: &[String]) -> String {
     let mut connect = String::from("'self'");
     for origin in token_origins {
@@ -99,7 +100,7 @@ fn content_security_policy(token_origins: &[String]) -> String {
     }
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src {connect}; frame-src 'self'; object-src 'none'; base-uri 'none'; \
+         connect-src {connect}; frame-src 'self' blob:; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     )
 }

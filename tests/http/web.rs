@@ -277,3 +277,57 @@ client_id = "bulkhead-web"
         assert!(stderr.contains("identity provider"), "{stderr}");
     }
 }
+
+/// Issue 13: a pdf's pages are recorded at indexing (sealed with the tenant's key), and
+/// its extracted text comes with where each page starts, so the viewer can show the
+/// original page of a cited passage; a text document has none.
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_13_a_pdfs_text_says_where_each_page_starts() {
+    let server = Server::start(&[]);
+    let tenant = create_tenant(&server, "Northwind").await;
+    let editor = server.caller(&tenant, "bob", &["editor"]);
+    let fixture = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/hosting-agreement.pdf"),
+    )
+    .unwrap();
+    let (status, body) = editor.upload("hosting-agreement.pdf", fixture, true).await;
+    assert_eq!(status, 201, "{body}");
+    let pdf = body["document_id"].as_str().unwrap().to_owned();
+    let (status, text) = editor.get(&format!("/documents/{pdf}/text")).await;
+    assert_eq!(status, 200, "{text}");
+    let starts: Vec<usize> = text["page_starts"]
+        .as_array()
+        .expect("a pdf has page starts")
+        .iter()
+        .map(|start| start.as_u64().unwrap() as usize)
+        .collect();
+    let chars: Vec<char> = text["text"].as_str().unwrap().chars().collect();
+    // Three pages, in order, inside the text; each page's first words where they belong.
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    assert_eq!(starts[0], 0);
+    assert!(
+        starts.windows(2).all(|pair| pair[0] < pair[1]),
+        "{starts:?}"
+    );
+    assert!(*starts.last().unwrap() < chars.len());
+    let page = |n: usize| -> String {
+        let end = starts.get(n).copied().unwrap_or(chars.len());
+        chars[starts[n - 1]..end].iter().collect::<String>()
+    };
+    let squash = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        squash(page(1).replace('\u{a0}', " ")).contains("WEB SITE BUILDING AND HOSTING AGREEMENT")
+    );
+    assert!(squash(page(3).replace('\u{a0}', " ")).contains("IN WITNESS WHEREOF"));
+    assert!(!squash(page(2).replace('\u{a0}', " ")).contains("IN WITNESS WHEREOF"));
+
+    let (status, body) = editor
+        .upload("note.txt", b"A side letter about hosting.".to_vec(), true)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let note = body["document_id"].as_str().unwrap().to_owned();
+    let (status, text) = editor.get(&format!("/documents/{note}/text")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.get("page_starts").is_none(), "{text}");
+}
