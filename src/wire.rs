@@ -405,6 +405,46 @@ pub struct Uploaded {
 pub struct DocumentText {
     pub document_id: String,
     pub text: String,
+    /// A pdf's pages: where each starts in `text`, in characters (the first is 0); absent
+    /// for other formats and for pdfs indexed before pages were recorded (issue 13).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_starts: Option<Vec<u64>>,
+}
+
+// ---- web sign-in (`/v1/auth/providers`, `/v1/auth/session`) --------------------------
+
+/// `GET /v1/auth/providers`: the identity providers users may sign in with from the web
+/// app. Public: endpoints and client ids only, never the tenants a provider is bound to.
+#[derive(Serialize, ToSchema)]
+pub struct SignInProviders {
+    pub providers: Vec<SignInProvider>,
+}
+
+/// One provider's OIDC settings for the authorization code flow with PKCE (S256).
+#[derive(Serialize, ToSchema)]
+pub struct SignInProvider {
+    /// The `iss` its tokens carry; identifies the provider in the list.
+    pub issuer: String,
+    pub display_name: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// Space-separated, `openid` first.
+    pub scopes: String,
+    /// The `aud` the appliance accepts from this provider: the app sends the token
+    /// (id_token, else access token) addressed to it.
+    pub audience: String,
+}
+
+/// `GET /v1/auth/session`: who the bearer token says the caller is, once the appliance
+/// has verified it (the web app checks a token from sign-in with it before using it).
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    pub sub: String,
+    /// `null` for a platform admin.
+    pub tenant_id: Option<String>,
+    pub roles: Vec<String>,
+    pub expires_at: String,
 }
 
 // ---- the OpenAI-compatible endpoint (`/v1/models`, `/v1/chat/completions`) ----------

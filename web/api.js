@@ -1,7 +1,8 @@
-// The API client: the token (session storage only), JSON calls with errors in words,
+// The API client: the token (session storage only, pasted or from an identity provider), JSON calls with errors in words,
 // uploads with progress, and the streamed answer parsed from server-sent events.
 
 const KEY = 'bulkhead.token';
+const SESSION = 'bulkhead.session';
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -15,17 +16,37 @@ export function token() {
   return sessionStorage.getItem(KEY);
 }
 
-export function setToken(value) {
+// `session`: what the appliance said of a token from an identity provider when it verified
+// it (GET /v1/auth/session), whose own claims may name the tenant under another claim.
+export function setToken(value, session) {
   sessionStorage.setItem(KEY, value);
+  if (session) {
+    sessionStorage.setItem(SESSION, JSON.stringify({
+      sub: session.sub,
+      tenant_id: session.tenant_id,
+      roles: session.roles,
+      exp: Math.floor(Date.parse(session.expires_at) / 1000),
+    }));
+  } else {
+    sessionStorage.removeItem(SESSION);
+  }
 }
 
 export function signOut() {
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(SESSION);
 }
 
 // The token's claims. The payload of a JWT is not secret; the server verifies it.
 export function claims(value = token()) {
   if (!value) return null;
+  if (value === token() && sessionStorage.getItem(SESSION)) {
+    try {
+      return JSON.parse(sessionStorage.getItem(SESSION));
+    } catch {
+      // fall back to the token's own claims
+    }
+  }
   const parts = value.split('.');
   if (parts.length !== 3) return null;
   try {
@@ -88,6 +109,7 @@ export async function request(method, path, body, accept = 'json') {
   }
   if (!response.ok) throw await errorOf(response);
   if (response.status === 204) return null;
+  if (accept === 'blob') return response.blob();
   return accept === 'text' ? response.text() : response.json();
 }
 

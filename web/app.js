@@ -1,10 +1,12 @@
-// The web app's shell: hash routing, navigation by role, sign-in, and the shared helpers
+// The web app's shell: hash routing, navigation by role, sign-in (a pasted token, or an
+// identity provider through oidc.js), and the shared helpers
 // the pages use. Pages are in views.js (documents, viewer, ask, search) and admin.js
 // (audit, tenant admin, platform admin).
 
 import * as api from './api.js';
 import * as views from './views.js';
 import * as admin from './admin.js';
+import * as oidc from './oidc.js';
 
 // Builds an element: h('p', {class: 'x'}, 'text', child).
 export function h(tag, attrs = {}, ...children) {
@@ -109,9 +111,24 @@ function signIn(message) {
   field,
   problem,
   h('button', { type: 'submit', class: 'primary' }, 'Sign in'));
+  // Identity providers the appliance is configured for: one button each, beside the form.
+  const providers = h('section', { class: 'card narrow sso', id: 'sso', 'aria-label': 'Sign in with your organisation', hidden: true });
+  oidc.providers().then((list) => {
+    if (!list.length) return;
+    const failed = h('div', {});
+    providers.replaceChildren(
+      h('p', { class: 'muted' }, 'Sign in with your organisation’s account:'),
+      ...list.map((provider) => h('button', {
+        type: 'button', class: 'primary sso-button',
+        onclick: () => oidc.begin(provider).catch((error) => failed.replaceChildren(errorBox(error))),
+      }, `Sign in with ${provider.display_name}`)),
+      failed,
+      h('p', { class: 'muted small' }, 'Or paste an access token below.'));
+    providers.hidden = false;
+  }).catch(() => {});
   render('Sign in',
     h('p', { class: 'lede' }, 'Answers from your own contracts: every sentence checked against them, every source cited.'),
-    message ? errorBox(message) : '', form);
+    message ? errorBox(message) : '', providers, form);
   document.getElementById('nav').replaceChildren();
   document.getElementById('who').replaceChildren();
 }
@@ -164,4 +181,23 @@ window.addEventListener('bulkhead:unauthenticated', () => {
   history.replaceState(null, '', '#/signin');
 });
 window.addEventListener('hashchange', route);
-route();
+
+// Back from an identity provider (the redirect URI): finish signing in, then the app.
+async function start() {
+  if (location.pathname !== oidc.CALLBACK) {
+    route();
+    return;
+  }
+  render('Signing in', h('p', { class: 'muted' }, 'Finishing sign-in with your identity provider…'));
+  try {
+    const { token, session } = await oidc.complete();
+    api.setToken(token, session);
+    const first = allowed()[0];
+    history.replaceState(null, '', first ? `/#/${first.path}` : '/#/');
+    route();
+  } catch (error) {
+    api.signOut();
+    signIn(error.message);
+  }
+}
+start();

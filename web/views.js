@@ -169,23 +169,58 @@ async function viewer(documentId, query) {
   } else {
     body.append(text.text);
   }
+  const layout = h('div', { class: 'viewer' },
+    body,
+    h('aside', { class: 'viewer-side', 'aria-label': 'About this document' },
+      mark ? h('p', { class: 'cited-note' }, h('a', { href: '#cited', onclick: (event) => {
+        event.preventDefault();
+        mark.scrollIntoView({ block: 'center' });
+        mark.focus({ preventScroll: true });
+      } }, 'Cited passage'), ' highlighted in the text.') : '',
+      mark ? originalPage(documentId, doc, text.page_starts, start, () => layout.classList.add('with-page')) : '',
+      catalogue.summary ? h('p', { class: 'summary' }, catalogue.summary) : '',
+      facts.length ? h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])) : ''));
   render(catalogue.title || doc.filename,
     h('p', { class: 'muted' }, `${doc.filename} · ${bytes(doc.bytes)} · added ${when(doc.created_at)} · `,
       h('a', { href: '#/documents' }, 'All documents')),
-    h('div', { class: 'viewer' },
-      body,
-      h('aside', { class: 'viewer-side', 'aria-label': 'About this document' },
-        mark ? h('p', { class: 'cited-note' }, h('a', { href: '#cited', onclick: (event) => {
-          event.preventDefault();
-          mark.scrollIntoView({ block: 'center' });
-          mark.focus({ preventScroll: true });
-        } }, 'Cited passage'), ' highlighted in the text.') : '',
-        catalogue.summary ? h('p', { class: 'summary' }, catalogue.summary) : '',
-        facts.length ? h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])) : '')));
+    layout);
   if (mark) {
     mark.scrollIntoView({ block: 'center' });
     mark.focus({ preventScroll: true });
   }
+}
+
+// The original page a cited passage is on, for a pdf whose pages the appliance recorded:
+// the original is fetched with the token (never a URL that carries it), shown from a blob:
+// URL in the browser's own PDF viewer at `#page=N`, and released on leaving the page.
+function originalPage(documentId, doc, pageStarts, start, opened) {
+  if (doc.content_type !== 'application/pdf' || !Array.isArray(pageStarts) || !pageStarts.length) return '';
+  let page = 1;
+  pageStarts.forEach((offset, index) => { if (offset <= start) page = index + 1; });
+  const holder = h('div', { class: 'page-view' });
+  const button = h('button', {
+    type: 'button', class: 'small', id: 'show-page',
+    onclick: async () => {
+      button.disabled = true;
+      try {
+        const original = await api.request('GET', api.tenantPath(`/documents/${encodeURIComponent(documentId)}/content`), undefined, 'blob');
+        const url = URL.createObjectURL(new Blob([original], { type: 'application/pdf' }));
+        window.addEventListener('hashchange', () => URL.revokeObjectURL(url), { once: true });
+        holder.replaceChildren(h('iframe', {
+          src: `${url}#page=${page}`, id: 'original-page', class: 'original-page',
+          title: `Page ${page} of the original PDF`, 'data-page': String(page),
+        }));
+        button.remove();
+        opened();
+      } catch (error) {
+        holder.replaceChildren(errorBox(error));
+        button.disabled = false;
+      }
+    },
+  }, `Show page ${page} of the original`);
+  return h('div', { class: 'page-section' },
+    h('p', { class: 'muted small' }, `The cited passage is on page ${page} of the original PDF.`),
+    button, holder);
 }
 
 // ---- ask -------------------------------------------------------------------------------

@@ -331,16 +331,20 @@ pub async fn text(
     let appliance = state.appliance.clone();
     let scope = tenant.scope.clone();
     let id = document_id.clone();
-    let text = state
-        .blocking(move || Ok(appliance.document_text(&scope, &id)?))
-        .await?
-        .ok_or_else(|| ApiError::Conflict("the document is not indexed yet".into()))?;
+    let (text, page_starts) = state
+        .blocking(move || {
+            let text = appliance.document_text(&scope, &id)?;
+            Ok((text, appliance.document_page_starts(&scope, &id)?))
+        })
+        .await?;
+    let text = text.ok_or_else(|| ApiError::Conflict("the document is not indexed yet".into()))?;
     audit_document(&state, &tenant, "document.text", &document_id);
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         Json(wire::DocumentText {
             document_id: document_id.to_string(),
             text,
+            page_starts,
         }),
     )
         .into_response())

@@ -6,7 +6,7 @@
 //! before anything is looked up; every error leaves in the [`ApiError`] shape; CPU-heavy
 //! work runs on blocking threads behind a bounded pool (503 `overloaded` when full).
 //! One `router()` per resource: `tenants`, `documents`, `query`, `audit`, `openai`, `ops`,
-//! and `web` (the browser app at `/`).
+//! `web` (the browser app at `/`) and `sign_in` (its identity providers).
 
 mod audit;
 mod customer_key;
@@ -21,6 +21,7 @@ mod ops;
 mod private_model;
 pub mod processes;
 mod query;
+mod sign_in;
 mod tenants;
 mod web;
 
@@ -45,6 +46,7 @@ pub use error::ApiError;
 pub use failures::FailureLimits;
 use failures::{Admission, Budget, FailureLimiter};
 use lanes::{Lane, LaneSize};
+pub use sign_in::{SignIn, SignInProvider};
 
 /// Limits of the HTTP edge.
 #[derive(Clone, Debug)]
@@ -109,6 +111,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Wakes the background indexer after an upload.
     pub indexer: Arc<Notify>,
+    /// The identity providers the web app signs in with, and its page policy.
+    pub sign_in: Arc<SignIn>,
     inference: Arc<Lane>,
     // Searches are short (one embedding, two index lookups): their own lane, so they
     // do not queue behind answers that take seconds.
@@ -156,6 +160,7 @@ impl AppState {
             rate: Arc::new(Mutex::new(HashMap::new())),
             processes: None,
             tenant_process: None,
+            sign_in: Arc::new(SignIn::default()),
         }
     }
 
@@ -168,6 +173,13 @@ impl AppState {
     /// An enterprise tenant's own process: it serves `tenant_id` only.
     pub fn serving_only(mut self, tenant_id: crate::ids::TenantId) -> AppState {
         self.tenant_process = Some(tenant_id);
+        self
+    }
+
+    /// The web app's sign-in providers (`serve`'s `[[identity_provider]]` tables with
+    /// sign-in settings).
+    pub fn with_sign_in(mut self, sign_in: SignIn) -> AppState {
+        self.sign_in = Arc::new(sign_in);
         self
     }
 
@@ -372,6 +384,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(openai::router())
         .merge(web::router())
+        .merge(sign_in::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

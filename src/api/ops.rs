@@ -71,6 +71,8 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
         super::documents::text,
         super::openai::models,
         super::openai::chat_completions,
+        super::sign_in::providers,
+        super::sign_in::session,
     ),
     modifiers(&BearerAuth)
 )]

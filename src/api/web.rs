@@ -2,21 +2,16 @@
 //! the binary (`include_str!` of `web/`), so it works air-gapped. No build step and no
 //! third-party script: see ARCHITECTURE.md. Every response carries a strict
 //! Content-Security-Policy (`default-src 'self'`, no inline script or style), and the app
-//! talks only to this API with the bearer token the user pasted (kept in session storage,
-//! never in a cookie).
+//! talks only to this API with the bearer token the user pasted or got by signing in
+//! with an identity provider (kept in session storage, never in a cookie).
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::{ApiError, AppState};
-
-/// The policy of every page and asset: only this origin, no inline code, no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; \
-     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const INDEX: &str = include_str!("../../web/index.html");
 
@@ -31,6 +26,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "api.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/api.js"),
+    ),
+    (
+        "oidc.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/oidc.js"),
     ),
     (
         "views.js",
@@ -62,15 +62,20 @@ const ASSETS: &[(&str, &str, &str)] = &[
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
+        // Where an identity provider sends the browser back after sign-in (the OIDC
+        // redirect URI): the same page, which finishes the flow (`web/oidc.js`).
+        .route("/signin/callback", get(index))
         .route("/assets/{name}", get(asset))
 }
 
-fn page(content_type: &'static str, body: &'static str) -> Response {
+/// A page or asset under the policy of `sign_in`: only this origin, no inline script or
+/// style, no framing; the configured token endpoints' origins in `connect-src` only.
+fn page(state: &AppState, content_type: &'static str, body: &'static str) -> Response {
     let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        state.sign_in.policy().clone(),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -85,14 +90,17 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
     response
 }
 
-async fn index() -> Response {
-    page("text/html; charset=utf-8", INDEX)
+async fn index(State(state): State<AppState>) -> Response {
+    page(&state, "text/html; charset=utf-8", INDEX)
 }
 
-async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn asset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     ASSETS
         .iter()
         .find(|(file, _, _)| *file == name)
-        .map(|(_, content_type, body)| page(content_type, body))
+        .map(|(_, content_type, body)| page(&state, content_type, body))
         .ok_or_else(|| ApiError::NotFound("no such asset".into()))
 }

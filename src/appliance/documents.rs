@@ -158,6 +158,17 @@ impl Appliance {
         Ok(self.store.export_document(scope, document_id)?.text)
     }
 
+    /// Where each page of a pdf starts in its extracted text, in characters (issue 13);
+    /// `None` for other formats and for documents indexed before pages were recorded.
+    pub fn document_page_starts(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Option<Vec<u64>>, ApplianceError> {
+        self.require_owned(scope, document_id)?;
+        Ok(self.store.document_page_starts(scope, document_id)?)
+    }
+
     /// The words of `question` that name one of the tenant's contracts (by catalogue
     /// title, party names and file name, as `crate::resolution` decides), or `None` when
     /// it names none clearly: a conversation carries them over to a follow-up question.

@@ -143,6 +143,7 @@ impl Appliance {
             job,
             extracted.format.content_type(),
             &extracted.text,
+            &extracted.page_starts,
             &chunks,
         )?;
         let additions: Vec<(u64, &str, &[f32])> = row_ids

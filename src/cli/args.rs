@@ -289,6 +289,21 @@ pub(super) struct IdentityProviderArgs {
     /// The operator's own provider: it may grant platform_admin.
     #[serde(default)]
     pub(super) operator: bool,
+    /// The `aud` its tokens must carry [default: bulkhead]; for web sign-in with
+    /// id_tokens, the client_id.
+    pub(super) audience: Option<String>,
+    /// Web sign-in (OIDC authorization code with PKCE): the provider's name on the
+    /// sign-in page [default: the issuer].
+    pub(super) display_name: Option<String>,
+    /// Web sign-in: the provider's authorization endpoint.
+    pub(super) authorization_endpoint: Option<String>,
+    /// Web sign-in: the provider's token endpoint (its origin is added to the web app's
+    /// `connect-src`).
+    pub(super) token_endpoint: Option<String>,
+    /// Web sign-in: the web app's client id at the provider (a public client, no secret).
+    pub(super) client_id: Option<String>,
+    /// Web sign-in: the scopes asked for [default: openid].
+    pub(super) scopes: Option<String>,
 }
 
 impl ServeArgs {

@@ -62,6 +62,7 @@ pub(super) fn verify_certificate(
 pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailure> {
     use crate::auth::tokens::{Signer, Verifier};
     let args = args.with_file()?;
+    let sign_in = crate::api::SignIn::new(sign_in_providers(&args)?).map_err(UserFailure)?;
     if let Some(budget) = args.open_index_budget_bytes {
         config.open_index_budget_bytes = budget;
     }
@@ -105,7 +106,8 @@ pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailu
             );
         }
     }
-    let state = crate::api::AppState::new(appliance.clone(), signer, verifier, limits(&args));
+    let state = crate::api::AppState::new(appliance.clone(), signer, verifier, limits(&args))
+        .with_sign_in(sign_in);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -310,6 +312,7 @@ fn identity_providers(
                 tenant_claim: IssuerPolicy::DEFAULT_TENANT_CLAIM.to_owned(),
                 roles: IssuerPolicy::TENANT_ROLES.to_vec(),
                 operator: true,
+                audience: IssuerPolicy::DEFAULT_AUDIENCE.to_owned(),
             },
         ));
     }
@@ -339,8 +342,55 @@ fn identity_providers(
                     .unwrap_or_else(|| IssuerPolicy::DEFAULT_TENANT_CLAIM.to_owned()),
                 roles,
                 operator: provider.operator,
+                audience: provider
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| IssuerPolicy::DEFAULT_AUDIENCE.to_owned()),
             },
         ));
+    }
+    Ok(providers)
+}
+
+/// The web app's sign-in providers: the `[[identity_provider]]` tables with an
+/// authorization endpoint, a token endpoint and a client id (all three or none).
+fn sign_in_providers(args: &ServeArgs) -> Result<Vec<crate::api::SignInProvider>, UserFailure> {
+    let mut providers = Vec::new();
+    for provider in &args.identity_provider {
+        let issuer = &provider.issuer;
+        let (authorization_endpoint, token_endpoint, client_id) = match (
+            &provider.authorization_endpoint,
+            &provider.token_endpoint,
+            &provider.client_id,
+        ) {
+            (None, None, None) => continue,
+            (Some(authorization), Some(token), Some(client)) => {
+                (authorization.clone(), token.clone(), client.clone())
+            }
+            _ => {
+                return Err(UserFailure(format!(
+                    "identity provider {issuer}: web sign-in needs authorization_endpoint, token_endpoint and client_id together"
+                )));
+            }
+        };
+        providers.push(crate::api::SignInProvider {
+            issuer: issuer.clone(),
+            display_name: provider
+                .display_name
+                .clone()
+                .unwrap_or_else(|| issuer.clone()),
+            authorization_endpoint,
+            token_endpoint,
+            client_id,
+            scopes: provider
+                .scopes
+                .clone()
+                .unwrap_or_else(|| "openid".to_owned()),
+            audience: provider
+                .audience
+                .clone()
+                .unwrap_or_else(|| IssuerPolicy::DEFAULT_AUDIENCE.to_owned()),
+        });
     }
     Ok(providers)
 }

@@ -265,7 +265,7 @@ mod tests {
             },
         ];
         let row_ids = store
-            .complete_document(&alpha, &job, "text/plain", "one two", &chunks)
+            .complete_document(&alpha, &job, "text/plain", "one two", &[], &chunks)
             .unwrap();
         assert_eq!(row_ids.len(), 2);
         assert_eq!(

@@ -139,6 +139,40 @@ impl Store {
         )
     }
 
+    /// Where each page of the document starts in its extracted text, in characters
+    /// (issue 13): `None` for a format without pages, and for a document indexed before
+    /// pages were recorded.
+    pub fn document_page_starts(
+        &self,
+        scope: &TenantScope,
+        document_id: &DocumentId,
+    ) -> Result<Option<Vec<u64>>, StoreError> {
+        let row: Option<(String, Option<Vec<u8>>)> = self
+            .tenant(scope)
+            .query_row(
+                &sql("SELECT tenant_id, pages_sealed FROM t_documents WHERE document_id = ?1 AND tenant_id = ?2"),
+                params![document_id.as_str(), scope.tenant_id().as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        let Some((_, sealed)) = row.filter(|(tenant, _)| Self::row_is_ours(scope, tenant)) else {
+            return Err(StoreError::DocumentNotFound(document_id.to_string()));
+        };
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let key = self.data_key(scope)?;
+        let json = self.open_text(
+            scope,
+            &key,
+            ObjectKind::DocumentPages,
+            document_id.as_str(),
+            &sealed,
+        )?;
+        // Written by this store as a JSON array: anything else offers no page view.
+        Ok(serde_json::from_str(&json).ok())
+    }
+
     fn require_document(
         &self,
         scope: &TenantScope,

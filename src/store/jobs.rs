@@ -171,19 +171,12 @@ impl Store {
         job: &IndexJob,
         content_type: &str,
         text: &str,
+        page_starts: &[u64],
         chunks: &[NewChunk],
     ) -> Result<Vec<u64>, StoreError> {
         let key = self.data_key(scope)?;
         let tenant = Some(scope.tenant_id());
         let document_id = &job.document_id;
-        let text_sealed = key.seal(
-            Aad {
-                tenant,
-                kind: ObjectKind::DocumentText,
-                object_id: document_id.as_str(),
-            },
-            text.as_bytes(),
-        );
         let sealed_chunks: Vec<(Vec<u8>, Vec<u8>)> = chunks
             .iter()
             .enumerate()
@@ -204,15 +197,23 @@ impl Store {
             })
             .collect();
         // The content type is sealed like the rest: an imported archive's is the tenant's
-        // word (allow-listed by `portability`).
-        let content_type_sealed = key.seal(
-            Aad {
-                tenant,
-                kind: ObjectKind::DocumentContentType,
-                object_id: document_id.as_str(),
-            },
-            content_type.as_bytes(),
-        );
+        // word (allow-listed by `portability`). A pdf's page starts too (issue 13).
+        let seal = |kind, bytes: &[u8]| {
+            key.seal(
+                Aad {
+                    tenant,
+                    kind,
+                    object_id: document_id.as_str(),
+                },
+                bytes,
+            )
+        };
+        let text_sealed = seal(ObjectKind::DocumentText, text.as_bytes());
+        let content_type_sealed = seal(ObjectKind::DocumentContentType, content_type.as_bytes());
+        let pages_sealed = (!page_starts.is_empty()).then(|| {
+            let json = serde_json::to_string(page_starts).expect("numbers encode as JSON");
+            seal(ObjectKind::DocumentPages, json.as_bytes())
+        });
         let mut connection = self.tenant(scope);
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.check_job_owner(&transaction, scope, job)?;
@@ -262,14 +263,15 @@ impl Store {
                 .collect::<Result<_, _>>()?
         };
         transaction.execute(
-            &sql("UPDATE t_documents SET status = 'indexed', content_type = NULL, content_type_sealed = ?1, chunk_count = ?2, indexed_at = ?3, error_sealed = NULL
+            &sql("UPDATE t_documents SET status = 'indexed', content_type = NULL, content_type_sealed = ?1, chunk_count = ?2, indexed_at = ?3, error_sealed = NULL, pages_sealed = ?6
              WHERE document_id = ?4 AND tenant_id = ?5"),
             params![
                 content_type_sealed,
                 chunks.len() as i64,
                 crate::time::now(),
                 document_id.as_str(),
-                scope.tenant_id().as_str()
+                scope.tenant_id().as_str(),
+                pages_sealed
             ],
         )?;
         transaction.execute(

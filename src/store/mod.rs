@@ -176,7 +176,10 @@ CREATE TABLE IF NOT EXISTS documents (
     error_sealed BLOB,
     created_at INTEGER NOT NULL,
     indexed_at INTEGER,
-    content_type_sealed BLOB
+    content_type_sealed BLOB,
+    -- Where each page of a pdf starts in its extracted text (issue 13): a sealed JSON
+    -- array of character offsets; NULL for other formats and documents indexed before.
+    pages_sealed BLOB
 );
 CREATE INDEX IF NOT EXISTS documents_by_tenant ON documents(tenant_id, created_at);
 CREATE TABLE IF NOT EXISTS document_texts (
@@ -287,6 +290,7 @@ fn migrate(connection: &Connection) -> Result<(), rusqlite::Error> {
         ("tenants", "customer_recipient", "TEXT"),
         ("tenants", "model_path", "TEXT"),
         ("tenants", "model_sha256", "TEXT"),
+        ("documents", "pages_sealed", "BLOB"),
     ];
     let missing = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
         let count: i64 = connection.query_row(

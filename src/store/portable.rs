@@ -124,7 +124,7 @@ impl Store {
                 exhausted: false,
             }
         };
-        self.complete_document(scope, &job, content_type, text, chunks)?;
+        self.complete_document(scope, &job, content_type, text, &[], chunks)?;
         Ok(document_id)
     }
 }

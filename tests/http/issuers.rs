@@ -9,14 +9,14 @@ use serde_json::{Value, json};
 use crate::harness::{Server, assert_error, cli, client, send};
 
 /// A company identity provider: its key, published as a JWKS file, and its issuer.
-struct Provider {
-    issuer: String,
+pub(crate) struct Provider {
+    pub(crate) issuer: String,
     kid: String,
     key: SigningKey,
 }
 
 impl Provider {
-    fn new(name: &str, dir: &std::path::Path) -> (Provider, std::path::PathBuf) {
+    pub(crate) fn new(name: &str, dir: &std::path::Path) -> (Provider, std::path::PathBuf) {
         let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
         let x =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
@@ -32,7 +32,7 @@ impl Provider {
     }
 
     /// A token of this provider with the standard claims and `extra` ones.
-    fn token(&self, extra: Value) -> String {
+    pub(crate) fn token(&self, extra: Value) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -52,7 +52,7 @@ impl Provider {
     }
 }
 
-fn tenant(data: &std::path::Path, name: &str) -> String {
+pub(crate) fn tenant(data: &std::path::Path, name: &str) -> String {
     let created: Value =
         serde_json::from_str(&cli(data, &["tenant", "create", name, "--json"])).unwrap();
     created["tenant_id"].as_str().unwrap().to_owned()

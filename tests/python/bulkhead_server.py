@@ -35,10 +35,14 @@ def contract(prefix: str) -> Path:
 
 
 class Server:
-    def __init__(self, *serve_flags: str):
+    def __init__(self, *serve_flags: str, before_serve=None):
+        """`before_serve(server)`, when given, runs after `init` (tenants can be created)
+        and returns more `serve` flags (e.g. `--config` naming those tenants)."""
         self.tmp = tempfile.TemporaryDirectory(prefix="bulkhead-py-")
         self.data = self.tmp.name
         self.cli("init")
+        if before_serve is not None:
+            serve_flags = (*serve_flags, *before_serve(self))
         self.process = subprocess.Popen(
             self.args("serve", "--listen", "127.0.0.1:0", *serve_flags),
             stdout=subprocess.PIPE,

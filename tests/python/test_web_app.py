@@ -220,6 +220,54 @@ class WebApp(unittest.TestCase):
         self.shot("10-platform-tenants")
         self.assertEqual(self.server.tier_of(self.a), "premium")
 
+    def test_a_pdf_citation_opens_the_original_page_beside_the_text(self):
+        """Issue 13: a cited pdf passage shows the original page it is on (the browser's
+        own PDF viewer, from a blob: URL fetched with the token)."""
+        d = self.driver
+        tenant = self.server.tenant("Fabrikam")
+        editor = self.server.token(tenant, "pat", "editor")
+        document = self.server.upload(tenant, editor, ROOT / "tests" / "fixtures" / "hosting-agreement.pdf")
+        self.sign_in(editor)
+        self.go("ask")
+        field = self.wait().until(EC.element_to_be_clickable((By.ID, "question")))
+        field.send_keys("What governing law applies to the hosting agreement?")
+        d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        self.wait(180).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".citations a.cite"))
+        d.find_element(By.CSS_SELECTOR, ".citations a.cite").click()
+        self.wait().until(EC.presence_of_element_located((By.CSS_SELECTOR, "mark#cited")))
+        self.assertIn(f"#/documents/{document}?start=", d.current_url)
+        start = int(d.current_url.split("start=")[1].split("&")[0])
+        starts = d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "import('/assets/api.js').then((api) => api.get(api.tenantPath(arguments[0])))"
+            ".then((body) => done(body.page_starts));", f"/documents/{document}/text")
+        self.assertEqual(starts[0], 0)
+        self.assertGreater(len(starts), 1)
+        page = max(i + 1 for i, offset in enumerate(starts) if offset <= start)
+        note = d.find_element(By.CSS_SELECTOR, ".page-section").text
+        self.assertIn(f"page {page} of the original PDF", note)
+        d.find_element(By.ID, "show-page").click()
+        frame = self.wait().until(EC.presence_of_element_located((By.ID, "original-page")))
+        source = frame.get_attribute("src")
+        self.assertTrue(source.startswith(f"blob:{self.server.base}/"), source)
+        self.assertTrue(source.endswith(f"#page={page}"), source)
+        self.assertEqual(frame.get_attribute("title"), f"Page {page} of the original PDF")
+        # The extracted text with its highlight stays beside it.
+        self.assertTrue(d.find_element(By.CSS_SELECTOR, "mark#cited").text.strip())
+        self.wait().until(lambda d: "with-page" in d.find_element(By.CSS_SELECTOR, ".viewer").get_attribute("class"))
+        time.sleep(1.5)  # the PDF viewer paints the page
+        d.execute_script("document.getElementById('original-page').scrollIntoView()")
+        self.shot("04c-document-viewer-original-page")
+
+        # A text contract has no pages: its viewer offers none.
+        note = Path(tempfile.mkdtemp(prefix="bulkhead-ui-")) / "side-letter.txt"
+        note.write_text("Side letter. The Supplier shall keep the hosting service available.\n")
+        text_document = self.server.upload(tenant, editor, note)
+        self.go(f"documents/{text_document}?start=0&end=11")
+        self.wait().until(EC.presence_of_element_located((By.CSS_SELECTOR, "mark#cited")))
+        self.assertFalse(d.find_elements(By.ID, "show-page"))
+        self.assertFalse(d.find_elements(By.CSS_SELECTOR, ".page-section"))
+
     def test_an_expired_token_sends_the_user_back_to_sign_in(self):
         d = self.driver
         minted = time.monotonic()

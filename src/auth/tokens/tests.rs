@@ -222,6 +222,7 @@ fn bound(issuer: &str, tenants: &[TenantId], operator: bool) -> IssuerPolicy {
         tenant_claim: IssuerPolicy::DEFAULT_TENANT_CLAIM.to_owned(),
         roles: IssuerPolicy::TENANT_ROLES.to_vec(),
         operator,
+        audience: IssuerPolicy::DEFAULT_AUDIENCE.to_owned(),
     }
 }
 
@@ -331,4 +332,77 @@ fn issue_11_an_identity_provider_acts_only_for_its_tenants_and_roles() {
 
 fn json_str(text: &str) -> serde_json::Value {
     serde_json::Value::String(text.to_owned())
+}
+
+/// Issue 13: an OIDC id_token is addressed to the web app's client (`aud` = client_id,
+/// possibly among others) and may carry no `jti`. It is accepted only from a provider
+/// configured with that audience, never by default.
+#[test]
+fn issue_13_an_id_token_is_accepted_only_for_the_configured_audience() {
+    let (_signer, _, tenant) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(SecretKey::generate().expose());
+    let jwks = serde_json::json!({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "x": b64(&key.verifying_key().to_bytes()), "kid": "idp-1", "alg": "EdDSA"},
+    ]});
+    let path = dir.path().join("idp.json");
+    std::fs::write(&path, jwks.to_string()).unwrap();
+    let now = unix_now();
+    let id_token = |aud: serde_json::Value| {
+        let claims = serde_json::json!({"sub": "sso-user", "iss": "https://idp.example",
+            "aud": aud, "exp": now + 60, "iat": now, "nonce": "n-1",
+            "tenant_id": tenant.as_str(), "roles": ["reader"]});
+        let header = Header {
+            kid: Some("idp-1".into()),
+            ..Header::new(Algorithm::EdDSA)
+        };
+        let encoding = EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes());
+        jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
+    };
+    let for_client = id_token(serde_json::json!(["bulkhead-web", "other-app"]));
+    let signer = Signer::from_seed(&SecretKey::generate()).unwrap();
+
+    let mut by_default = Verifier::new(&signer);
+    by_default
+        .trust_identity_provider(
+            &path,
+            bound("https://idp.example", std::slice::from_ref(&tenant), false),
+        )
+        .unwrap();
+    assert_eq!(
+        by_default.verify(&for_client),
+        Err(TokenError::Rejected("signature or claims invalid"))
+    );
+
+    let mut configured = Verifier::new(&signer);
+    let policy = IssuerPolicy {
+        audience: "bulkhead-web".into(),
+        ..bound("https://idp.example", std::slice::from_ref(&tenant), false)
+    };
+    configured.trust_identity_provider(&path, policy).unwrap();
+    let principal = configured.verify(&for_client).unwrap();
+    assert_eq!(principal.tenant_id, Some(tenant.clone()));
+    assert_eq!(principal.roles, [Role::Reader]);
+    // No `jti` from the provider: one derived from the token, the same each time.
+    assert!(
+        principal.token_id.starts_with("idp-"),
+        "{}",
+        principal.token_id
+    );
+    assert_eq!(
+        configured.verify(&for_client).unwrap().token_id,
+        principal.token_id
+    );
+    // A token for the appliance's default audience is not this provider's any more.
+    assert!(
+        configured
+            .verify(&id_token(serde_json::json!("bulkhead")))
+            .is_err()
+    );
+    // An empty audience is refused at configuration.
+    let empty = IssuerPolicy {
+        audience: " ".into(),
+        ..bound("https://idp.example", &[], false)
+    };
+    assert!(empty.check().is_err());
 }

@@ -20,11 +20,17 @@ pub struct IssuerPolicy {
     pub roles: Vec<Role>,
     /// The operator's provider: may grant `platform_admin`.
     pub operator: bool,
+    /// The `aud` its tokens must carry: `bulkhead` unless configured. An OIDC id_token is
+    /// addressed to the client (`aud` = the client_id), so a provider whose id_tokens sign
+    /// users in to the web app names its client_id here, and only then are they accepted.
+    pub audience: String,
 }
 
 impl IssuerPolicy {
     /// The claim that carries the tenant unless configured otherwise.
     pub const DEFAULT_TENANT_CLAIM: &str = "tenant_id";
+    /// The audience a provider's tokens carry unless configured otherwise.
+    pub const DEFAULT_AUDIENCE: &str = AUDIENCE;
     /// Every tenant role (what a provider may grant unless configured otherwise).
     pub const TENANT_ROLES: [Role; 4] = [Role::Reader, Role::Editor, Role::Admin, Role::Auditor];
 
@@ -40,6 +46,12 @@ impl IssuerPolicy {
         if self.tenant_claim.trim().is_empty() {
             return Err(TokenError::Binding(format!(
                 "issuer {}: the tenant claim is empty",
+                self.issuer
+            )));
+        }
+        if self.audience.trim().is_empty() {
+            return Err(TokenError::Binding(format!(
+                "issuer {}: the audience is empty",
                 self.issuer
             )));
         }
@@ -84,6 +96,8 @@ struct TrustedKey {
     key: DecodingKey,
     algorithms: Vec<Algorithm>,
     issuer: String,
+    /// The `aud` this key's tokens must carry.
+    audience: String,
     /// An identity provider's binding; `None` for the appliance's own key.
     policy: Option<Arc<IssuerPolicy>>,
     /// The header `typ` this key's tokens must carry: `at+jwt` for the appliance's own, so
@@ -106,6 +120,7 @@ impl Verifier {
                 key: DecodingKey::from_ed_der(&signer.public_key()),
                 algorithms: vec![Algorithm::EdDSA],
                 issuer: ISSUER.to_owned(),
+                audience: AUDIENCE.to_owned(),
                 policy: None,
                 typ: Some(Purpose::AccessToken.typ()),
             },
@@ -160,6 +175,7 @@ impl Verifier {
                     key,
                     algorithms: vec![algorithm],
                     issuer: policy.issuer.clone(),
+                    audience: policy.audience.clone(),
                     policy: Some(policy.clone()),
                     typ: None,
                 },
@@ -189,7 +205,7 @@ impl Verifier {
             return Err(TokenError::Rejected("not an access token"));
         }
         let mut validation = Validation::new(header.alg);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[trusted.audience.as_str()]);
         validation.set_issuer(&[trusted.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.validate_nbf = true;
@@ -197,15 +213,10 @@ impl Verifier {
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &trusted.key, &validation)
             .map_err(|_| TokenError::Rejected("signature or claims invalid"))?;
         let mut claims = data.claims;
-        // An identity provider may carry the tenant in a claim of its own naming.
         if let Some(policy) = &trusted.policy
             && let Some(object) = claims.as_object_mut()
         {
-            let tenant = object.remove(&policy.tenant_claim);
-            object.remove("tenant_id");
-            if let Some(tenant) = tenant {
-                object.insert("tenant_id".to_owned(), tenant);
-            }
+            identity_provider_claims(object, policy, token);
         }
         let claims: Claims = serde_json::from_value(claims)
             .map_err(|_| TokenError::Rejected("signature or claims invalid"))?;
@@ -232,6 +243,34 @@ impl Verifier {
             issued_at: claims.iat,
             expires_at: claims.exp,
         })
+    }
+}
+
+/// An identity provider's claims in the appliance's shape: the tenant from the claim the
+/// provider names, `aud` as the one audience already checked (an OIDC id_token may list
+/// several), and, where the provider sets no `jti` (OIDC does not require one in an
+/// id_token), an id derived from the token itself, so revoking it by id still works.
+fn identity_provider_claims(
+    object: &mut serde_json::Map<String, serde_json::Value>,
+    policy: &IssuerPolicy,
+    token: &str,
+) {
+    let tenant = object.remove(&policy.tenant_claim);
+    object.remove("tenant_id");
+    if let Some(tenant) = tenant {
+        object.insert("tenant_id".to_owned(), tenant);
+    }
+    object.insert(
+        "aud".to_owned(),
+        serde_json::Value::String(policy.audience.clone()),
+    );
+    if !object.get("jti").is_some_and(serde_json::Value::is_string) {
+        let digest = sha2::Sha256::digest(token.as_bytes());
+        let id = hex::encode(&digest[..16]);
+        object.insert(
+            "jti".to_owned(),
+            serde_json::Value::String(format!("idp-{id}")),
+        );
     }
 }
 

@@ -183,6 +183,9 @@ pub struct Extracted {
     pub format: DocumentFormat,
     /// Plain text, `\r\n` normalised to `\n`; never empty or whitespace-only.
     pub text: String,
+    /// Where each page starts in `text`, in characters (the first is 0): a pdf's pages;
+    /// empty for formats without pages.
+    pub page_starts: Vec<u64>,
 }
 
 /// Why a document could not be turned into text. Messages never contain document content.
@@ -298,13 +301,39 @@ fn extract_inner(
         ),
     };
 
+    let (text, page_starts) = if format == DocumentFormat::Pdf {
+        split_pages(&text)
+    } else {
+        (text, Vec::new())
+    };
     if text.trim().is_empty() {
         return Err(match format {
             DocumentFormat::Text | DocumentFormat::Markdown => ExtractError::Empty,
             other => ExtractError::NoText { format: other },
         });
     }
-    Ok(Extracted { format, text })
+    Ok(Extracted {
+        format,
+        text,
+        page_starts,
+    })
+}
+
+/// Removes a pdf's page breaks ([`pdf::PAGE_BREAK`]) and returns the text with the
+/// character offset where each page starts.
+fn split_pages(marked: &str) -> (String, Vec<u64>) {
+    let mut text = String::with_capacity(marked.len());
+    let mut starts = vec![0];
+    let mut chars = 0u64;
+    for c in marked.chars() {
+        if c == pdf::PAGE_BREAK {
+            starts.push(chars);
+        } else {
+            text.push(c);
+            chars += 1;
+        }
+    }
+    (text, starts)
 }
 
 /// Runs the parser for `format` where `limits.confinement` says.

@@ -3,6 +3,8 @@
 //! descriptions: the library's own messages can quote the file.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use super::{DocumentFormat, ExtractError, corrupt, normalise, unsupported};
 
@@ -16,12 +18,85 @@ pub(super) fn pdf_to_text(bytes: &[u8]) -> Result<String, ExtractError> {
         doc.decrypt("").map_err(pdf_err)?;
     }
     pdf_preflight(&doc)?;
-    let mut text = String::new();
+    let text = Rc::new(RefCell::new(String::new()));
     {
-        let mut output = pdf_extract::PlainTextOutput::new(&mut text);
+        let mut output = PageMarks {
+            inner: pdf_extract::PlainTextOutput::new(SharedText(Rc::clone(&text))),
+            text: Rc::clone(&text),
+            pages: 0,
+        };
         pdf_extract::output_doc(&doc, &mut output).map_err(pdf_error)?;
     }
-    Ok(normalise(Cow::Owned(text)))
+    Ok(normalise(Cow::Owned(text.take())))
+}
+
+/// The page break mark in the parser's output (a form feed, as `pdftotext` writes):
+/// [`super::split_pages`] removes it and keeps where each page starts.
+pub(super) const PAGE_BREAK: char = '\u{c}';
+
+/// The text being written, shared by the plain-text output and [`PageMarks`].
+struct SharedText(Rc<RefCell<String>>);
+
+impl pdf_extract::ConvertToFmt for SharedText {
+    type Writer = SharedText;
+    fn convert(self) -> SharedText {
+        self
+    }
+}
+
+impl std::fmt::Write for SharedText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        // A form feed drawn on a page is not a page break: it reads as a space.
+        self.0.borrow_mut().push_str(&text.replace(PAGE_BREAK, " "));
+        Ok(())
+    }
+}
+
+/// pdf-extract's plain-text output, with a [`PAGE_BREAK`] before each page but the first,
+/// so the page a character offset is on is known (issue 13: the viewer shows the original
+/// page of a cited passage).
+struct PageMarks {
+    inner: pdf_extract::PlainTextOutput<SharedText>,
+    text: Rc<RefCell<String>>,
+    pages: u32,
+}
+
+impl pdf_extract::OutputDev for PageMarks {
+    fn begin_page(
+        &mut self,
+        page_num: u32,
+        media_box: &pdf_extract::MediaBox,
+        art_box: Option<(f64, f64, f64, f64)>,
+    ) -> Result<(), pdf_extract::OutputError> {
+        if self.pages > 0 {
+            self.text.borrow_mut().push(PAGE_BREAK);
+        }
+        self.pages += 1;
+        self.inner.begin_page(page_num, media_box, art_box)
+    }
+    fn end_page(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.inner.end_page()
+    }
+    fn output_character(
+        &mut self,
+        trm: &pdf_extract::Transform,
+        width: f64,
+        spacing: f64,
+        font_size: f64,
+        char: &str,
+    ) -> Result<(), pdf_extract::OutputError> {
+        self.inner
+            .output_character(trm, width, spacing, font_size, char)
+    }
+    fn begin_word(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.inner.begin_word()
+    }
+    fn end_word(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.inner.end_word()
+    }
+    fn end_line(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.inner.end_line()
+    }
 }
 
 /// Page-tree parent links followed before a chain is declared broken (lopdf uses the
@@ -253,6 +328,38 @@ mod tests {
         ("BIOAMBER", "Cargill"),
         ("BOLIVAR", "YourNetPlus"),
     ];
+
+    /// Issue 13: the page starts index the extracted text where each page's own text
+    /// begins, checked against pdf-extract's page-by-page extraction of the same file.
+    #[test]
+    fn issue_13_page_starts_mark_where_each_page_of_the_hosting_agreement_begins() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/hosting-agreement.pdf"
+        ))
+        .unwrap();
+        let extracted = extract(&bytes, "hosting-agreement.pdf", &limits()).unwrap();
+        let by_page = pdf_extract::extract_text_from_mem_by_pages(&bytes).unwrap();
+        assert!(by_page.len() > 1, "a multi-page fixture");
+        assert_eq!(extracted.page_starts.len(), by_page.len());
+        assert_eq!(extracted.page_starts[0], 0);
+        assert!(!extracted.text.contains(super::PAGE_BREAK));
+        let chars: Vec<char> = extracted.text.chars().collect();
+        let mut ends = extracted.page_starts[1..].to_vec();
+        ends.push(chars.len() as u64);
+        for (page, (start, end)) in extracted.page_starts.iter().zip(ends).enumerate() {
+            let ours: String = chars[*start as usize..end as usize].iter().collect();
+            assert_eq!(
+                squash(&ours),
+                squash(&by_page[page]),
+                "page {} differs",
+                page + 1
+            );
+        }
+        // Other formats have no pages.
+        let text = extract(b"Plain terms.", "a.txt", &limits()).unwrap();
+        assert!(text.page_starts.is_empty());
+    }
 
     /// Lowercase, whitespace collapsed: pdf text layout differs from the .txt version.
     fn squash(s: &str) -> String {
