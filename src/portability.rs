@@ -153,6 +153,7 @@ fn write_archive(
             "created_at": crate::time::rfc3339(record.created_at),
             "metadata": exported.metadata,
             "chunks": exported.chunks.len(),
+            "page_starts": exported.page_starts,
         });
         append(
             &mut builder,
@@ -536,6 +537,7 @@ fn store_document(
     let metadata = description
         .get("metadata")
         .filter(|value| value.is_object());
+    let page_starts = page_starts(description, &document.text)?;
     Ok(store.import_document(
         scope,
         &crate::store::DocumentImport {
@@ -545,6 +547,59 @@ fn store_document(
             content_type,
             text: &document.text,
             chunks: &document.chunks,
+            page_starts: &page_starts,
         },
     )?)
+}
+
+/// A PDF's page offsets from its description (absent in archives made before they were
+/// exported: then the document offers no page view): rising, the first at 0, each inside
+/// the text; anything else is a malformed archive.
+fn page_starts(description: &serde_json::Value, text: &str) -> Result<Vec<u64>, PortabilityError> {
+    let Some(values) = description.get("page_starts") else {
+        return Ok(Vec::new());
+    };
+    let malformed =
+        || PortabilityError::Malformed("a document's page_starts are not its pages".into());
+    let starts: Vec<u64> = serde_json::from_value(values.clone()).map_err(|_| malformed())?;
+    let length = text.chars().count() as u64;
+    let rising = starts.windows(2).all(|pair| pair[0] <= pair[1]);
+    let inside = starts.first().is_none_or(|first| *first == 0)
+        && starts.last().is_none_or(|last| *last <= length);
+    if rising && inside {
+        Ok(starts)
+    } else {
+        Err(malformed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_starts_must_be_pages_of_the_text() {
+        let text = "first page second page";
+        let with = |starts: serde_json::Value| {
+            page_starts(&serde_json::json!({"page_starts": starts}), text)
+        };
+        assert_eq!(with(serde_json::json!([0, 11])).unwrap(), [0, 11]);
+        assert!(
+            page_starts(&serde_json::json!({}), text)
+                .unwrap()
+                .is_empty()
+        );
+        for bad in [
+            serde_json::json!([3, 11]),
+            serde_json::json!([0, 11, 5]),
+            serde_json::json!([0, 999]),
+            serde_json::json!("0,11"),
+            serde_json::json!([-1]),
+        ] {
+            assert!(
+                matches!(with(bad.clone()), Err(PortabilityError::Malformed(_))),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -18,6 +18,8 @@ pub struct DocumentImport<'a> {
     pub content_type: &'a str,
     pub text: &'a str,
     pub chunks: &'a [NewChunk],
+    /// Where each page of a PDF starts in `text` (characters); empty for other formats.
+    pub page_starts: &'a [u64],
 }
 
 /// One document as exported.
@@ -27,6 +29,8 @@ pub struct ExportedDocument {
     pub text: Option<String>,
     pub chunks: Vec<NewChunk>,
     pub original: Vec<u8>,
+    /// Where each page of a PDF starts in `text`; empty when unknown.
+    pub page_starts: Vec<u64>,
 }
 
 impl Store {
@@ -86,12 +90,16 @@ impl Store {
             });
         }
         let original = self.document_original(scope, document_id)?;
+        let page_starts = self
+            .document_page_starts(scope, document_id)?
+            .unwrap_or_default();
         Ok(ExportedDocument {
             record,
             metadata,
             text,
             chunks,
             original,
+            page_starts,
         })
     }
 
@@ -109,6 +117,7 @@ impl Store {
             content_type,
             text,
             chunks,
+            page_starts,
         } = *document;
         let document_id = self.queue_document(scope, filename, metadata, original, true)?;
         let job = {
@@ -124,7 +133,7 @@ impl Store {
                 exhausted: false,
             }
         };
-        self.complete_document(scope, &job, content_type, text, &[], chunks)?;
+        self.complete_document(scope, &job, content_type, text, page_starts, chunks)?;
         Ok(document_id)
     }
 }
@@ -153,9 +162,10 @@ mod tests {
                     filename: "nda.txt",
                     metadata: Some(&metadata),
                     original: b"terms",
-                    content_type: "text/plain",
+                    content_type: "application/pdf",
                     text: "terms",
                     chunks: &chunks,
+                    page_starts: &[0, 3],
                 },
             )
             .unwrap();
@@ -166,6 +176,8 @@ mod tests {
         assert_eq!(exported.original, b"terms");
         assert_eq!(exported.chunks[0].text, "terms");
         assert_eq!(exported.chunks[0].embedding, [0.5, 0.5]);
+        // A PDF's page offsets travel with it, sealed like its text.
+        assert_eq!(exported.page_starts, [0, 3]);
         assert!(store.export_document(&beta, &imported).is_err());
     }
 }

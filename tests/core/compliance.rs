@@ -501,3 +501,42 @@ fn the_command_line_is_on_the_record_in_the_tenants_audit_log() {
     assert_eq!(report["ok"], true);
     assert!(report["entries"].as_u64().unwrap() >= 2, "{report}");
 }
+
+#[test]
+fn a_pdfs_pages_travel_with_its_export() {
+    let (_dir, appliance) = fresh_appliance();
+    let exporter = new_tenant(&appliance, "Exporter");
+    let importer = new_tenant(&appliance, "Importer");
+    let pdf = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hosting-agreement.pdf"
+    ))
+    .unwrap();
+    let original = appliance
+        .upload(&exporter, "hosting.pdf", None, &pdf)
+        .unwrap();
+    for outcome in appliance.process_jobs(&exporter, &mut |_| {}).unwrap() {
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    }
+    let pages = appliance
+        .document_page_starts(&exporter, &original)
+        .unwrap()
+        .expect("a PDF indexed now knows its pages");
+    assert!(pages.len() > 1, "{pages:?}");
+
+    let mut archive = Vec::new();
+    appliance
+        .export_tenant(&exporter, &mut archive, None)
+        .unwrap();
+    appliance
+        .import_tenant(&importer, std::io::Cursor::new(&archive), None)
+        .unwrap();
+    let imported = appliance.list_documents(&importer).unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(
+        appliance
+            .document_page_starts(&importer, &imported[0].document_id)
+            .unwrap(),
+        Some(pages)
+    );
+}
