@@ -10,6 +10,10 @@
 //! - **Forwarding** (`forward`): every route under `/v1/tenants/{t}/…` that touches the
 //!   tenant's data, and the OpenAI-compatible routes when the token's tenant is that
 //!   tenant, after the gateway's own checks; bodies stream both ways (uploads, SSE).
+//! - **One scheduler for the cores**: an ask or chat completion forwarded to a child
+//!   holds one of the main server's inference workers (as premium work, `lanes`) until
+//!   its answer has streamed out, so a child's generation never runs beside more
+//!   generations than the lane allows.
 //! - **Supervision** (`supervisor`): a child that exits is restarted with backoff; one
 //!   that does not answer the health ping in time is killed and restarted. Meanwhile its
 //!   tenant gets 503 `overloaded` with `Retry-After`, and nobody else notices.
@@ -35,6 +39,7 @@ use zeroize::Zeroizing;
 
 use super::{ApiError, AppState};
 use crate::ids::TenantId;
+use crate::store::Tier;
 
 pub use child::only_own_tenant;
 
@@ -250,6 +255,22 @@ pub async fn forward(
 ) -> Result<Response, ApiError> {
     let slot = processes.slot(state, tenant_id)?;
     let socket = processes.socket(&slot).await?;
+    // An answer generated in the tenant's process still takes one of this server's
+    // inference workers until its last byte has left (scheduled as premium, `lanes`), so
+    // one scheduler shares the cores between every tier's generations.
+    let worker = if generates(&request) {
+        let mut admission = state
+            .inference
+            .admit(tenant_id.as_str(), Tier::Enterprise)?;
+        tokio::time::timeout(state.limits.request_timeout, admission.worker())
+            .await
+            .unwrap_or(Err(ApiError::Overloaded {
+                retry_after_seconds: 5,
+            }))?;
+        Some(admission)
+    } else {
+        None
+    };
     let (mut parts, body) = request.into_parts();
     parts.uri = parts
         .uri
@@ -274,5 +295,39 @@ pub async fn forward(
                 retry_after_seconds: 2,
             }
         })?;
-    Ok(response.map(Body::new))
+    Ok(response.map(|body| {
+        Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+            let _held = &worker;
+            frame
+        }))
+    }))
+}
+
+/// Whether the request asks for a generated answer (an ask, a chat completion).
+fn generates(request: &Request) -> bool {
+    let path = request.uri().path();
+    request.method() == axum::http::Method::POST
+        && (path.ends_with("/ask") || path == "/v1/chat/completions")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, path: &str) -> Request {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn asks_and_chat_completions_take_an_inference_worker_of_the_main_server() {
+        assert!(generates(&request("POST", "/v1/tenants/t_1/ask")));
+        assert!(generates(&request("POST", "/v1/chat/completions")));
+        assert!(!generates(&request("POST", "/v1/tenants/t_1/search")));
+        assert!(!generates(&request("GET", "/v1/models")));
+        assert!(!generates(&request("POST", "/v1/tenants/t_1/documents")));
+    }
 }
