@@ -421,7 +421,7 @@ pub struct SignInProviders {
 }
 
 /// One provider's OIDC settings for the authorization code flow with PKCE (S256).
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SignInProvider {
     /// The `iss` its tokens carry; identifies the provider in the list.
     pub issuer: String,

@@ -17,17 +17,9 @@ use axum::{Json, Router};
 use super::{AppState, Caller};
 use crate::wire;
 
-/// One identity provider's sign-in settings, from `[[identity_provider]]` in the config.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignInProvider {
-    pub issuer: String,
-    pub display_name: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    pub client_id: String,
-    pub scopes: String,
-    pub audience: String,
-}
+/// One identity provider's sign-in settings, from `[[identity_provider]]` in the config:
+/// the very shape `GET /v1/auth/providers` lists.
+pub use crate::wire::SignInProvider;
 
 /// The providers users may sign in with, and the page policy that lets the app reach
 /// their token endpoints.
@@ -142,20 +134,7 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, body = wire::SignInProviders, description = "the identity providers the web app can sign in with")))]
 pub(super) async fn providers(State(state): State<AppState>) -> Json<wire::SignInProviders> {
     Json(wire::SignInProviders {
-        providers: state
-            .sign_in
-            .providers
-            .iter()
-            .map(|provider| wire::SignInProvider {
-                issuer: provider.issuer.clone(),
-                display_name: provider.display_name.clone(),
-                authorization_endpoint: provider.authorization_endpoint.clone(),
-                token_endpoint: provider.token_endpoint.clone(),
-                client_id: provider.client_id.clone(),
-                scopes: provider.scopes.clone(),
-                audience: provider.audience.clone(),
-            })
-            .collect(),
+        providers: state.sign_in.providers.clone(),
     })
 }
 

@@ -21,6 +21,16 @@ pub fn sample_file(prefix: &str) -> (String, PathBuf) {
     )
 }
 
+/// The PDF fixture: a three-page hosting agreement.
+#[allow(dead_code)] // the benches upload no PDF
+pub fn hosting_agreement_pdf() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hosting-agreement.pdf"
+    ))
+    .unwrap()
+}
+
 /// Starts `bulkhead serve --listen 127.0.0.1:0` on a data directory with `extra` flags
 /// and environment; returns the child and the base URL it printed (`http(s)://host:port`).
 #[allow(dead_code)] // the core tests start no server

@@ -29,11 +29,7 @@ fn zip_bomb_docx() -> Vec<u8> {
 fn broken_files_fail_clearly_and_affect_nothing_else() {
     let data = tempfile::tempdir().unwrap();
     let folder = tempfile::tempdir().unwrap();
-    let pdf = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/hosting-agreement.pdf"
-    ))
-    .unwrap();
+    let pdf = crate::common::hosting_agreement_pdf();
     let (_, good_text) = sample_contract("ADUROBIOTECH");
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("empty.txt", Vec::new()),

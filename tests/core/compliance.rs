@@ -507,11 +507,7 @@ fn a_pdfs_pages_travel_with_its_export() {
     let (_dir, appliance) = fresh_appliance();
     let exporter = new_tenant(&appliance, "Exporter");
     let importer = new_tenant(&appliance, "Importer");
-    let pdf = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/hosting-agreement.pdf"
-    ))
-    .unwrap();
+    let pdf = crate::common::hosting_agreement_pdf();
     let original = appliance
         .upload(&exporter, "hosting.pdf", None, &pdf)
         .unwrap();

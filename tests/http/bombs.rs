@@ -141,11 +141,7 @@ async fn issue_11_pdf_bombs_fail_clearly_and_the_server_memory_stays_flat() {
     let editor = server.caller(&tenant, "bob", &["editor"]);
 
     // A normal pdf still indexes (through the child process), and loads the models.
-    let fixture = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/hosting-agreement.pdf"),
-    )
-    .unwrap();
+    let fixture = crate::common::hosting_agreement_pdf();
     let (status, body) = editor.upload("hosting-agreement.pdf", fixture, true).await;
     assert_eq!(status, 201, "{body}");
     assert!(body["chunks"].as_u64().unwrap() > 0, "{body}");

@@ -286,11 +286,7 @@ async fn issue_13_a_pdfs_text_says_where_each_page_starts() {
     let server = Server::start(&[]);
     let tenant = create_tenant(&server, "Northwind").await;
     let editor = server.caller(&tenant, "bob", &["editor"]);
-    let fixture = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/hosting-agreement.pdf"),
-    )
-    .unwrap();
+    let fixture = crate::common::hosting_agreement_pdf();
     let (status, body) = editor.upload("hosting-agreement.pdf", fixture, true).await;
     assert_eq!(status, 201, "{body}");
     let pdf = body["document_id"].as_str().unwrap().to_owned();

@@ -18,15 +18,13 @@ from pathlib import Path
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
-from selenium.common.exceptions import StaleElementReferenceException
 
 from bulkhead_server import Server, contract
 from oidc_provider import Provider, b64url
-from test_web_app import QUESTION, SHOTS, browser
+from test_web_app import QUESTION, SHOTS, BrowserPage, browser
 
 
-class OidcSignIn(unittest.TestCase):
+class OidcSignIn(BrowserPage, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -60,15 +58,6 @@ class OidcSignIn(unittest.TestCase):
         self.idp.deny = False
         self.idp.tamper_state = False
         self.idp.claims = {"sub": "dana@northwind", "tenant_id": self.a, "roles": ["reader"]}
-
-    def wait(self, timeout=60):
-        return WebDriverWait(self.driver, timeout, ignored_exceptions=[StaleElementReferenceException])
-
-    def shot(self, name):
-        self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
-
-    def heading(self):
-        return self.driver.find_element(By.TAG_NAME, "h1").text
 
     def click_sign_in(self, shot=None):
         d = self.driver

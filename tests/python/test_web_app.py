@@ -38,7 +38,20 @@ def browser(profile: str) -> webdriver.Chrome:
     return webdriver.Chrome(service=service, options=options)
 
 
-class WebApp(unittest.TestCase):
+class BrowserPage:
+    """What every browser test does with its page (needs `self.driver`)."""
+
+    def wait(self, timeout=60):
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=[StaleElementReferenceException])
+
+    def shot(self, name):
+        self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+    def heading(self):
+        return self.driver.find_element(By.TAG_NAME, "h1").text
+
+
+class WebApp(BrowserPage, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -56,15 +69,6 @@ class WebApp(unittest.TestCase):
         cls.server.stop()
 
     # ---- helpers ----
-
-    def wait(self, timeout=60):
-        return WebDriverWait(self.driver, timeout, ignored_exceptions=[StaleElementReferenceException])
-
-    def shot(self, name):
-        self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
-
-    def heading(self):
-        return self.driver.find_element(By.TAG_NAME, "h1").text
 
     def sign_in(self, token):
         self.driver.get(f"{self.server.base}/#/signin")
