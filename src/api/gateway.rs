@@ -113,6 +113,14 @@ async fn check(
     } else {
         None
     };
+    // A tenant no longer served by a process of its own (its tier changed with the CLI
+    // beside this server) has that process stopped before this server answers for it.
+    if data_route
+        && forward.is_none()
+        && let (Some(processes), Ok(tenant_id)) = (&state.processes, TenantId::try_from(requested))
+    {
+        processes.stop(&tenant_id).await;
+    }
     let is_json = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -585,6 +585,20 @@ async fn issue_12_a_tier_change_moves_a_tenant_into_and_out_of_its_own_process()
     assert_eq!((status, pid), (200, None), "{body}");
     assert!(finds_marker(&body), "{body}");
 
+    // A tier changed with the CLI beside the running server: the next request is served
+    // here, and the process that served the tenant is gone.
+    change_tier(&server, &tenant, "enterprise").await;
+    let (_, _, pid, _) = search(&editor).await;
+    let child = pid.unwrap();
+    cli(server.data.path(), &["tenant", "tier", &tenant, "standard"]);
+    let (status, body, pid, _) = search(&editor).await;
+    assert_eq!((status, pid), (200, None), "{body}");
+    assert!(finds_marker(&body), "{body}");
+    assert!(
+        !alive(child),
+        "its process outlived a tier change made with the CLI"
+    );
+
     change_tier(&server, &tenant, "enterprise").await;
     let (_, _, pid, _) = search(&editor).await;
     let child = pid.unwrap();
