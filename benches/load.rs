@@ -102,10 +102,7 @@ fn main() {
         limits.inference_queue
     );
     let state = AppState::new(appliance, signer, verifier, limits);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::runtime();
     runtime.block_on(async move {
         let (base, stop, serving) = common::serve_in_process(state).await;
         let http = reqwest::Client::new();

@@ -90,10 +90,7 @@ fn main() {
     let (contract_name, contract) = shared::sample_file(CONTRACT);
     let contract_bytes = std::fs::read(&contract).unwrap();
     let state = AppState::new(appliance, signer, verifier, limits);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::runtime();
     runtime.block_on(async move {
         let (base, stop, serving) = common::serve_in_process(state).await;
         let http = reqwest::Client::new();

@@ -42,6 +42,15 @@ pub fn cuad_contracts(count: usize) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The multi-threaded tokio runtime the load benches drive their clients and server on.
+#[allow(dead_code)] // only the load benches serve in process
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// An HTTP server for `state` on a free loopback port, in this process: its base URL, the
 /// sender that stops it, and the task to await once stopped.
 #[allow(dead_code)] // only the load benches serve in process
