@@ -211,8 +211,9 @@ static DATE_RE: LazyLock<Regex> = LazyLock::new(|| {
             r"(?i)\b(?:",
             // March 14, 2018 / March 14th, 2018 / March 2018
             r"{month}\s+(?:(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s+)?(?P<year>\d{{4}})",
-            // 14 March 2018 / 14th day of March, 2018
-            r"|(?P<day2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:day\s+of\s+)?{month2},?\s+(?P<year2>\d{{4}})",
+            // 14 March 2018 / 14th day of March, 2018; as converted from filings, "as of1
+            // August 2019" and "20t h day of December 2018"
+            r"|(?:of)?(?P<day2>\d{{1,2}})(?:st|nd|rd|th|s\s?t|n\s?d|r\s?d|t\s?h)?\s+(?:day\s+of\s+)?{month2},?\s+(?P<year2>\d{{4}})",
             // 3/14/2018, 03-14-18
             r"|(?P<m3>\d{{1,2}})[/-](?P<d3>\d{{1,2}})[/-](?P<y3>\d{{4}}|\d{{2}})",
             // 2018-03-14
@@ -275,7 +276,14 @@ pub fn find_dates(text: &str) -> Vec<(DateValue, Range<usize>)> {
             let plausible = (1900..=2100).contains(&date.year)
                 && date.month.is_none_or(|m| (1..=12).contains(&m))
                 && date.day.is_none_or(|d| (1..=31).contains(&d));
-            let whole = c.get(0)?.range();
+            let mut whole = c.get(0)?.range();
+            // "of1 August 2019": the date starts at the digit.
+            if text[whole.clone()]
+                .get(..2)
+                .is_some_and(|of| of.eq_ignore_ascii_case("of"))
+            {
+                whole.start += 2;
+            }
             plausible.then(|| (date, char_span(text, whole)))
         })
         .collect()

@@ -229,10 +229,27 @@ static TERM_RE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("term pattern")
 });
 
+/// A filing's page footer ("Source: VITALIBIS INC, 8-K, 3/16/2018"): its date is when the
+/// contract was filed, not made.
+static FILING_LINE_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^[ \t]*Source:[^\n]*").expect("filing line pattern"));
+
+/// The dates of a contract's preamble, without those of filing footers.
+fn preamble_dates(head: &str) -> Vec<(DateValue, std::ops::Range<usize>)> {
+    let footers: Vec<std::ops::Range<usize>> = FILING_LINE_RE
+        .find_iter(head)
+        .map(|line| char_span(head, line.range()))
+        .collect();
+    values::find_dates(head)
+        .into_iter()
+        .filter(|(_, span)| !footers.iter().any(|line| line.contains(&span.start)))
+        .collect()
+}
+
 /// The date the agreement was made: the first date in the preamble.
 pub fn agreement_date(text: &str) -> Option<Field<DateValue>> {
     let head = prefix(text, PREAMBLE_CHARS);
-    let dates = values::find_dates(head);
+    let dates = preamble_dates(head);
     dates
         .iter()
         .find(|(date, _)| date.day.is_some())
@@ -246,7 +263,7 @@ pub fn agreement_date(text: &str) -> Option<Field<DateValue>> {
 /// The effective date: a date within 120 characters after "effective" in the preamble.
 pub fn effective_date(text: &str) -> Option<Field<DateValue>> {
     let head = prefix(text, PREAMBLE_CHARS);
-    let dates = values::find_dates(head);
+    let dates = preamble_dates(head);
     EFFECTIVE_RE.find_iter(head).find_map(|m| {
         let at = char_span(head, m.range());
         dates
@@ -546,5 +563,40 @@ mod tests {
             catalogue(text).title.unwrap().value,
             "SCHEDULE TO Software License, Customization and Maintenance Agreement"
         );
+    }
+
+    #[test]
+    fn filing_footers_are_not_dates_and_converted_ordinals_are() {
+        let text = "MARKETING AGREEMENT\n\nSource: TODOS LTD, 20-F, 3/28/2019\n\nTHIS AGREEMENT is \
+                    made and entered into this 20t h day of December 2018 (the \"Effective Date\"), \
+                    by and between Todos Ltd. (\"Todos\") and Reseller Inc. (\"Reseller\").";
+        let found = super::catalogue(text);
+        let agreement = found.agreement_date.unwrap();
+        assert_eq!(agreement.value.to_string(), "2018-12-20");
+        assert_eq!(
+            found.effective_date.unwrap().value.to_string(),
+            "2018-12-20"
+        );
+        let quoted: String = text
+            .chars()
+            .skip(agreement.span.start)
+            .take(agreement.span.len())
+            .collect();
+        assert_eq!(quoted, "20t h day of December 2018");
+        let text = "DISTRIBUTOR AGREEMENT THIS AGREEMENT is made and effective as of1 August 2019, \
+                    by and between B Corp LLC (\"Company\") and D Ltd. (\"Distributor\").\n\n\
+                    Source: GENTECH, 1-A, 8/8/2019";
+        let found = super::catalogue(text);
+        let agreement = found.agreement_date.unwrap();
+        assert_eq!(agreement.value.to_string(), "2019-08-01");
+        let quoted: String = text
+            .chars()
+            .skip(agreement.span.start)
+            .take(agreement.span.len())
+            .collect();
+        assert_eq!(quoted, "1 August 2019");
+        let footer_only = "SERVICES AGREEMENT\n\nSource: VITALIBIS INC, 8-K, 3/16/2018\n\nThis \
+                           Agreement is entered into by and between V Inc. (\"V\") and H LLC (\"H\").";
+        assert!(super::catalogue(footer_only).agreement_date.is_none());
     }
 }
