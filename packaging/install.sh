@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs an offline bundle (run from the unpacked bundle as root): verifies every file
-# against SHA256SUMS and that the SBOM is among them, then installs the binary to
-# /usr/local/bin, the systemd unit, the models to /var/lib/bulkhead/models and creates the
+# against SHA256SUMS and that the SBOM is among them, then installs the two builds to
+# /usr/local/lib/bulkhead and, as /usr/local/bin/bulkhead, the launcher that runs the
+# x86-64-v3 one where the CPU has its features and the baseline one elsewhere; the systemd unit, the models to /var/lib/bulkhead/models and creates the
 # `bulkhead` user. Never creates keys: `bulkhead init` is the operator's step.
 # PREFIX (default /) installs under another root, for tests.
 set -euo pipefail
@@ -17,7 +18,12 @@ sha256sum --quiet -c SHA256SUMS || { echo "checksum mismatch: do not install thi
 python3 -c 'import json,sys; d=json.load(open("sbom.cdx.json")); sys.exit(d.get("bomFormat")!="CycloneDX")' \
   || { echo "sbom.cdx.json is not a CycloneDX SBOM" >&2; exit 1; }
 echo "bundle verified: $(wc -l < SHA256SUMS) files, SBOM $(python3 -c 'import json; print(len(json.load(open("sbom.cdx.json"))["components"]))') components"
-install -D -m 0755 bulkhead "$prefix/usr/local/bin/bulkhead"
+install -D -m 0755 bulkhead-x86-64-v3 "$prefix/usr/local/lib/bulkhead/bulkhead-x86-64-v3"
+install -D -m 0755 bulkhead-x86-64 "$prefix/usr/local/lib/bulkhead/bulkhead-x86-64"
+sed 's#^dir=/usr/lib/bulkhead$#dir=/usr/local/lib/bulkhead#' bulkhead-launcher \
+  | install -D -m 0755 /dev/stdin "$prefix/usr/local/bin/bulkhead"
+grep -q '^dir=/usr/local/lib/bulkhead$' "$prefix/usr/local/bin/bulkhead" \
+  || { echo "the launcher does not point at /usr/local/lib/bulkhead" >&2; exit 1; }
 install -D -m 0644 bulkhead.service "$prefix/etc/systemd/system/bulkhead.service"
 install -d -m 0755 "$prefix/var/lib/bulkhead/models"
 cp -r models/. "$prefix/var/lib/bulkhead/models/"

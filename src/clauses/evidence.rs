@@ -144,7 +144,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Covenant Not To Sue",
-        r"not to sue|\b(not|neither|nor)\b[^.;]{0,120}(contest|challenge|dispute|attack|oppose)[^.;]{0,100}(validity|ownership|title|rights|enforceab|marks?\b)|(shall|will) not (bring|assert|institute|commence)[^.;]{0,80}(claim|action|suit|proceeding)|releases?( and discharges?)? [^.;]{0,80}from (any and )?all claims|general releases?|\b(no time|not at any time)[^.;]{0,40}(challenge|contest)",
+        r"not to sue|\b(not|neither|nor)\b[^.;]{0,120}(contest|challenge|dispute|attack|oppose)[^.;]{0,100}(validity|ownership|title|rights|enforceab|marks?\b)|(shall|will) not (bring|assert|institute|commence)[^.;]{0,80}(claim|action|suit|proceeding)|releases?( and discharges?)? [^.;]{0,80}from (any and )?all claims|general releases?|\b(no time|not at any time)[^.;]{0,40}(challenge|contest)|\bnot\b[^.;]{0,150}\b(petition|invoke the process of any court|join in (instituting|any))[^.;]{0,200}(bankruptcy|insolvency|reorganization|liquidation)",
     ),
     // Types whose answer is a value, not yes/no: only their absence is decided from these
     // (`mentioned`): a contract with no sentence about renewal has no renewal term.
@@ -431,6 +431,11 @@ mod tests {
             (
                 "Covenant Not To Sue",
                 "Neither Licensee nor any of its Affiliates shall directly or indirectly challenge, in a legal proceeding, the validity of any Licensor Patents.",
+            ),
+            (
+                // A securitisation's non-petition covenant.
+                "Covenant Not To Sue",
+                "The Servicer shall not at any time petition or otherwise invoke the process of any court for the purpose of commencing a case against the Owner under any bankruptcy or insolvency law.",
             ),
         ] {
             assert!(reads(clause, sentence), "{clause}: {sentence}");
