@@ -32,7 +32,7 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "Exclusivity",
-        r"\bexclusive\b[^.;]{0,30}(right|licen|option|distribut|supplier|provider|agent|reseller|basis|relationship|arrangement|dealing|appointment|territor|market|sponsor|in the)|exclusively (to|from|with|for|through)|\bsole (supplier|distributor|source|provider|agent|reseller)|all of (its|their) requirements|shall not (appoint|engage|authori[sz]e) any other|prohibited from[^.;]{0,200}(for|to|with) any third part|(shall|will) not[^.;]{0,60}(engage in|provide)[^.;]{0,100}(services|business)[^.;]{0,100}(conflict|compet)",
+        r"\bexclusive\b[^.;]{0,30}(right|licen|option|distribut|supplier|provider|agent|reseller|basis|relationship|arrangement|dealing|appointment|territor|market|sponsor|in the)|exclusively (to|from|with|for|through)|\bsole (supplier|distributor|source|provider|agent|reseller)|all of (its|their) requirements|shall not (appoint|engage|authori[sz]e) any other|prohibited from[^.;]{0,200}(for|to|with) any third part|(shall|will) not[^.;]{0,100}(engage in|provide)[^.;]{0,100}(services|business)[^.;]{0,100}(conflict|compet)",
     ),
     (
         "No-Solicit Of Customers",
