@@ -53,6 +53,7 @@ fn main() {
     }
     let all = [
         WeightFormat::Fast,
+        WeightFormat::FastF32,
         WeightFormat::F32,
         WeightFormat::Q8_0,
         WeightFormat::AsStored,
