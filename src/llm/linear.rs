@@ -128,8 +128,14 @@ mod tests {
                 .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             worst_share = worst_share.max(worst / spread);
             assert!(worst <= 0.05 * spread, "worst {worst}, spread {spread}");
-            assert_eq!(int8.pick(&got, &[]).unwrap(), f32.pick(&expected, &[]).unwrap());
+            assert_eq!(
+                int8.pick(&got, &[]).unwrap(),
+                f32.pick(&expected, &[]).unwrap()
+            );
         }
-        eprintln!("worst logit error: {:.2}% of the spread", 100.0 * worst_share);
+        eprintln!(
+            "worst logit error: {:.2}% of the spread",
+            100.0 * worst_share
+        );
     }
 }
