@@ -2,7 +2,8 @@
 //! token for a ~600-token prompt with the default weight format.
 //! `BULKHEAD_LLM_BENCH_ALL=1` also measures the other formats, including the file's own
 //! Q4_1 (about a minute and a half on two cores); `BULKHEAD_LLM_BENCH_FORMATS=Q8_0,Fast`
-//! measures the formats named (to profile one); `BULKHEAD_LLM_BENCH_PREFILL=N` runs only
+//! measures the formats named (to profile one; `Fast,FastF32` compares the int8 prefill
+//! with the f32 one it replaced); `BULKHEAD_LLM_BENCH_PREFILL=N` runs only
 //! the default format's prefill, N times (to profile it). `BULKHEAD_LLM=qwen2.5-coder-0.5b`
 //! measures that (optional) model instead of the default.
 
@@ -53,6 +54,7 @@ fn main() {
     }
     let all = [
         WeightFormat::Fast,
+        WeightFormat::FastF32,
         WeightFormat::F32,
         WeightFormat::Q8_0,
         WeightFormat::AsStored,

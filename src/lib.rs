@@ -23,6 +23,7 @@
 //! - `index` — per-tenant vector (HNSW) and keyword (tantivy) indexes, fused by RRF.
 //! - `ingest` — format sniffing, text extraction, chunking.
 //! - `embed`, `llm` — local models on candle.
+//! - `kernels` — the int8 GEMM (AVX-512 VNNI, chosen at run time) their linear layers run on.
 //! - `store` — SQLite, encrypted blobs and index files, the job queue.
 //! - `isolation` — the six isolation layers, and their test-only ablation switches.
 //! - `crypto` — keys and authenticated encryption bound to tenant, kind and object.
@@ -45,6 +46,7 @@ pub mod ids;
 pub mod index;
 pub mod ingest;
 pub mod isolation;
+pub mod kernels;
 pub mod llm;
 pub mod logging;
 pub mod output;

@@ -15,6 +15,7 @@
 mod chat;
 mod decode;
 mod generate;
+mod linear;
 mod load;
 mod model;
 mod pause;
@@ -139,8 +140,8 @@ impl From<candle_core::Error> for LlmError {
 }
 
 /// How weights are held in memory after loading. Prefill multiplies a whole prompt chunk
-/// by each weight: dense f32 goes through a cache-blocked gemm that batches tokens far
-/// better than any quantised kernel. Decoding multiplies one row: it is bound by the bytes
+/// by each weight: a batched GEMM (the project's int8 one, or candle's cache-blocked f32
+/// gemm) batches tokens far better than candle's quantised kernels. Decoding multiplies one row: it is bound by the bytes
 /// read, so the project's own kernels over 4- and 8-bit blocks ([`q4`], [`q8`]) are several
 /// times cheaper than f32. The output projection (only one row ever meets it) is always
 /// held that way.
@@ -155,12 +156,16 @@ pub enum WeightFormat {
     /// Every quantised tensor requantised to Q8_0, for prefill (candle's kernel) and
     /// decoding (the project's, over the same blocks).
     Q8_0,
-    /// Two copies of the transformer layers: f32 for batched prefill, and for decoding the
-    /// file's own Q4_1 blocks (exactly the same weights), or 8-bit blocks when the file
-    /// holds another format. About 80 MB more than `F32` for SmolLM2-135M; the fastest
-    /// for both phases.
+    /// Two copies of the transformer layers: for batched prefill, int8 with a scale per
+    /// row on the project's GEMM ([`crate::kernels`]; about 3× candle's f32 matmul) where
+    /// the CPU has AVX-512 VNNI and `BULKHEAD_KERNELS` is not `f32`, else f32 as
+    /// `FastF32`; for decoding the file's own Q4_1 blocks (exactly the same weights), or
+    /// 8-bit blocks when the file holds another format. The fastest for both phases.
     #[default]
     Fast,
+    /// `Fast` with the f32 prefill copy on candle's gemm (what `Fast` was before the int8
+    /// kernels; about 80 MB more than `F32` for SmolLM2-135M), kept for comparison.
+    FastF32,
 }
 
 /// Options for [`Generator::load_with`].

@@ -11,11 +11,18 @@ use std::io::{Read, Seek};
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Device, Tensor};
 
+use crate::kernels::Int8Matrix;
+
+use super::linear::{Int8Layer, apply};
 use super::q4::Q41Matrix;
 use super::q8::{Q8Matrix, Q8Vector};
 use super::{LlmError, WeightFormat};
+
+/// Columns per activation scale in the int8 prefill products: as the decode path's 8-bit
+/// blocks. One scale per token (as the embedding model's) changed 13 of 20 greedy answers.
+const ACTIVATION_BLOCK: usize = 32;
 
 /// Shapes and constants from the file's metadata.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +83,10 @@ pub(super) struct Layer {
     pub(super) wo: QMatMul,
     pub(super) gate_up: QMatMul,
     pub(super) down: QMatMul,
+    /// The same products on the int8 GEMM, which prefill then uses instead (under `Fast`
+    /// on CPUs with its fast kernel; the candle products above then hold the stored
+    /// blocks, not an f32 copy).
+    pub(super) int8: Option<Int8Layer>,
     pub(super) qkv_bias: Option<QkvBias>,
     pub(super) decode: Option<DecodeLayer>,
 }
@@ -218,7 +229,7 @@ impl<R: Read + Seek> Tensors<'_, R> {
         let [q, k, v, o, gate, up, down] = <[QTensor; 7]>::try_from(stored)
             .map_err(|_| LlmError::UnsupportedModel("incomplete block".into()))?;
         let decode = match format {
-            WeightFormat::Fast | WeightFormat::Q8_0 => Some(DecodeLayer {
+            WeightFormat::Fast | WeightFormat::FastF32 | WeightFormat::Q8_0 => Some(DecodeLayer {
                 qkv: DecodeMatrix::stack(&[&q, &k, &v])?,
                 o: DecodeMatrix::stack(&[&o])?,
                 gate_up: DecodeMatrix::stack(&[&gate, &up])?,
@@ -226,10 +237,12 @@ impl<R: Read + Seek> Tensors<'_, R> {
             }),
             WeightFormat::F32 | WeightFormat::AsStored => None,
         };
-        // Prefill: dense f32 under `Fast` (the tensors come as stored, for decoding).
+        // Prefill: int8 or dense f32 under `Fast` (the tensors come as stored, for decoding).
         let prefill = |parts: &[&QTensor]| prefill_matrix(parts, format, self.device);
-        let (qkv, wo) = (prefill(&[&q, &k, &v])?, prefill(&[&o])?);
-        let (gate_up, down) = (prefill(&[&gate, &up])?, prefill(&[&down])?);
+        let ((qkv, int8_qkv), (wo, int8_wo)) = (prefill(&[&q, &k, &v])?, prefill(&[&o])?);
+        let ((gate_up, int8_gate_up), (down, int8_down)) =
+            (prefill(&[&gate, &up])?, prefill(&[&down])?);
+        let int8 = Int8Layer::all(int8_qkv, int8_wo, int8_gate_up, int8_down);
         let (attn_norm, attn_norm_v) = vector(
             &self.get(&format!("blk.{i}.attn_norm.weight"))?,
             self.device,
@@ -246,6 +259,7 @@ impl<R: Read + Seek> Tensors<'_, R> {
             wo,
             gate_up,
             down,
+            int8,
             qkv_bias,
             decode,
         })
@@ -266,15 +280,16 @@ impl<R: Read + Seek> Tensors<'_, R> {
     }
 }
 
-/// The tensors stacked by rows into one product for prefill: dense f32 under `Fast` (and
-/// for float files), else the file's blocks as they are (what `AsStored` measures). The
-/// stored blocks are stacked first (each row is whole blocks) and dequantised once, so
-/// loading copies no f32 matrix twice.
+/// The tensors stacked by rows into one product for prefill: int8 on the project's GEMM
+/// under `Fast` where it is fast, dense f32 under `FastF32` (and for float files), else
+/// the file's blocks as they are (what `AsStored` measures). The stored blocks are stacked
+/// first (each row is whole blocks) and dequantised once, so loading copies no f32 matrix
+/// twice.
 fn prefill_matrix(
     parts: &[&QTensor],
     format: WeightFormat,
     device: &Device,
-) -> Result<QMatMul, LlmError> {
+) -> Result<(QMatMul, Option<Int8Matrix>), LlmError> {
     let dtype = parts[0].dtype();
     let columns = parts[0].shape().dims2()?.1;
     if !columns.is_multiple_of(dtype.block_size()) {
@@ -296,10 +311,19 @@ fn prefill_matrix(
     }
     let stacked = qtensor_from_ggml(dtype, &data, vec![rows, columns], device)?;
     Ok(match format {
-        WeightFormat::Fast => QMatMul::Tensor(stacked.dequantize(device)?),
+        WeightFormat::Fast if crate::kernels::int8_preferred() => {
+            let dense = stacked.dequantize(device)?;
+            let (rows, cols) = dense.dims2()?;
+            let values = dense.flatten_all()?.to_vec1::<f32>()?;
+            let int8 = Int8Matrix::from_f32_blocked(rows, cols, &values, None, ACTIVATION_BLOCK);
+            (QMatMul::from_qtensor(stacked)?, Some(int8))
+        }
+        WeightFormat::Fast | WeightFormat::FastF32 => {
+            (QMatMul::Tensor(stacked.dequantize(device)?), None)
+        }
         // Float files become dense tensors here too (candle's rule).
         WeightFormat::F32 | WeightFormat::Q8_0 | WeightFormat::AsStored => {
-            QMatMul::from_qtensor(stacked)?
+            (QMatMul::from_qtensor(stacked)?, None)
         }
     })
 }
@@ -418,9 +442,11 @@ impl Model {
             let attn = self.prefill_attention(layer, i, &h, &mask, cache)?;
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.dims.eps)?;
-            let gate_up = layer.gate_up.forward(&h)?;
+            let int8 = layer.int8.as_ref();
+            let gate_up = apply(&layer.gate_up, int8.map(|m| &m.gate_up), &h)?;
             let gate = candle_nn::ops::silu(&gate_up.narrow(1, 0, ff)?)?;
-            let mlp = layer.down.forward(&(gate * gate_up.narrow(1, ff, ff)?)?)?;
+            let act = (gate * gate_up.narrow(1, ff, ff)?)?;
+            let mlp = apply(&layer.down, int8.map(|m| &m.down), &act)?;
             x = (x + mlp)?;
         }
         cache.len += tokens.len();
@@ -452,7 +478,8 @@ impl Model {
         let rep = n_head / n_kv_head;
         let cos = self.cos.narrow(0, start, t)?;
         let sin = self.sin.narrow(0, start, t)?;
-        let qkv = layer.qkv.forward(h)?;
+        let int8 = layer.int8.as_ref();
+        let qkv = apply(&layer.qkv, int8.map(|m| &m.qkv), h)?;
         let qkv = match &layer.qkv_bias {
             Some(bias) => qkv.broadcast_add(&bias.tensor)?,
             None => qkv,
@@ -500,7 +527,7 @@ impl Model {
             .reshape((n_head, t, head_dim))?
             .transpose(0, 1)?
             .reshape((t, n_head * head_dim))?;
-        Ok(layer.wo.forward(&y)?)
+        apply(&layer.wo, int8.map(|m| &m.wo), &y)
     }
 
     /// `t` × `start + t`: 0 where query `i` (position `start + i`) may see the key, -inf after.
@@ -572,6 +599,7 @@ mod tests {
         };
         for (format, dtype) in [
             (WeightFormat::Fast, GgmlDType::Q4_1),
+            (WeightFormat::FastF32, GgmlDType::Q4_1),
             (WeightFormat::AsStored, GgmlDType::Q4_1),
             (WeightFormat::F32, GgmlDType::F32),
         ] {
@@ -580,19 +608,12 @@ mod tests {
                 random_weights(64, columns, 2, dtype),
                 random_weights(32, columns, 3, dtype),
             ];
-            let stacked = prefill_matrix(&parts.iter().collect::<Vec<_>>(), format, &Device::Cpu)
-                .unwrap()
-                .forward(&input)
-                .unwrap();
-            let separate: Vec<Tensor> = parts
-                .iter()
-                .map(|part| {
-                    prefill_matrix(&[part], format, &Device::Cpu)
-                        .unwrap()
-                        .forward(&input)
-                        .unwrap()
-                })
-                .collect();
+            let product = |parts: &[&QTensor]| {
+                let (candle, int8) = prefill_matrix(parts, format, &Device::Cpu).unwrap();
+                apply(&candle, int8.as_ref(), &input).unwrap()
+            };
+            let stacked = product(&parts.iter().collect::<Vec<_>>());
+            let separate: Vec<Tensor> = parts.iter().map(|part| product(&[part])).collect();
             let expected = Tensor::cat(&separate, 1).unwrap();
             let worst = (stacked - expected)
                 .unwrap()

@@ -38,7 +38,7 @@ fn target_dtype(format: WeightFormat, name: &str, stored: GgmlDType, dims: &[usi
         WeightFormat::Q8_0 if stored == GgmlDType::Q8_0 => stored,
         WeightFormat::Q8_0 => to_q8,
         // Decoding reads the stored blocks; the model dequantises a copy for prefill.
-        WeightFormat::Fast => stored,
+        WeightFormat::Fast | WeightFormat::FastF32 => stored,
     }
 }
 

@@ -4,6 +4,12 @@
 //! similarity is a dot product. Batches are length-sorted to waste little on padding.
 //! Calls are CPU-heavy and synchronous: callers run them on a blocking thread, never on
 //! the async runtime. Knows nothing about tenants or storage.
+//!
+//! The linear layers run on the project's int8 GEMM ([`bert`]) where the CPU has its fast
+//! kernel, else (or with `BULKHEAD_KERNELS=f32`) on candle's f32 `BertModel`: the same
+//! model, vectors of the same text at cosine ≥ 0.99 between the two (issue 10).
+
+mod bert;
 
 use std::path::{Path, PathBuf};
 
@@ -34,16 +40,47 @@ impl From<candle_core::Error> for EmbedError {
     }
 }
 
+/// What runs the encoder's linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linear {
+    /// candle's f32 matmuls (`candle_transformers`' `BertModel`).
+    F32,
+    /// The project's int8 GEMM ([`crate::kernels::Int8Matrix`]).
+    Int8,
+}
+
+impl Linear {
+    /// Int8 where the CPU has the fast kernel and `BULKHEAD_KERNELS` does not say `f32`.
+    pub fn preferred() -> Linear {
+        if crate::kernels::int8_preferred() {
+            Linear::Int8
+        } else {
+            Linear::F32
+        }
+    }
+}
+
+enum Encoder {
+    F32(Box<BertModel>),
+    Int8(bert::Int8Bert),
+}
+
 pub struct Embedder {
-    model: BertModel,
+    model: Encoder,
     tokenizer: Tokenizer,
     device: Device,
     dimension: usize,
 }
 
 impl Embedder {
-    /// Loads `model.safetensors`, `config.json` and `tokenizer.json` from `dir`.
+    /// Loads `model.safetensors`, `config.json` and `tokenizer.json` from `dir`, its
+    /// linear layers on the [`Linear::preferred`] kernels.
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
+        Self::load_with(dir, Linear::preferred())
+    }
+
+    /// [`Embedder::load`] with the linear layers on `linear` (benches and tests compare).
+    pub fn load_with(dir: &Path, linear: Linear) -> Result<Embedder, EmbedError> {
         let path_of = |name: &str| {
             let path = dir.join(name);
             if path.exists() {
@@ -82,8 +119,11 @@ impl Embedder {
             .map_err(|error| corrupt(&weights_path, error.to_string()))?;
         let builder = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|error| corrupt(&weights_path, error.to_string()))?;
-        let model = BertModel::load(builder, &config)
-            .map_err(|error| corrupt(&weights_path, error.to_string()))?;
+        let model = match linear {
+            Linear::F32 => BertModel::load(builder, &config).map(|m| Encoder::F32(Box::new(m))),
+            Linear::Int8 => bert::Int8Bert::load(builder, &config).map(Encoder::Int8),
+        }
+        .map_err(|error| corrupt(&weights_path, error.to_string()))?;
         Ok(Embedder {
             model,
             tokenizer,
@@ -136,7 +176,10 @@ impl Embedder {
         let input_ids = Tensor::from_vec(flatten(|e| e.get_ids()), shape, &self.device)?;
         let type_ids = Tensor::from_vec(flatten(|e| e.get_type_ids()), shape, &self.device)?;
         let mask = Tensor::from_vec(flatten(|e| e.get_attention_mask()), shape, &self.device)?;
-        let hidden = self.model.forward(&input_ids, &type_ids, Some(&mask))?;
+        let hidden = match &self.model {
+            Encoder::F32(model) => model.forward(&input_ids, &type_ids, Some(&mask))?,
+            Encoder::Int8(model) => model.forward(&input_ids, &type_ids, &mask)?,
+        };
         // Masked mean pooling: padding positions must not dilute the average.
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
@@ -174,6 +217,42 @@ mod tests {
         // Batched and single embedding agree (padding is masked out).
         let single = embedder.embed_one(texts[1]).unwrap();
         assert!(dot(&single, &vectors[1]) > 0.999);
+    }
+
+    /// Issue 10: vectors stored by the f32 path stay comparable with the int8 path's (same
+    /// model): real contract text in chunks of ~200 words and short questions, embedded
+    /// in batches both ways, agree at cosine ≥ 0.99 each, and rank the same chunk first.
+    #[test]
+    fn int8_vectors_match_the_f32_vectors_of_the_same_text() {
+        let dir = crate::config::default_models_dir().join("minilm");
+        let f32_path = Embedder::load_with(&dir, Linear::F32).expect("run models/fetch.sh");
+        let int8_path = Embedder::load_with(&dir, Linear::Int8).unwrap();
+        let contracts = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/contracts");
+        let mut texts = Vec::new();
+        for entry in std::fs::read_dir(contracts).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let words: Vec<&str> = text.split_whitespace().collect();
+            texts.extend(words.chunks(200).take(6).map(|chunk| chunk.join(" ")));
+        }
+        texts.push("When does the agreement terminate?".into());
+        texts.push("Which state's law governs this contract?".into());
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        assert!(texts.len() > 30);
+        let old = f32_path.embed(&texts).unwrap();
+        let new = int8_path.embed(&texts).unwrap();
+        let worst = old
+            .iter()
+            .zip(&new)
+            .map(|(a, b)| dot(a, b))
+            .fold(1f32, f32::min);
+        assert!(worst >= 0.99, "worst cosine {worst}");
+        let best = |vectors: &[Vec<f32>], query: &[f32]| {
+            (0..texts.len() - 2)
+                .max_by(|&a, &b| dot(&vectors[a], query).total_cmp(&dot(&vectors[b], query)))
+        };
+        for question in [texts.len() - 2, texts.len() - 1] {
+            assert_eq!(best(&old, &old[question]), best(&new, &new[question]));
+        }
     }
 
     #[test]

@@ -1,0 +1,31 @@
+//! Compute kernels of the project's own, for the products candle's f32 matmul is slow at
+//! on these CPUs (issue 10): a batched int8 GEMM ([`Int8Matrix`]) for the linear layers of
+//! the embedding model and of the LLM's prefill.
+//!
+//! Dynamic quantisation in ONNX Runtime's style: weights symmetric int8 with one scale per
+//! output row, quantised once at load; activations asymmetric uint8 with one scale and
+//! zero point per token, quantised per call. A whole row is accumulated in i32 with no
+//! float work until the end, so every kernel computes exactly the same integers.
+//!
+//! The kernel is chosen at run time ([`Kernel::detect`]): AVX-512 VNNI
+//! (`vpdpbusd`, 64 multiply-adds an instruction) where the CPU has it, else the portable
+//! one (used by tests as the reference, and on CPUs without VNNI callers keep their f32
+//! path instead: see [`int8_preferred`]). Work is split over candle's own worker pool, so
+//! there is one set of threads. Knows nothing about models, tenants or storage.
+
+mod int8;
+
+pub use int8::{Int8Matrix, Kernel};
+
+/// The environment variable that turns the int8 kernels off (`BULKHEAD_KERNELS=f32`): the
+/// embedding model and the LLM's prefill then run candle's f32 matmuls as before, which
+/// keeps the old path measurable in the benches.
+pub const KERNELS_ENV: &str = "BULKHEAD_KERNELS";
+
+/// Whether models should run their linear layers through [`Int8Matrix`]: when the CPU has
+/// the fast kernel (on others the portable kernel is slower than candle's f32 matmul) and
+/// `BULKHEAD_KERNELS` does not ask for `f32`.
+pub fn int8_preferred() -> bool {
+    let disabled = std::env::var(KERNELS_ENV).is_ok_and(|value| value.eq_ignore_ascii_case("f32"));
+    !disabled && Kernel::detect() != Kernel::Portable
+}
