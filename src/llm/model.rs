@@ -14,7 +14,7 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::q4::Q41Matrix;
-use super::q8::{Q8Matrix, Q8Vector};
+use super::q8::{Kernel, Q8Matrix, Q8Vector};
 use super::{LlmError, WeightFormat};
 
 /// Shapes and constants from the file's metadata.
@@ -112,10 +112,10 @@ impl DecodeMatrix {
         Ok(Self::Q8(Q8Matrix::stack(&parts)))
     }
 
-    pub(super) fn matvec(&self, x: &Q8Vector, out: &mut [f32]) {
+    pub(super) fn matvec(&self, kernel: Kernel, x: &Q8Vector, out: &mut [f32]) {
         match self {
-            Self::Q8(m) => m.matvec(x, out),
-            Self::Q4_1(m) => m.matvec(x, out),
+            Self::Q8(m) => m.matvec(kernel, x, out),
+            Self::Q4_1(m) => m.matvec(kernel, x, out),
         }
     }
 }
