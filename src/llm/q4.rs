@@ -122,20 +122,42 @@ mod avx2 {
         let ones = _mm256_set1_epi16(1);
         let mut acc = _mm256_setzero_ps();
         let mut min_sum = 0f32;
-        for (b, (d, m)) in scales.iter().zip(mins).enumerate() {
-            // SAFETY: block `b` lies inside both slices (caller's contract).
-            let (packed, xv) = unsafe {
-                (
-                    _mm_loadu_si128(nibbles.as_ptr().add(b * BLOCK / 2) as *const __m128i),
-                    _mm256_loadu_si256(x.quants.as_ptr().add(b * BLOCK) as *const __m256i),
-                )
-            };
-            // Values 0..16 from the low nibbles, 16..32 from the high ones.
-            let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-            let q = _mm256_and_si256(both, low);
-            let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(widen(*d) * x.scales[b]), sums, acc);
-            min_sum += widen(*m) * x.sums[b];
+        // Scales and minimums widened eight at a time (one conversion each, not one per
+        // block); the sums run block by block in the same order as with f32 scales.
+        let (mut d8, mut m8) = ([0f32; 8], [0f32; 8]);
+        let mut start = 0;
+        while start < scales.len() {
+            let n = (scales.len() - start).min(8);
+            if n == 8 {
+                // SAFETY: blocks start..start + 8 lie inside `scales` and `mins`.
+                unsafe {
+                    let d = _mm_loadu_si128(scales.as_ptr().add(start) as *const __m128i);
+                    let m = _mm_loadu_si128(mins.as_ptr().add(start) as *const __m128i);
+                    _mm256_storeu_ps(d8.as_mut_ptr(), _mm256_cvtph_ps(d));
+                    _mm256_storeu_ps(m8.as_mut_ptr(), _mm256_cvtph_ps(m));
+                }
+            } else {
+                for j in 0..n {
+                    (d8[j], m8[j]) = (widen(scales[start + j]), widen(mins[start + j]));
+                }
+            }
+            for (j, (d, m)) in d8.iter().zip(&m8).take(n).enumerate() {
+                let b = start + j;
+                // SAFETY: block `b` lies inside both slices (caller's contract).
+                let (packed, xv) = unsafe {
+                    (
+                        _mm_loadu_si128(nibbles.as_ptr().add(b * BLOCK / 2) as *const __m128i),
+                        _mm256_loadu_si256(x.quants.as_ptr().add(b * BLOCK) as *const __m256i),
+                    )
+                };
+                // Values 0..16 from the low nibbles, 16..32 from the high ones.
+                let both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+                let q = _mm256_and_si256(both, low);
+                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scales[b]), sums, acc);
+                min_sum += m * x.sums[b];
+            }
+            start += n;
         }
         let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
         let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
