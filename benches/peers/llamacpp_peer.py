@@ -10,7 +10,7 @@ quote the ratio, e.g.
 
     python3 -m venv /work/llama-venv
     CMAKE_ARGS="-DGGML_NATIVE=ON" /work/llama-venv/bin/pip install llama-cpp-python==0.3.36
-    /work/llama-venv/bin/python benches/peers/llama_cpp.py   # then the bench, then this
+    /work/llama-venv/bin/python benches/peers/llamacpp_peer.py   # then the bench, then this
 
 `--decode-only`: a short prompt and 256 new tokens, as `BULKHEAD_LLM_BENCH_DECODE=1`.
 """
