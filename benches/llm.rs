@@ -4,7 +4,9 @@
 //! Q4_1 (about a minute and a half on two cores); `BULKHEAD_LLM_BENCH_FORMATS=Q8_0,Fast`
 //! measures the formats named (to profile one; `Fast,FastF32` compares the int8 prefill
 //! with the f32 one it replaced); `BULKHEAD_LLM_BENCH_PREFILL=N` runs only
-//! the default format's prefill, N times (to profile it). `BULKHEAD_LLM=qwen2.5-coder-0.5b`
+//! the default format's prefill, N times (to profile it); `BULKHEAD_LLM_BENCH_DECODE=N`
+//! runs only decoding (a short prompt, 256 new tokens), N times with the default format
+//! (to profile it, or to alternate with a peer). `BULKHEAD_LLM=qwen2.5-coder-0.5b`
 //! measures that (optional) model instead of the default.
 
 use std::time::Instant;
@@ -50,6 +52,13 @@ fn main() {
         .and_then(|n| n.parse::<usize>().ok())
     {
         prefill_only(&Generator::load(&model_path).expect("model"), &chat, runs);
+        return;
+    }
+    if let Some(runs) = std::env::var("BULKHEAD_LLM_BENCH_DECODE")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        decode_only(&Generator::load(&model_path).expect("model"), runs);
         return;
     }
     let all = [
@@ -132,6 +141,31 @@ fn prefill_only(g: &Generator, chat: &[ChatMessage], runs: usize) {
             r.prompt_tokens,
             r.prefill.as_secs_f64() * 1000.0,
             r.prompt_tokens as f64 / r.prefill.as_secs_f64()
+        );
+    }
+}
+
+/// `BULKHEAD_LLM_BENCH_DECODE=N`: up to 256 tokens after a short prompt, N times; the
+/// prompt's prefill is a small share, so `perf record` sees decoding.
+fn decode_only(g: &Generator, runs: usize) {
+    let chat = [ChatMessage::new(
+        Role::User,
+        "Write a long story about a lighthouse keeper and the ships she guides.",
+    )];
+    let options = GenerateOptions {
+        max_new_tokens: 256,
+        ..GenerateOptions::default()
+    };
+    for _ in 0..runs {
+        let r = g
+            .generate(&chat, &options, &mut |_| true)
+            .expect("generate");
+        let decode = r.total.saturating_sub(r.time_to_first_token);
+        eprintln!(
+            "decode {} tok after a {}-token prompt: {:.1} tok/s",
+            r.generated_tokens,
+            r.prompt_tokens,
+            r.generated_tokens.saturating_sub(1) as f64 / decode.as_secs_f64()
         );
     }
 }

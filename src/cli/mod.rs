@@ -27,7 +27,7 @@ use args::{
     AuditCommand, CertificateCommand, Command, KeyCommand, ModeArg, ReportCommand, ReportFormat,
     SigningKeyCommand, TenantCommand, TokenArgs, TokenCommand,
 };
-pub use output::{print_citations, snippet};
+pub use output::{print_citations, print_timings, snippet};
 use output::{print_json, progress_bar};
 
 /// The version, marked in a test build whose isolation layers can be switched off.
@@ -785,6 +785,7 @@ pub fn ask(
             None => println!("\n[revised after the final checks]\n{}", answer.text),
         }
         print_citations(&answer);
+        print_timings(&answer);
     }
     Ok(answer)
 }

@@ -17,7 +17,7 @@ use crate::kernels::Int8Matrix;
 
 use super::linear::{Int8Layer, apply};
 use super::q4::Q41Matrix;
-use super::q8::{Q8Matrix, Q8Vector};
+use super::q8::{Kernel, Q8Matrix, Q8Vector};
 use super::{LlmError, WeightFormat};
 
 /// Columns per activation scale in the int8 prefill products: as the decode path's 8-bit
@@ -123,10 +123,10 @@ impl DecodeMatrix {
         Ok(Self::Q8(Q8Matrix::stack(&parts)))
     }
 
-    pub(super) fn matvec(&self, x: &Q8Vector, out: &mut [f32]) {
+    pub(super) fn matvec(&self, kernel: Kernel, x: &Q8Vector, out: &mut [f32]) {
         match self {
-            Self::Q8(m) => m.matvec(x, out),
-            Self::Q4_1(m) => m.matvec(x, out),
+            Self::Q8(m) => m.matvec(kernel, x, out),
+            Self::Q4_1(m) => m.matvec(kernel, x, out),
         }
     }
 }

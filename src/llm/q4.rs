@@ -1,18 +1,21 @@
 //! Decode weights kept in the file's own Q4_1 format (blocks of 32 four-bit values with a
 //! scale and a minimum: w = d·q + m), so decoding reads ~0.75 bytes a weight (scales
 //! widened to f32) and uses exactly the weights the file holds. The activation is the
-//! same 8-bit vector as for [`super::q8`]: Σ w·x = d·dx·Σ q·qx + m·dx·Σ qx.
+//! same 8-bit vector as for [`super::q8`]: Σ w·x = d·dx·Σ q·qx + m·dx·Σ qx. The kernels
+//! are [`Kernel`]'s.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 
 use super::LlmError;
-use super::q8::{BLOCK, Q8Vector, f16_to_f32};
+use super::q8::{BLOCK, Kernel, Q8Vector, f16_to_f32};
 
 /// A `rows` × `cols` matrix in Q4_1 blocks, row-major.
 #[derive(Debug, Clone)]
 pub(super) struct Q41Matrix {
     rows: usize,
     cols: usize,
+    /// One per block, row by row (the file's half-precision values widened: the AVX2
+    /// kernel measured 28% slower widening them itself).
     scales: Vec<f32>,
     mins: Vec<f32>,
     /// 16 bytes a block: byte j holds value j (low nibble) and value j + 16 (high).
@@ -64,26 +67,28 @@ impl Q41Matrix {
         }
     }
 
-    /// `out = self · x`, rows split across the worker pool.
-    pub(super) fn matvec(&self, x: &Q8Vector, out: &mut [f32]) {
+    /// `out = self · x` with `kernel`, rows split across the worker pool.
+    pub(super) fn matvec(&self, kernel: Kernel, x: &Q8Vector, out: &mut [f32]) {
         assert_eq!(x.quants.len(), self.cols, "activation length");
         assert_eq!(out.len(), self.rows, "output length");
-        let avx2 = super::q8::has_avx2();
-        super::q8::for_each_row(out, |row| self.dot_row(avx2, row, x));
+        super::q8::for_each_row(out, |row| self.dot_row(kernel, row, x));
     }
 
-    fn dot_row(&self, avx2: bool, row: usize, x: &Q8Vector) -> f32 {
+    fn dot_row(&self, kernel: Kernel, row: usize, x: &Q8Vector) -> f32 {
         let blocks = self.cols / BLOCK;
         let b = row * blocks..(row + 1) * blocks;
         let nibbles = &self.nibbles[row * self.cols / 2..(row + 1) * self.cols / 2];
         let (scales, mins) = (&self.scales[b.clone()], &self.mins[b]);
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: AVX2 and FMA were detected; every slice holds `blocks` blocks.
-            return unsafe { avx2::dot(scales, mins, nibbles, x) };
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::Avx512Vnni` is only handed out when the CPU has its features;
+            // every slice holds `blocks` blocks.
+            Kernel::Avx512Vnni => unsafe { avx512::dot(scales, mins, nibbles, x) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, for AVX2, FMA and F16C.
+            Kernel::Avx2 => unsafe { avx2::dot(scales, mins, nibbles, x) },
+            Kernel::Portable => dot_portable(scales, mins, nibbles, x),
         }
-        let _ = avx2;
-        dot_portable(scales, mins, nibbles, x)
     }
 }
 
@@ -138,6 +143,79 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, Q8Vector};
+
+    /// Four blocks per step: their 64 bytes of nibbles in one register, the low nibbles
+    /// (each block's values 0..16) multiplied with the activation's first halves and the
+    /// high ones with its second halves by `vpdpbusd` (unsigned nibble × signed byte, four
+    /// products summed into each i32), so each 128-bit lane sums one block.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2 and FMA; `nibbles` and `x` hold
+    /// `scales.len()` blocks, `mins` as many values.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    pub(super) unsafe fn dot(scales: &[f32], mins: &[f32], nibbles: &[u8], x: &Q8Vector) -> f32 {
+        let blocks = scales.len();
+        let low = _mm512_set1_epi8(0x0f);
+        // Lane group k (four f32) takes block k's scale.
+        let spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        let mut acc = _mm512_setzero_ps();
+        let mut min_acc = _mm_setzero_ps();
+        let mut b = 0;
+        while b + 4 <= blocks {
+            // SAFETY: blocks b..b + 4 lie inside every slice (caller's contract).
+            let (packed, x01, x23, d, m, dx, sums) = unsafe {
+                (
+                    _mm512_loadu_si512(nibbles.as_ptr().add(b * BLOCK / 2) as *const _),
+                    _mm512_loadu_si512(x.quants.as_ptr().add(b * BLOCK) as *const _),
+                    _mm512_loadu_si512(x.quants.as_ptr().add((b + 2) * BLOCK) as *const _),
+                    _mm_loadu_ps(scales.as_ptr().add(b)),
+                    _mm_loadu_ps(mins.as_ptr().add(b)),
+                    _mm_loadu_ps(x.scales.as_ptr().add(b)),
+                    _mm_loadu_ps(x.sums.as_ptr().add(b)),
+                )
+            };
+            // 128-bit lanes of x01: block b's first half, its second, b + 1's first, ...
+            let x_first = _mm512_shuffle_i64x2(x01, x23, 0b10_00_10_00);
+            let x_second = _mm512_shuffle_i64x2(x01, x23, 0b11_01_11_01);
+            let q_first = _mm512_and_si512(packed, low);
+            let q_second = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
+            let dot = _mm512_dpbusd_epi32(
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), q_first, x_first),
+                q_second,
+                x_second,
+            );
+            let scale = _mm_mul_ps(d, dx);
+            let scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(scale));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+            min_acc = _mm_fmadd_ps(m, sums, min_acc);
+            b += 4;
+        }
+        let mut total =
+            _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(_mm512_zextps128_ps512(min_acc));
+        let low = _mm256_set1_epi8(0x0f);
+        while b < blocks {
+            // SAFETY: block b lies inside every slice.
+            let (packed, xv) = unsafe {
+                (
+                    _mm_loadu_si128(nibbles.as_ptr().add(b * BLOCK / 2) as *const __m128i),
+                    _mm256_loadu_si256(x.quants.as_ptr().add(b * BLOCK) as *const __m256i),
+                )
+            };
+            let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
+            let dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xv);
+            let dot = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(dot));
+            total += scales[b] * x.scales[b] * dot as f32 + mins[b] * x.sums[b];
+            b += 1;
+        }
+        total
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +223,14 @@ mod tests {
 
     #[test]
     fn matches_the_dequantised_product() {
-        let (rows, cols) = (40, 576);
+        // 18 blocks a row (four groups of four and a tail of two for the AVX-512 kernel),
+        // 48 (no tail) and 5.
+        for (rows, cols) in [(40, 576), (8, 1536), (8, 160)] {
+            matches_the_dequantised_product_at(rows, cols);
+        }
+    }
+
+    fn matches_the_dequantised_product_at(rows: usize, cols: usize) {
         let device = Device::Cpu;
         let values: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3)
@@ -164,28 +249,31 @@ mod tests {
         let mut xq = Q8Vector::default();
         xq.quantize(&x);
         let stacked = Q41Matrix::stack(&[matrix.clone(), matrix.clone()]);
-        let mut out = vec![0f32; 2 * rows];
-        stacked.matvec(&xq, &mut out);
-        for (row, want) in exact.iter().enumerate() {
-            let want: f32 = want.iter().zip(&x).map(|(a, b)| a * b).sum();
-            let portable = dot_portable(
-                &matrix.scales[row * cols / BLOCK..(row + 1) * cols / BLOCK],
-                &matrix.mins[row * cols / BLOCK..(row + 1) * cols / BLOCK],
-                &matrix.nibbles[row * cols / 2..(row + 1) * cols / 2],
-                &xq,
-            );
-            assert!(
-                (out[row] - portable).abs() < 1e-3,
-                "{} vs {portable}",
-                out[row]
-            );
-            assert_eq!(out[row], out[rows + row]);
-            // Only the activation is rounded (8 bits over 576 terms).
-            assert!(
-                (out[row] - want).abs() < 0.05,
-                "row {row}: {} vs {want}",
-                out[row]
-            );
+        let blocks = cols / BLOCK;
+        for kernel in Kernel::available() {
+            let mut out = vec![0f32; 2 * rows];
+            stacked.matvec(kernel, &xq, &mut out);
+            for (row, want) in exact.iter().enumerate() {
+                let want: f32 = want.iter().zip(&x).map(|(a, b)| a * b).sum();
+                let portable = dot_portable(
+                    &matrix.scales[row * blocks..(row + 1) * blocks],
+                    &matrix.mins[row * blocks..(row + 1) * blocks],
+                    &matrix.nibbles[row * cols / 2..(row + 1) * cols / 2],
+                    &xq,
+                );
+                assert!(
+                    (out[row] - portable).abs() < 1e-3,
+                    "{kernel:?}: {} vs {portable}",
+                    out[row]
+                );
+                assert_eq!(out[row], out[rows + row]);
+                // Only the activation is rounded (8 bits over a few hundred terms).
+                assert!(
+                    (out[row] - want).abs() < 0.05,
+                    "{kernel:?} row {row}: {} vs {want}",
+                    out[row]
+                );
+            }
         }
     }
 }

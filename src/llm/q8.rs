@@ -1,10 +1,11 @@
 //! Weights for decoding one token at a time: each row quantised to 8 bits in blocks of 32
 //! with one f32 scale per block (ggml's Q8_0 with a wider scale), multiplied by an
 //! activation vector quantised the same way. A token then reads ~1.06 bytes per weight
-//! instead of 4 (f32), which is what bounds decoding speed on a few cores. The dot product
-//! has an AVX2 kernel chosen at run time and a portable one; the rows of a product are
-//! split across candle's own worker pool (the one its quantised matmuls use), so there is
-//! one set of threads.
+//! instead of 4 (f32), which is what bounds decoding speed on a few cores. The dot products
+//! (here and in [`super::q4`]) have kernels chosen at run time ([`Kernel`]): AVX-512 VNNI
+//! (one instruction multiplies and sums 64 byte pairs), AVX2, and a portable one that the
+//! others are tested against; the rows of a product are split across candle's own worker
+//! pool (the one its quantised matmuls use), so there is one set of threads.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::utils::barrier_pool;
@@ -128,11 +129,10 @@ impl Q8Matrix {
         }
     }
 
-    /// `out = self · x`, rows split across the worker pool.
-    pub(super) fn matvec(&self, x: &Q8Vector, out: &mut [f32]) {
+    /// `out = self · x` with `kernel`, rows split across the worker pool.
+    pub(super) fn matvec(&self, kernel: Kernel, x: &Q8Vector, out: &mut [f32]) {
         assert_eq!(x.quants.len(), self.cols, "activation length");
         assert_eq!(out.len(), self.rows, "output length");
-        let kernel = Kernel::detect();
         for_each_row(out, |row| self.dot_row(kernel, row, x));
     }
 
@@ -142,51 +142,106 @@ impl Q8Matrix {
         let quants = &self.quants[row * self.cols..(row + 1) * self.cols];
         match kernel {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2 and FMA; the slices
-            // hold `blocks` blocks each (checked lengths above).
+            // SAFETY: `Kernel::Avx512Vnni` is only handed out when the CPU has its features;
+            // the slices hold `blocks` blocks each (checked lengths above).
+            Kernel::Avx512Vnni => unsafe { avx512::dot(scales, quants, &x.scales, &x.quants) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, for AVX2 and FMA.
             Kernel::Avx2 => unsafe { avx2::dot(scales, quants, &x.scales, &x.quants) },
             Kernel::Portable => dot_portable(scales, quants, &x.scales, &x.quants),
         }
     }
 }
 
-/// IEEE half precision to single (exact for every value, subnormals included).
+/// IEEE half precision to single (exact for every value, subnormals included), by moving
+/// the bits: the portable kernels widen a scale per block with it.
 pub(super) fn f16_to_f32(bits: u16) -> f32 {
-    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exponent = i32::from((bits >> 10) & 0x1f);
-    let mantissa = f32::from(bits & 0x3ff);
-    match exponent {
-        0 => sign * mantissa * 2f32.powi(-24),
-        31 if mantissa == 0.0 => sign * f32::INFINITY,
-        31 => f32::NAN,
-        _ => sign * (1.0 + mantissa / 1024.0) * 2f32.powi(exponent - 15),
-    }
+    let sign = u32::from(bits & 0x8000) << 16;
+    let exponent = u32::from((bits >> 10) & 0x1f);
+    let mantissa = u32::from(bits & 0x3ff);
+    let magnitude = match exponent {
+        // Zero and subnormals: mantissa × 2^-24, exact in f32.
+        0 => return sign_of(sign) * mantissa as f32 * (1.0 / 16_777_216.0),
+        31 => 0x7f80_0000 | (mantissa << 13),
+        _ => ((exponent + 112) << 23) | (mantissa << 13),
+    };
+    f32::from_bits(sign | magnitude)
 }
 
+fn sign_of(sign_bit: u32) -> f32 {
+    if sign_bit == 0 { 1.0 } else { -1.0 }
+}
+
+/// Names the decode kernel to use instead of the fastest (see [`Kernel::detect`]).
+const KERNEL_ENV: &str = "BULKHEAD_DECODE_KERNEL";
+
+/// A dot-product kernel. [`Kernel::detect`] picks the fastest the CPU has (checked at run
+/// time, so a baseline x86-64 build uses AVX-512 where it exists); the others stay callable
+/// so tests compare them on the same data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kernel {
+pub(super) enum Kernel {
+    /// AVX-512 F/BW/VL with VNNI (`vpdpbusd`), and F16C for the 4-bit blocks' scales.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
+    /// AVX2, FMA and F16C (x86-64-v3).
     #[cfg(target_arch = "x86_64")]
     Avx2,
     Portable,
 }
 
-/// Whether the AVX2 kernels may run (checked at run time: a baseline build has them too).
-pub(super) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 impl Kernel {
-    fn detect() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            return Kernel::Avx2;
+    /// The fastest kernel this CPU runs (`std` caches the CPU's features: a few loads).
+    /// `BULKHEAD_DECODE_KERNEL` (`avx512`, `avx2` or `portable`) picks a slower one, to
+    /// compare answers or speed with the kernel a CPU without AVX-512 runs; a kernel this
+    /// CPU lacks is refused with a warning, and the fastest runs.
+    pub(super) fn detect() -> Kernel {
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let available = Kernel::available();
+            let wanted = std::env::var(KERNEL_ENV).ok();
+            let named = wanted.as_deref().and_then(|name| {
+                available
+                    .iter()
+                    .copied()
+                    .find(|kernel| kernel.name() == name.trim())
+            });
+            if let (Some(name), None) = (&wanted, named) {
+                tracing::warn!(
+                    "{KERNEL_ENV}={name} is not a kernel this CPU runs ({:?}); using the fastest",
+                    available.iter().map(|k| k.name()).collect::<Vec<_>>()
+                );
+            }
+            named.unwrap_or(available[0])
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => "avx512",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
         }
-        Kernel::Portable
+    }
+
+    /// Every kernel this CPU runs, fastest first; [`Kernel::Portable`] is always last.
+    pub(super) fn available() -> Vec<Kernel> {
+        let mut kernels = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+            if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni")
+            {
+                kernels.push(Kernel::Avx512Vnni);
+            }
+            if avx2 {
+                kernels.push(Kernel::Avx2);
+            }
+        }
+        kernels.push(Kernel::Portable);
+        kernels
     }
 }
 
@@ -235,6 +290,66 @@ mod avx2 {
         let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
         let single = _mm_add_ss(quarter, _mm_shuffle_ps(quarter, quarter, 1));
         _mm_cvtss_f32(single)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::BLOCK;
+
+    /// Two blocks per step: `vpdpbusd` multiplies unsigned by signed bytes and sums each
+    /// four into an i32, so the weights go in as |w| and the activation takes w's sign.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VL/VNNI, AVX2 and FMA; `w` and `x` hold
+    /// `w_scales.len()` blocks each, and `x_scales` as many scales; no activation quant is
+    /// -128.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    pub(super) unsafe fn dot(w_scales: &[f32], w: &[i8], x_scales: &[f32], x: &[i8]) -> f32 {
+        let blocks = w_scales.len();
+        // Lanes 0..8 take the first block's scale, 8..16 the second's.
+        let spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        let mut acc = _mm512_setzero_ps();
+        let mut b = 0;
+        while b + 2 <= blocks {
+            // SAFETY: blocks b and b + 1 lie inside every slice (caller's contract).
+            let (wv, xv, scale) = unsafe {
+                (
+                    _mm512_loadu_si512(w.as_ptr().add(b * BLOCK) as *const _),
+                    _mm512_loadu_si512(x.as_ptr().add(b * BLOCK) as *const _),
+                    _mm_mul_ps(
+                        _mm_castpd_ps(_mm_load_sd(w_scales.as_ptr().add(b) as *const f64)),
+                        _mm_castpd_ps(_mm_load_sd(x_scales.as_ptr().add(b) as *const f64)),
+                    ),
+                )
+            };
+            let negative = _mm512_movepi8_mask(wv);
+            let signed_x = _mm512_mask_sub_epi8(xv, negative, _mm512_setzero_si512(), xv);
+            let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), signed_x);
+            let scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(scale));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc);
+            b += 2;
+        }
+        let mut total = _mm512_reduce_add_ps(acc);
+        if b < blocks {
+            // SAFETY: block b lies inside every slice.
+            let (wv, xv) = unsafe {
+                (
+                    _mm256_loadu_si256(w.as_ptr().add(b * BLOCK) as *const __m256i),
+                    _mm256_loadu_si256(x.as_ptr().add(b * BLOCK) as *const __m256i),
+                )
+            };
+            let sums = _mm256_dpbusd_epi32(
+                _mm256_setzero_si256(),
+                _mm256_abs_epi8(wv),
+                _mm256_sign_epi8(xv, wv),
+            );
+            let block = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(sums));
+            total += block as f32 * (w_scales[b] * x_scales[b]);
+        }
+        total
     }
 }
 
@@ -304,33 +419,43 @@ mod tests {
 
     #[test]
     fn kernels_agree_with_each_other_and_with_f32() {
-        let (rows, cols) = (67, 576);
-        let w = random(rows * cols, 1);
-        let x = random(cols, 2);
-        let matrix = Q8Matrix::from_f32(rows, cols, &w).unwrap();
-        let mut xq = Q8Vector::default();
-        xq.quantize(&x);
-        let mut out = vec![0f32; rows];
-        matrix.matvec(&xq, &mut out);
-        for (row, got) in out.iter().enumerate() {
-            let exact: f32 = w[row * cols..(row + 1) * cols]
-                .iter()
-                .zip(&x)
-                .map(|(a, b)| a * b)
-                .sum();
-            let portable = dot_portable(
-                &matrix.scales[row * cols / BLOCK..(row + 1) * cols / BLOCK],
-                &matrix.quants[row * cols..(row + 1) * cols],
-                &xq.scales,
-                &xq.quants,
-            );
-            assert!(
-                (got - portable).abs() < 1e-3,
-                "row {row}: {got} vs {portable}"
-            );
-            // Two 8-bit roundings of values in [-1, 1] over 576 terms: ~0.05 standard
-            // deviation.
-            assert!((got - exact).abs() < 0.25, "row {row}: {got} vs {exact}");
+        // 18 blocks a row (the model's width) and 19 (an odd count: the AVX-512 kernel's
+        // single-block tail).
+        for (rows, cols) in [(67, 576), (9, 608)] {
+            let w = random(rows * cols, 1);
+            let x = random(cols, 2);
+            let mut matrix = Q8Matrix::from_f32(rows, cols, &w).unwrap();
+            // A weight of -128 (possible in a file's Q8_0 blocks, never made by `from_f32`).
+            matrix.quants[5] = -128;
+            let mut xq = Q8Vector::default();
+            xq.quantize(&x);
+            for kernel in Kernel::available() {
+                let mut out = vec![0f32; rows];
+                matrix.matvec(kernel, &xq, &mut out);
+                for (row, got) in out.iter().enumerate() {
+                    let mut weights = w[row * cols..(row + 1) * cols].to_vec();
+                    if row == 0 {
+                        weights[5] = -128.0 * matrix.scales[0];
+                    }
+                    let exact: f32 = weights.iter().zip(&x).map(|(a, b)| a * b).sum();
+                    let portable = dot_portable(
+                        &matrix.scales[row * cols / BLOCK..(row + 1) * cols / BLOCK],
+                        &matrix.quants[row * cols..(row + 1) * cols],
+                        &xq.scales,
+                        &xq.quants,
+                    );
+                    assert!(
+                        (got - portable).abs() < 1e-3,
+                        "{kernel:?} row {row}: {got} vs {portable}"
+                    );
+                    // Two 8-bit roundings of values in [-1, 1] over ~600 terms: ~0.05
+                    // standard deviation.
+                    assert!(
+                        (got - exact).abs() < 0.25,
+                        "{kernel:?} row {row}: {got} vs {exact}"
+                    );
+                }
+            }
         }
     }
 
@@ -361,7 +486,7 @@ mod tests {
         let mut xq = Q8Vector::default();
         xq.quantize(&x);
         let mut out = vec![0f32; rows];
-        ours.matvec(&xq, &mut out);
+        ours.matvec(Kernel::detect(), &xq, &mut out);
         // Same weights; candle quantises the activation in blocks of 256 (Q8K, on CPUs
         // with its repacked kernels) or 32 with an f16 scale, ours in blocks of 32 with an
         // f32 scale: ours is at least as close to the exact product.
@@ -379,7 +504,7 @@ mod tests {
         let stacked = Q8Matrix::stack(&[ours.clone(), ours]);
         assert_eq!(stacked.rows, 2 * rows);
         let mut twice = vec![0f32; 2 * rows];
-        stacked.matvec(&xq, &mut twice);
+        stacked.matvec(Kernel::detect(), &xq, &mut twice);
         assert_eq!(&twice[..rows], &out[..]);
         assert_eq!(&twice[rows..], &out[..]);
     }
