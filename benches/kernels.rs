@@ -5,20 +5,8 @@
 
 use std::time::Instant;
 
-use bulkhead::kernels::{Int8Matrix, Kernel};
+use bulkhead::kernels::{Int8Matrix, Kernel, pseudo_random as random};
 use candle_core::{Device, Tensor};
-
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// Best of `runs` timings of `f`, in seconds.
 fn best(runs: usize, mut f: impl FnMut()) -> f64 {

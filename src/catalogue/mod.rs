@@ -577,24 +577,14 @@ mod tests {
             found.effective_date.unwrap().value.to_string(),
             "2018-12-20"
         );
-        let quoted: String = text
-            .chars()
-            .skip(agreement.span.start)
-            .take(agreement.span.len())
-            .collect();
-        assert_eq!(quoted, "20t h day of December 2018");
+        assert_eq!(at(text, &agreement.span), "20t h day of December 2018");
         let text = "DISTRIBUTOR AGREEMENT THIS AGREEMENT is made and effective as of1 August 2019, \
                     by and between B Corp LLC (\"Company\") and D Ltd. (\"Distributor\").\n\n\
                     Source: GENTECH, 1-A, 8/8/2019";
         let found = super::catalogue(text);
         let agreement = found.agreement_date.unwrap();
         assert_eq!(agreement.value.to_string(), "2019-08-01");
-        let quoted: String = text
-            .chars()
-            .skip(agreement.span.start)
-            .take(agreement.span.len())
-            .collect();
-        assert_eq!(quoted, "1 August 2019");
+        assert_eq!(at(text, &agreement.span), "1 August 2019");
         let footer_only = "SERVICES AGREEMENT\n\nSource: VITALIBIS INC, 8-K, 3/16/2018\n\nThis \
                            Agreement is entered into by and between V Inc. (\"V\") and H LLC (\"H\").";
         assert!(super::catalogue(footer_only).agreement_date.is_none());

@@ -387,17 +387,7 @@ mod avx512;
 mod tests {
     use super::*;
 
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::pseudo_random as random;
 
     fn reference(w: &[f32], bias: &[f32], x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         x.chunks_exact(cols)

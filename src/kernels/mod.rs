@@ -29,3 +29,18 @@ pub fn int8_preferred() -> bool {
     let disabled = std::env::var(KERNELS_ENV).is_ok_and(|value| value.eq_ignore_ascii_case("f32"));
     !disabled && Kernel::detect() != Kernel::Portable
 }
+
+/// `n` deterministic values in [-1, 1) from `seed` (a small LCG, no extra dependency): the
+/// random matrices of the kernels' tests and benches.
+#[doc(hidden)]
+pub fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}

@@ -386,18 +386,7 @@ mod tests {
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module, Tensor};
 
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        // A small LCG: deterministic, no extra dependency.
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::pseudo_random as random;
 
     #[test]
     fn half_precision_scales_convert_exactly() {
