@@ -123,15 +123,8 @@ fn run_in(config: &Config) -> Result<(), UserFailure> {
         println!("\n== {} asks about its own contracts", sample.name);
         for question in sample.questions {
             println!("\nQ: {question}\nA: ");
-            let answer = super::ask(&appliance, scope, question, None, true)?;
-            println!(
-                "   ({} ms total, first token after {} ms)",
-                answer.timings.total_ms,
-                answer
-                    .timings
-                    .first_token_ms
-                    .unwrap_or(answer.timings.total_ms)
-            );
+            // `ask` prints the answer's timings line (retrieval, prefill, decode, total).
+            super::ask(&appliance, scope, question, None, true)?;
         }
     }
 
