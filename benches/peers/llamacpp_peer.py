@@ -8,9 +8,14 @@ file's ChatML turns) and decode tok/s for 64 greedy tokens after it, best of 3 r
 a warm-up. The machines are noisy: run it alternately with the bench in one sitting and
 quote the ratio, e.g.
 
-    python3 -m venv /work/llama-venv
-    CMAKE_ARGS="-DGGML_NATIVE=ON" /work/llama-venv/bin/pip install llama-cpp-python==0.3.36
+    python3 -m venv /work/llama-venv && /work/llama-venv/bin/pip install numpy
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+        -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF" \
+        /work/llama-venv/bin/pip install --no-cache-dir llama-cpp-python==0.3.36
     /work/llama-venv/bin/python benches/peers/llamacpp_peer.py   # then the bench, then this
+
+On the Sapphire Rapids machines here a `-DGGML_NATIVE=ON` build (AVX-512, AMX) crashes
+with a segmentation fault at the first `eval`; the AVX2 build above runs.
 
 `--decode-only`: a short prompt and 256 new tokens, as `BULKHEAD_LLM_BENCH_DECODE=1`.
 """
@@ -19,6 +24,7 @@ import argparse
 import os
 import time
 
+import llama_cpp
 import numpy as np
 from llama_cpp import Llama
 
@@ -34,6 +40,13 @@ def chatml(turns):
     return text + "<|im_start|>assistant\n"
 
 
+def last_logits(llm):
+    """The logits of the last token evaluated (`Llama.scores` holds them only with
+    `logits_all`, which would copy every prompt row's too)."""
+    pointer = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),))
+
+
 def run(llm, tokens, new_tokens):
     """Prefill `tokens`, then `new_tokens` greedy tokens; returns (prefill s, decode s)."""
     llm.reset()
@@ -41,7 +54,7 @@ def run(llm, tokens, new_tokens):
     llm.eval(tokens)
     prefilled = time.perf_counter()
     for _ in range(new_tokens):
-        llm.eval([int(np.argmax(llm.scores[llm.n_tokens - 1]))])
+        llm.eval([int(np.argmax(last_logits(llm)))])
     return prefilled - started, time.perf_counter() - prefilled
 
 
