@@ -36,10 +36,7 @@ impl Kernel {
     /// The fastest kernel this CPU runs (checked at run time: the build targets AVX2).
     pub fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-        {
+        if super::has_avx512_vnni() {
             return Kernel::Avx512Vnni;
         }
         Kernel::Portable

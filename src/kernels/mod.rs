@@ -22,6 +22,19 @@ pub use int8::{Int8Matrix, Kernel};
 /// keeps the old path measurable in the benches.
 pub const KERNELS_ENV: &str = "BULKHEAD_KERNELS";
 
+/// Whether this CPU has AVX-512 F, BW, VL and VNNI (`vpdpbusd`), checked at run time (the
+/// build targets AVX2): what the int8 GEMM's fast kernel and decoding's 8-bit dot products
+/// both need.
+pub fn has_avx512_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether models should run their linear layers through [`Int8Matrix`]: when the CPU has
 /// the fast kernel (on others the portable kernel is slower than candle's f32 matmul) and
 /// `BULKHEAD_KERNELS` does not ask for `f32`.

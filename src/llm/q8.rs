@@ -232,8 +232,7 @@ impl Kernel {
         {
             use std::arch::is_x86_feature_detected as has;
             let avx2 = has!("avx2") && has!("fma") && has!("f16c");
-            if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni")
-            {
+            if avx2 && crate::kernels::has_avx512_vnni() {
                 kernels.push(Kernel::Avx512Vnni);
             }
             if avx2 {
