@@ -1,6 +1,7 @@
 //! Compute kernels of the project's own, for the products candle's f32 matmul is slow at
 //! on these CPUs (issue 10): a batched int8 GEMM ([`Int8Matrix`]) for the linear layers of
-//! the embedding model and of the LLM's prefill.
+//! the embedding model and of the LLM's prefill, and the element-wise functions around
+//! them ([`math`]: vectorisable `exp`, softmax, GELU, SwiGLU).
 //!
 //! Dynamic quantisation in ONNX Runtime's style: weights symmetric int8 with one scale per
 //! output row, quantised once at load; activations asymmetric uint8 with one scale and
@@ -13,9 +14,13 @@
 //! path instead: see [`int8_preferred`]). Work is split over candle's own worker pool, so
 //! there is one set of threads. Knows nothing about models, tenants or storage.
 
+mod attention;
 mod int8;
+mod math;
 
+pub use attention::{Attention, Rows};
 pub use int8::{Int8Matrix, Kernel};
+pub use math::{erf, exp, exp_in_place, gelu_erf_in_place, silu_mul, softmax_in_place};
 
 /// The environment variable that turns the int8 kernels off (`BULKHEAD_KERNELS=f32`): the
 /// embedding model and the LLM's prefill then run candle's f32 matmuls as before, which

@@ -1,0 +1,331 @@
+//! Multi-head scaled-dot-product attention over token-major f32 rows, for both models'
+//! forward passes: BERT's (every key visible, one sequence at a time, no padding) and the
+//! LLM's prefill (causal after the cached prefix, grouped-query heads).
+//!
+//! A work item is one query head × up to [`BLOCK`] queries: its scores against the keys
+//! that block may see (one f32 GEMM, `gemm`'s AVX2/AVX-512 kernels, straight from the
+//! strided rows: no copy, no transposition), a softmax per row over the keys that row may
+//! see, and the weighted sum of the values (a second GEMM, written into the output rows).
+//! Scores live in a buffer of `BLOCK × keys` per worker, never `heads × queries × keys`.
+//! Items are spread over candle's worker pool, as the int8 GEMM's are.
+
+use candle_core::utils::barrier_pool;
+use gemm::Parallelism;
+
+use super::math::softmax_in_place;
+
+/// Queries per work item.
+const BLOCK: usize = 64;
+
+/// Rows of `len` tokens, row `i` starting at `data[i * stride]`; within a row, head `h`'s
+/// `head_dim` values start at `h * head_dim`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    pub data: &'a [f32],
+    pub stride: usize,
+    pub len: usize,
+}
+
+/// The heads' shape: `heads` query heads share `kv_heads` key/value heads in groups of
+/// `heads / kv_heads` consecutive heads (grouped-query attention; equal for BERT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attention {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// The output pointer shared by the workers, each writing its own cells.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: work items write disjoint cells (their head's columns of their block's rows).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not its field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl Attention {
+    /// For each query `i` and head `h`: `out[i][h] = Σ_j softmax_j(q[i][h] · k[j][g] / √d) ·
+    /// v[j][g]`, `g` the head's key/value head, over the keys `j` query `i` may see: all of
+    /// them, or with `causal_start: Some(s)` (query `i` at position `s + i`, the keys at
+    /// positions from 0) those up to `s + i`. Output rows are `out_stride` apart.
+    ///
+    /// # Panics
+    /// When the rows are shorter than the shapes say, keys and values differ in count, or
+    /// the heads do not divide into groups.
+    pub fn forward(
+        &self,
+        q: Rows,
+        k: Rows,
+        v: Rows,
+        causal_start: Option<usize>,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let (queries, keys, d) = (q.len, k.len, self.head_dim);
+        assert!(
+            self.kv_heads > 0 && self.heads.is_multiple_of(self.kv_heads),
+            "{self:?}"
+        );
+        assert_eq!(keys, v.len, "keys and values differ in count");
+        assert!(queries == 0 || keys > 0, "queries with no keys");
+        let q_width = self.heads * d;
+        let kv_width = self.kv_heads * d;
+        let fits = |rows: Rows, width: usize| {
+            rows.len == 0
+                || (rows.stride >= width && rows.data.len() >= (rows.len - 1) * rows.stride + width)
+        };
+        assert!(
+            fits(q, q_width) && fits(k, kv_width) && fits(v, kv_width),
+            "rows too short"
+        );
+        assert!(
+            queries == 0
+                || (out_stride >= q_width && out.len() >= (queries - 1) * out_stride + q_width),
+            "output too short"
+        );
+        if queries == 0 {
+            return;
+        }
+        let visible = |i: usize| causal_start.map_or(keys, |s| (s + i + 1).min(keys));
+        let blocks = queries.div_ceil(BLOCK);
+        let group = self.heads / self.kv_heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let out_ptr = Out(out.as_mut_ptr());
+        barrier_pool().execute_chunked(self.heads * blocks, |items| {
+            let mut scores = Vec::new();
+            for item in items {
+                let (head, block) = (item / blocks, item % blocks);
+                let kv_head = head / group;
+                let first = block * BLOCK;
+                let m = BLOCK.min(queries - first);
+                let n = visible(first + m - 1);
+                scores.clear();
+                scores.resize(m * n, 0.0);
+                // SAFETY: every pointer and stride stays inside the slices checked above
+                // (rows `first..first + m` of q and out, `0..n ≤ keys` of k and v, columns
+                // of this head within the rows' widths); `scores` holds `m × n`; the item
+                // writes only its head's columns of its block's output rows.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        d,
+                        scores.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        q.data.as_ptr().add(first * q.stride + head * d),
+                        1,
+                        q.stride as isize,
+                        k.data.as_ptr().add(kv_head * d),
+                        k.stride as isize,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+                for (r, row) in scores.chunks_exact_mut(n.max(1)).enumerate().take(m) {
+                    let seen = visible(first + r);
+                    softmax_in_place(&mut row[..seen]);
+                    row[seen..].fill(0.0);
+                }
+                // SAFETY: as above.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        d,
+                        n,
+                        out_ptr.get().add(first * out_stride + head * d),
+                        1,
+                        out_stride as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        n as isize,
+                        v.data.as_ptr().add(kv_head * d),
+                        1,
+                        v.stride as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::pseudo_random;
+
+    /// The definition, in f64, one query and head at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        shape: Attention,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        queries: usize,
+        keys: usize,
+        causal_start: Option<usize>,
+    ) -> Vec<f32> {
+        let d = shape.head_dim;
+        let (qw, kw) = (shape.heads * d, shape.kv_heads * d);
+        let group = shape.heads / shape.kv_heads;
+        let mut out = vec![0f32; queries * qw];
+        for i in 0..queries {
+            let seen = causal_start.map_or(keys, |s| (s + i + 1).min(keys));
+            for h in 0..shape.heads {
+                let g = h / group;
+                let dot = |j: usize| {
+                    (0..d)
+                        .map(|x| {
+                            f64::from(q[i * qw + h * d + x]) * f64::from(k[j * kw + g * d + x])
+                        })
+                        .sum::<f64>()
+                        / (d as f64).sqrt()
+                };
+                let s: Vec<f64> = (0..seen).map(dot).collect();
+                let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+                let total: f64 = e.iter().sum();
+                for x in 0..d {
+                    let y: f64 = (0..seen)
+                        .map(|j| e[j] / total * f64::from(v[j * kw + g * d + x]))
+                        .sum();
+                    out[i * qw + h * d + x] = y as f32;
+                }
+            }
+        }
+        out
+    }
+
+    fn check(shape: Attention, queries: usize, keys: usize, causal_start: Option<usize>) {
+        let d = shape.head_dim;
+        let (qw, kw) = (shape.heads * d, shape.kv_heads * d);
+        // Scaled up so the softmax is far from uniform.
+        let q: Vec<f32> = pseudo_random(queries * qw, 1)
+            .iter()
+            .map(|x| 3.0 * x)
+            .collect();
+        let k = pseudo_random(keys * kw, 2);
+        let v = pseudo_random(keys * kw, 3);
+        let want = reference(shape, &q, &k, &v, queries, keys, causal_start);
+        let mut got = vec![f32::NAN; queries * qw];
+        let (q_rows, k_rows, v_rows) = (
+            Rows {
+                data: &q,
+                stride: qw,
+                len: queries,
+            },
+            Rows {
+                data: &k,
+                stride: kw,
+                len: keys,
+            },
+            Rows {
+                data: &v,
+                stride: kw,
+                len: keys,
+            },
+        );
+        shape.forward(q_rows, k_rows, v_rows, causal_start, &mut got, qw);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() < 2e-5, "{shape:?} cell {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn bert_shaped_attention_sees_every_key() {
+        let shape = Attention {
+            heads: 12,
+            kv_heads: 12,
+            head_dim: 32,
+        };
+        for length in [1, 7, 32, 33, 215] {
+            check(shape, length, length, None);
+        }
+    }
+
+    #[test]
+    fn grouped_causal_attention_sees_the_prefix_and_the_earlier_queries() {
+        let shape = Attention {
+            heads: 9,
+            kv_heads: 3,
+            head_dim: 64,
+        };
+        check(shape, 70, 70, Some(0));
+        // After a cached prefix of 25 positions.
+        check(shape, 40, 65, Some(25));
+        // One query (a decode step) sees every key.
+        check(shape, 1, 12, Some(11));
+    }
+
+    #[test]
+    fn strided_rows_read_their_own_columns() {
+        // q, k and v as the thirds of one fused row, as a qkv product gives them.
+        let shape = Attention {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 16,
+        };
+        let (qw, kw) = (64, 32);
+        let width = qw + 2 * kw;
+        let tokens = 37;
+        let fused = pseudo_random(tokens * width, 9);
+        let part = |offset: usize, w: usize| -> Vec<f32> {
+            (0..tokens)
+                .flat_map(|t| fused[t * width + offset..t * width + offset + w].to_vec())
+                .collect()
+        };
+        let (q, k, v) = (part(0, qw), part(qw, kw), part(qw + kw, kw));
+        let want = reference(shape, &q, &k, &v, tokens, tokens, Some(0));
+        let mut got = vec![0f32; tokens * width];
+        shape.forward(
+            Rows {
+                data: &fused,
+                stride: width,
+                len: tokens,
+            },
+            Rows {
+                data: &fused[qw..],
+                stride: width,
+                len: tokens,
+            },
+            Rows {
+                data: &fused[qw + kw..],
+                stride: width,
+                len: tokens,
+            },
+            Some(0),
+            &mut got,
+            width,
+        );
+        for t in 0..tokens {
+            for x in 0..qw {
+                assert!((got[t * width + x] - want[t * qw + x]).abs() < 2e-5);
+            }
+            // Columns past the heads' are left alone.
+            assert!(
+                got[t * width + qw..(t + 1) * width]
+                    .iter()
+                    .all(|&y| y == 0.0)
+            );
+        }
+    }
+}
