@@ -9,9 +9,13 @@
 //! Scores live in a buffer of `BLOCK × keys` per worker, never `heads × queries × keys`.
 //! Items are spread over candle's worker pool, as the int8 GEMM's are.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 use candle_core::utils::barrier_pool;
 use gemm::Parallelism;
 
+use super::Kernel;
 use super::math::softmax_in_place;
 
 /// Queries per work item.
@@ -67,6 +71,22 @@ impl Attention {
         out: &mut [f32],
         out_stride: usize,
     ) {
+        self.forward_with(Kernel::detect(), q, k, v, causal_start, out, out_stride);
+    }
+
+    /// [`Attention::forward`] with the products of `kernel`'s CPU: `Portable` runs them
+    /// on `gemm` (tests compare the two).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_with(
+        &self,
+        kernel: Kernel,
+        q: Rows,
+        k: Rows,
+        v: Rows,
+        causal_start: Option<usize>,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
         let (queries, keys, d) = (q.len, k.len, self.head_dim);
         assert!(
             self.kv_heads > 0 && self.heads.is_multiple_of(self.kv_heads),
@@ -93,78 +113,232 @@ impl Attention {
             return;
         }
         let visible = |i: usize| causal_start.map_or(keys, |s| (s + i + 1).min(keys));
+        let products = Products::for_shape(self, k, kernel);
         let blocks = queries.div_ceil(BLOCK);
         let group = self.heads / self.kv_heads;
-        let scale = 1.0 / (d as f32).sqrt();
         let out_ptr = Out(out.as_mut_ptr());
         barrier_pool().execute_chunked(self.heads * blocks, |items| {
             let mut scores = Vec::new();
             for item in items {
                 let (head, block) = (item / blocks, item % blocks);
-                let kv_head = head / group;
                 let first = block * BLOCK;
                 let m = BLOCK.min(queries - first);
                 let n = visible(first + m - 1);
+                let item = Item {
+                    head,
+                    kv_head: head / group,
+                    first,
+                    m,
+                    n,
+                    width: products.score_width(n),
+                };
                 scores.clear();
-                scores.resize(m * n, 0.0);
-                // SAFETY: every pointer and stride stays inside the slices checked above
-                // (rows `first..first + m` of q and out, `0..n ≤ keys` of k and v, columns
-                // of this head within the rows' widths); `scores` holds `m × n`; the item
-                // writes only its head's columns of its block's output rows.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        d,
-                        scores.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        q.data.as_ptr().add(first * q.stride + head * d),
-                        1,
-                        q.stride as isize,
-                        k.data.as_ptr().add(kv_head * d),
-                        k.stride as isize,
-                        1,
-                        0.0,
-                        scale,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
-                }
-                for (r, row) in scores.chunks_exact_mut(n.max(1)).enumerate().take(m) {
+                scores.resize(m * item.width, 0.0);
+                // SAFETY: `forward`'s checks above: the rows hold `first..first + m`
+                // queries and `n ≤ keys` keys, the output `first + m` rows, the heads'
+                // columns lie within the rows' widths; `scores` holds `m × width`.
+                unsafe { products.scores(self, &item, q, k, &mut scores) };
+                for (r, row) in scores.chunks_exact_mut(item.width).enumerate() {
                     let seen = visible(first + r);
                     softmax_in_place(&mut row[..seen]);
                     row[seen..].fill(0.0);
                 }
-                // SAFETY: as above.
+                // SAFETY: as above; the item writes only its head's columns of its
+                // block's output rows, which no other item writes.
                 unsafe {
-                    gemm::gemm(
-                        m,
-                        d,
-                        n,
-                        out_ptr.get().add(first * out_stride + head * d),
-                        1,
-                        out_stride as isize,
-                        false,
-                        scores.as_ptr(),
-                        1,
-                        n as isize,
-                        v.data.as_ptr().add(kv_head * d),
-                        1,
-                        v.stride as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
-                }
+                    products.weighted_values(self, &item, &scores, v, out_ptr.get(), out_stride)
+                };
             }
         });
+    }
+}
+
+/// One work item: query head `head` (reading key/value head `kv_head`), queries
+/// `first..first + m`, which see at most the first `n` keys; score rows `width` apart.
+struct Item {
+    head: usize,
+    kv_head: usize,
+    first: usize,
+    m: usize,
+    n: usize,
+    width: usize,
+}
+
+/// What computes the two products.
+enum Products {
+    /// The `gemm` crate (candle's), straight from the strided rows.
+    Gemm,
+    /// The AVX-512 tile, with the keys transposed (`[kv head][dim][key]`, `keys` rounded
+    /// up to [`TILE_KEYS`] and zero-padded) so a tile reads 64 keys' values of one
+    /// dimension as four vectors.
+    #[cfg(target_arch = "x86_64")]
+    Avx512 { keys_t: Vec<f32>, padded: usize },
+}
+
+/// Keys per AVX-512 score tile (four 16-lane vectors).
+#[cfg(target_arch = "x86_64")]
+const TILE_KEYS: usize = 64;
+
+impl Products {
+    /// The AVX-512 tile where the CPU has it and a head is 16, 32, 48 or 64 wide; else
+    /// `gemm`.
+    fn for_shape(shape: &Attention, k: Rows, kernel: Kernel) -> Products {
+        let d = shape.head_dim;
+        #[cfg(target_arch = "x86_64")]
+        if kernel != Kernel::Portable && d.is_multiple_of(16) && (16..=64).contains(&d) {
+            let padded = k.len.next_multiple_of(TILE_KEYS);
+            let mut keys_t = vec![0f32; shape.kv_heads * d * padded];
+            for (j, row) in k.data.chunks(k.stride).take(k.len).enumerate() {
+                for (c, value) in row[..shape.kv_heads * d].iter().enumerate() {
+                    keys_t[c * padded + j] = *value;
+                }
+            }
+            return Products::Avx512 { keys_t, padded };
+        }
+        let _ = (d, k, kernel);
+        Products::Gemm
+    }
+
+    /// Scores per row: the visible keys, rounded up to whole tiles for the AVX-512 tile.
+    fn score_width(&self, n: usize) -> usize {
+        match self {
+            Products::Gemm => n,
+            #[cfg(target_arch = "x86_64")]
+            Products::Avx512 { .. } => n.next_multiple_of(TILE_KEYS),
+        }
+    }
+
+    /// `scores[r][j] = q[first + r][head] · k[j][kv_head] / √d` for `j < n` (and the
+    /// padding's zero keys up to `width` for the tile).
+    ///
+    /// # Safety
+    /// `q` holds the item's queries, `k` its keys, `scores` `m × width` values.
+    unsafe fn scores(&self, shape: &Attention, item: &Item, q: Rows, k: Rows, scores: &mut [f32]) {
+        let d = shape.head_dim;
+        let scale = 1.0 / (d as f32).sqrt();
+        let q_ptr = q
+            .data
+            .as_ptr()
+            .wrapping_add(item.first * q.stride + item.head * d);
+        match self {
+            // SAFETY: the caller's contract.
+            Products::Gemm => unsafe {
+                gemm::gemm(
+                    item.m,
+                    item.n,
+                    d,
+                    scores.as_mut_ptr(),
+                    1,
+                    item.width as isize,
+                    false,
+                    q_ptr,
+                    1,
+                    q.stride as isize,
+                    k.data.as_ptr().add(item.kv_head * d),
+                    k.stride as isize,
+                    1,
+                    0.0,
+                    scale,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            },
+            #[cfg(target_arch = "x86_64")]
+            Products::Avx512 { keys_t, padded } => {
+                let keys = keys_t[item.kv_head * d * padded..].as_ptr();
+                for r in (0..item.m).step_by(avx512::ROWS) {
+                    let rows = (item.m - r).min(avx512::ROWS);
+                    let a = avx512::Strided {
+                        ptr: q_ptr.wrapping_add(r * q.stride),
+                        stride: q.stride,
+                    };
+                    for c in (0..item.width).step_by(TILE_KEYS) {
+                        let b = avx512::Strided {
+                            ptr: keys.wrapping_add(c),
+                            stride: *padded,
+                        };
+                        let out = scores[r * item.width + c..].as_mut_ptr();
+                        // SAFETY: the tile reads `rows` queries and `d` rows of 64
+                        // transposed keys inside the padded buffer (`c + 64 ≤ width ≤
+                        // padded`), and writes `rows × 64` scores inside `scores`; the
+                        // CPU has AVX-512 F (`Kernel::detect`).
+                        unsafe { avx512::tile::<4>(a, b, d, out, item.width, rows, scale) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out[first + r][head] = Σ_j weights[r][j] · v[j][kv_head]` over `j < n`.
+    ///
+    /// # Safety
+    /// `v` holds the item's keys' values, `out` the item's rows, `out_stride` apart.
+    unsafe fn weighted_values(
+        &self,
+        shape: &Attention,
+        item: &Item,
+        weights: &[f32],
+        v: Rows,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        let d = shape.head_dim;
+        let v_ptr = v.data.as_ptr().wrapping_add(item.kv_head * d);
+        let out = out.wrapping_add(item.first * out_stride + item.head * d);
+        match self {
+            // SAFETY: the caller's contract.
+            Products::Gemm => unsafe {
+                gemm::gemm(
+                    item.m,
+                    d,
+                    item.n,
+                    out,
+                    1,
+                    out_stride as isize,
+                    false,
+                    weights.as_ptr(),
+                    1,
+                    item.width as isize,
+                    v_ptr,
+                    1,
+                    v.stride as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            },
+            #[cfg(target_arch = "x86_64")]
+            Products::Avx512 { .. } => {
+                let b = avx512::Strided {
+                    ptr: v_ptr,
+                    stride: v.stride,
+                };
+                for r in (0..item.m).step_by(avx512::ROWS) {
+                    let rows = (item.m - r).min(avx512::ROWS);
+                    let a = avx512::Strided {
+                        ptr: weights[r * item.width..].as_ptr(),
+                        stride: item.width,
+                    };
+                    let c = out.wrapping_add(r * out_stride);
+                    // SAFETY: the tile reads `rows` weight rows of `n` values and `n`
+                    // value rows of `d`, and writes `rows × d` outputs of this head; the
+                    // CPU has AVX-512 F.
+                    unsafe {
+                        match d / 16 {
+                            1 => avx512::tile::<1>(a, b, item.n, c, out_stride, rows, 1.0),
+                            2 => avx512::tile::<2>(a, b, item.n, c, out_stride, rows, 1.0),
+                            3 => avx512::tile::<3>(a, b, item.n, c, out_stride, rows, 1.0),
+                            _ => avx512::tile::<4>(a, b, item.n, c, out_stride, rows, 1.0),
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -244,9 +418,15 @@ mod tests {
                 len: keys,
             },
         );
-        shape.forward(q_rows, k_rows, v_rows, causal_start, &mut got, qw);
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!((g - w).abs() < 2e-5, "{shape:?} cell {i}: {g} vs {w}");
+        for kernel in [Kernel::Portable, Kernel::detect()] {
+            got.fill(f32::NAN);
+            shape.forward_with(kernel, q_rows, k_rows, v_rows, causal_start, &mut got, qw);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() < 2e-5,
+                    "{kernel:?} {shape:?} cell {i}: {g} vs {w}"
+                );
+            }
         }
     }
 

@@ -63,20 +63,35 @@ pub fn exp_in_place(x: &mut [f32]) {
 
 /// The softmax of `row` in place (−∞ entries become 0). An empty row stays empty.
 pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = lanes(row, f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
     }
-    let mut sum = 0.0f32;
     for value in row.iter_mut() {
         *value = exp(*value - max);
-        sum += *value;
     }
-    let inverse = 1.0 / sum;
+    let inverse = 1.0 / lanes(row, 0.0, |a, b| a + b);
     for value in row {
         *value *= inverse;
     }
+}
+
+/// `values` folded with `f` in eight independent lanes, then the lanes: the compiler
+/// vectorises this, where one running value (a serial dependency it may not reorder for
+/// floats) stays scalar.
+#[inline(always)]
+fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (a, v) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, *v);
+        }
+    }
+    let folded = acc.into_iter().fold(init, &f);
+    rest.iter().fold(folded, |a, v| f(a, *v))
 }
 
 /// GELU with the exact erf, as BERT uses it: `x/2 · (1 + erf(x/√2))`.
