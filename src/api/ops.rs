@@ -26,6 +26,15 @@ async fn healthz() -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render(&state.appliance.open_tenant_stats());
+    let (embedding, llm) = state.appliance.models_loaded();
+    text.push_str(&format!(
+        "# HELP bulkhead_model_loaded Whether a model is in memory (1) or not yet (0).\n\
+         # TYPE bulkhead_model_loaded gauge\n\
+         bulkhead_model_loaded{{model=\"embedding\"}} {}\n\
+         bulkhead_model_loaded{{model=\"llm\"}} {}\n",
+        u8::from(embedding),
+        u8::from(llm)
+    ));
     if let Some(processes) = &state.processes {
         text.push_str(&processes.render_metrics());
     }

@@ -217,6 +217,16 @@ impl Appliance {
         Ok(chunker)
     }
 
+    /// Whether the embedding model and the appliance's language model are in memory (a
+    /// model still loading is not): never waits for a load.
+    pub fn models_loaded(&self) -> (bool, bool) {
+        let loaded = |slot: Option<bool>| slot.unwrap_or(false);
+        (
+            loaded(self.embedder.try_lock().ok().map(|slot| slot.is_some())),
+            loaded(self.generator.try_lock().ok().map(|slot| slot.is_some())),
+        )
+    }
+
     pub fn generator(&self) -> Result<Arc<Generator>, ApplianceError> {
         let mut slot = lock(&self.generator);
         if let Some(generator) = slot.as_ref() {

@@ -264,6 +264,12 @@ pub(super) struct ServeArgs {
     /// it is killed and restarted [default: 10]
     #[arg(long, env = "BULKHEAD_ENTERPRISE_HEALTH_TIMEOUT")]
     pub(super) enterprise_health_timeout: Option<u64>,
+    /// Load the embedding model and the language model at the first request that needs
+    /// them instead of at start (the default loads both in the background as the server
+    /// starts, so the first ask does not wait for them)
+    #[arg(long, env = "BULKHEAD_LAZY_MODELS")]
+    #[serde(default)]
+    pub(super) lazy_models: bool,
     /// Internal: this process is an enterprise tenant's own, started by `serve`, which
     /// writes its tenant on stdin
     #[arg(long, hide = true)]
@@ -355,6 +361,7 @@ impl ServeArgs {
         if self.jwks_tenant.is_empty() {
             self.jwks_tenant = file.jwks_tenant;
         }
+        self.lazy_models |= file.lazy_models;
         self.identity_provider = file.identity_provider;
         Ok(self)
     }

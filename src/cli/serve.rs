@@ -119,6 +119,9 @@ pub(super) fn serve(mut config: Config, args: ServeArgs) -> Result<(), UserFailu
         let state = state.serving_only(tenant_id);
         return runtime.block_on(serve_tenant_process(socket, state));
     }
+    if !args.lazy_models {
+        warm_up(appliance.clone());
+    }
     let processes = crate::api::processes::TenantProcesses::new(process_settings(&config, &args)?)
         .map_err(|error| failure(&error))?;
     let state = state.with_tenant_processes(processes);
@@ -239,6 +242,32 @@ fn read_child_spec() -> Result<(TenantId, PathBuf, Option<Zeroizing<String>>), U
 
 /// Serves one enterprise tenant on its Unix socket until the main server closes this
 /// process's stdin (it stopped or died) or SIGTERM.
+/// Loads the embedding model and the language model on a thread of their own while the
+/// server starts listening: requests that need one before it is ready wait for it (the
+/// appliance loads each once); a missing model is logged here and reported to the asks
+/// that need it.
+fn warm_up(appliance: std::sync::Arc<Appliance>) {
+    let spawned = std::thread::Builder::new()
+        .name("model-warm-up".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let loaded = appliance
+                .embedder()
+                .map(drop)
+                .and_then(|()| appliance.generator().map(drop));
+            match loaded {
+                Ok(()) => tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "models loaded"
+                ),
+                Err(error) => tracing::warn!(%error, "models not loaded at start"),
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "models will load at the first request");
+    }
+}
+
 async fn serve_tenant_process(
     socket: PathBuf,
     state: crate::api::AppState,

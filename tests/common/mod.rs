@@ -48,6 +48,9 @@ pub fn spawn_server(
         .arg(bulkhead::config::default_models_dir())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
+        // Test servers load the models when a request needs them, not all at start (the
+        // CPU of two loads per server); `env` may say `false` (the default's own test).
+        .env("BULKHEAD_LAZY_MODELS", "true")
         .envs(env.iter().map(|(name, value)| (name, value)))
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)

@@ -1,5 +1,6 @@
-//! Operations: TLS 1.3 only, back-pressure (503), per-tenant rate limits (429), and
-//! graceful shutdown that loses no acknowledged upload.
+//! Operations: TLS 1.3 only, back-pressure (503), per-tenant rate limits (429),
+//! graceful shutdown that loses no acknowledged upload, and models loaded as the server
+//! starts.
 
 use std::process::Command;
 
@@ -251,4 +252,63 @@ async fn documents_ingested_by_the_cli_beside_a_running_server_are_searchable_at
             .any(|result| result["text"].as_str().unwrap().contains("QUARTZLANTERN")),
         "{body}"
     );
+}
+
+/// The value of `bulkhead_model_loaded{model="NAME"}` in a /metrics text.
+fn model_loaded(metrics: &str, name: &str) -> Option<u8> {
+    let prefix = format!("bulkhead_model_loaded{{model=\"{name}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn models_load_as_the_server_starts_unless_told_to_wait() {
+    let metrics = |server: &Server| {
+        let url = server.url("/metrics");
+        async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    // The default: both models load in the background, before any request asks.
+    let data = tempfile::tempdir().unwrap();
+    cli(data.path(), &["init"]);
+    let (child, base) = crate::common::spawn_server(
+        data.path(),
+        &[],
+        &[("BULKHEAD_LAZY_MODELS", "false".to_owned())],
+        std::process::Stdio::inherit(),
+    );
+    let warm = Server { child, base, data };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let text = metrics(&warm).await;
+        let (embedding, llm) = (model_loaded(&text, "embedding"), model_loaded(&text, "llm"));
+        assert!(
+            embedding.is_some() && llm.is_some(),
+            "no model gauges in {text}"
+        );
+        if embedding == Some(1) && llm == Some(1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "models not loaded: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // `--lazy-models` (the test servers' setting): nothing loads until a request needs it.
+    let lazy = Server::start(&["--lazy-models"]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let text = metrics(&lazy).await;
+    assert_eq!(model_loaded(&text, "embedding"), Some(0), "{text}");
+    assert_eq!(model_loaded(&text, "llm"), Some(0), "{text}");
 }
