@@ -172,14 +172,32 @@ impl Embedder {
                 .flat_map(|encoding| field(encoding).iter().copied())
                 .collect()
         };
+        let model = match &self.model {
+            Encoder::F32(model) => model,
+            Encoder::Int8(model) => {
+                // No padding: each text's real tokens (the mask's ones lead each row).
+                let sequences: Vec<bert::Sequence> = encodings
+                    .iter()
+                    .map(|encoding| {
+                        let real = encoding
+                            .get_attention_mask()
+                            .iter()
+                            .filter(|&&m| m == 1)
+                            .count();
+                        bert::Sequence {
+                            ids: &encoding.get_ids()[..real],
+                            type_ids: &encoding.get_type_ids()[..real],
+                        }
+                    })
+                    .collect();
+                return Ok(model.embed(&sequences)?);
+            }
+        };
         let shape = (texts.len(), length);
         let input_ids = Tensor::from_vec(flatten(|e| e.get_ids()), shape, &self.device)?;
         let type_ids = Tensor::from_vec(flatten(|e| e.get_type_ids()), shape, &self.device)?;
         let mask = Tensor::from_vec(flatten(|e| e.get_attention_mask()), shape, &self.device)?;
-        let hidden = match &self.model {
-            Encoder::F32(model) => model.forward(&input_ids, &type_ids, Some(&mask))?,
-            Encoder::Int8(model) => model.forward(&input_ids, &type_ids, &mask)?,
-        };
+        let hidden = model.forward(&input_ids, &type_ids, Some(&mask))?;
         // Masked mean pooling: padding positions must not dilute the average.
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;

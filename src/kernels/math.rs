@@ -1,5 +1,5 @@
 //! Element-wise functions of the models' forward passes over f32 slices: `exp`, softmax,
-//! BERT's exact-erf GELU and SwiGLU's `silu(gate) · up`.
+//! layer normalisation, BERT's exact-erf GELU and SwiGLU's `silu(gate) · up`.
 //!
 //! libm's `expf` and `erff` are scalar calls; these are branch-free polynomials (a select
 //! at most) that the compiler vectorises for the build's target (AVX2 in the default
@@ -94,6 +94,33 @@ fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     rest.iter().fold(folded, |a, v| f(a, *v))
 }
 
+/// Layer normalisation of one row in place: `(x − mean) / √(var + eps) · weight + bias`,
+/// the variance the biased one (as BERT's, and candle's `LayerNorm`).
+pub fn layer_norm_in_place(row: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
+    assert!(
+        weight.len() == row.len() && bias.len() == row.len(),
+        "layer_norm: weight and bias differ in width from the row"
+    );
+    let n = row.len().max(1) as f32;
+    let mean = lanes(row, 0.0, |a, b| a + b) / n;
+    for value in row.iter_mut() {
+        *value -= mean;
+    }
+    let mut squares = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    for chunk in chunks {
+        for (s, v) in squares.iter_mut().zip(chunk) {
+            *s += v * v;
+        }
+    }
+    let variance = (squares.iter().sum::<f32>() + rest) / n;
+    let inverse = 1.0 / (variance + eps).sqrt();
+    for ((value, w), b) in row.iter_mut().zip(weight).zip(bias) {
+        *value = *value * inverse * w + b;
+    }
+}
+
 /// GELU with the exact erf, as BERT uses it: `x/2 · (1 + erf(x/√2))`.
 pub fn gelu_erf_in_place(x: &mut [f32]) {
     for value in x {
@@ -171,6 +198,39 @@ mod tests {
         gelu_erf_in_place(&mut got);
         for ((x, g), w) in xs.iter().zip(&got).zip(&want) {
             assert!((g - w).abs() < 1e-6, "gelu({x}) = {g}, candle {w}");
+        }
+    }
+
+    #[test]
+    fn layer_norm_matches_candles() {
+        let width = 384;
+        let rows = 5;
+        let x: Vec<f32> = crate::kernels::pseudo_random(rows * width, 3)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 4.0 * v + (i / width) as f32)
+            .collect();
+        let weight: Vec<f32> = crate::kernels::pseudo_random(width, 4);
+        let bias: Vec<f32> = crate::kernels::pseudo_random(width, 5);
+        let device = Device::Cpu;
+        let norm = candle_nn::LayerNorm::new(
+            Tensor::new(weight.as_slice(), &device).unwrap(),
+            Tensor::new(bias.as_slice(), &device).unwrap(),
+            1e-12,
+        );
+        let input = Tensor::from_vec(x.clone(), (rows, width), &device).unwrap();
+        let want = candle_core::Module::forward(&norm, &input)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let mut got = x;
+        for row in got.chunks_exact_mut(width) {
+            layer_norm_in_place(row, &weight, &bias, 1e-12);
+        }
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
         }
     }
 

@@ -20,7 +20,9 @@ mod math;
 
 pub use attention::{Attention, Rows};
 pub use int8::{Int8Matrix, Kernel};
-pub use math::{erf, exp, exp_in_place, gelu_erf_in_place, silu_mul, softmax_in_place};
+pub use math::{
+    erf, exp, exp_in_place, gelu_erf_in_place, layer_norm_in_place, silu_mul, softmax_in_place,
+};
 
 /// The environment variable that turns the int8 kernels off (`BULKHEAD_KERNELS=f32`): the
 /// embedding model and the LLM's prefill then run candle's f32 matmuls as before, which
