@@ -30,6 +30,14 @@ pub struct Rows<'a> {
     pub len: usize,
 }
 
+impl<'a> Rows<'a> {
+    /// All of `data` as whole rows of `stride` values.
+    pub fn all(data: &'a [f32], stride: usize) -> Rows<'a> {
+        let len = data.len() / stride.max(1);
+        Rows { data, stride, len }
+    }
+}
+
 /// The heads' shape: `heads` query heads share `kv_heads` key/value heads in groups of
 /// `heads / kv_heads` consecutive heads (grouped-query attention; equal for BERT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -149,7 +149,7 @@ impl Model {
 
     /// Rotary embedding at `pos`: pairs (2i, 2i+1) of each head (llama's layout in GGUF)
     /// or (i, i + half) (qwen2's).
-    fn rotate(&self, heads: &mut [f32], pos: usize) {
+    pub(super) fn rotate(&self, heads: &mut [f32], pos: usize) {
         let half = self.dims.head_dim / 2;
         let cos = &self.cos_v[pos * half..(pos + 1) * half];
         let sin = &self.sin_v[pos * half..(pos + 1) * half];
@@ -190,7 +190,7 @@ fn candle_matvec(w: &QMatMul, x: &[f32], out: &mut [f32]) -> Result<(), LlmError
     Ok(())
 }
 
-fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+pub(super) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
     let scale = 1.0 / (mean + eps).sqrt();
     for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
@@ -198,7 +198,7 @@ fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-fn add(x: &mut [f32], y: &[f32]) {
+pub(super) fn add(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
     }

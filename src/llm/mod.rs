@@ -19,6 +19,7 @@ mod linear;
 mod load;
 mod model;
 mod pause;
+mod prefill;
 mod prefix;
 mod q4;
 mod q8;

@@ -1,7 +1,8 @@
 //! The llama transformer (and qwen2, the same block with query/key/value biases and the
-//! other rotary layout), the project's own over candle tensors (issue 10): prefill runs
-//! the prompt through candle's batched matmuls (dense f32 weights under the default
-//! format: a cache-blocked gemm), decoding one token runs the project's own loop
+//! other rotary layout), the project's own (issue 10): prefill runs the prompt through
+//! batched products, on the project's own kernels and buffers under the default format
+//! where the CPU has the int8 GEMM's fast kernel ([`super::prefill`]), else through
+//! candle's tensors and matmuls (below), decoding one token runs the project's own loop
 //! ([`super::decode`]) over 8-bit weights; both write one key/value cache
 //! ([`KvCache`]) that the model does not own, so a prompt prefix's cache can be kept and
 //! reused. candle's `quantized_llama` keeps its cache private, which is why it is not used.
@@ -423,6 +424,9 @@ impl Model {
                 cache.len,
                 self.positions
             )));
+        }
+        if let Some(layers) = self.int8_layers() {
+            return self.prefill_int8(&layers, cache, tokens);
         }
         let e = self.dims.embedding;
         let mut rows = Vec::with_capacity(tokens.len() * e);
