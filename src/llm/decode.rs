@@ -10,6 +10,8 @@ use candle_core::quantized::QMatMul;
 use candle_core::utils::barrier_pool;
 use candle_core::{Device, Module, Tensor};
 
+use crate::kernels::silu_mul;
+
 use super::LlmError;
 use super::model::{DecodeMatrix, Dims, KvCache, Layer, Model, RopeStyle};
 use super::q8::{Kernel, Q8Vector};
@@ -119,9 +121,8 @@ impl Model {
             None => candle_matvec(&layer.gate_up, &s.h, &mut s.gate_up)?,
         }
         let (gate, up) = s.gate_up.split_at(ff);
-        for ((a, g), u) in s.act.iter_mut().zip(gate).zip(up) {
-            *a = g / (1.0 + (-g).exp()) * u;
-        }
+        s.act.copy_from_slice(gate);
+        silu_mul(&mut s.act, up);
         match &layer.decode {
             Some(w) => quant_matvec(s.kernel, &w.down, &s.act, &mut s.xq, &mut s.proj),
             None => candle_matvec(&layer.down, &s.act, &mut s.proj)?,
