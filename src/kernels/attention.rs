@@ -79,22 +79,24 @@ impl Attention {
         out: &mut [f32],
         out_stride: usize,
     ) {
-        self.forward_with(Kernel::detect(), q, k, v, causal_start, out, out_stride);
+        let inputs = Inputs {
+            q,
+            k,
+            v,
+            causal_start,
+        };
+        self.forward_with(Kernel::detect(), inputs, out, out_stride);
     }
 
     /// [`Attention::forward`] with the products of `kernel`'s CPU: `Portable` runs them
     /// on `gemm` (tests compare the two).
-    #[allow(clippy::too_many_arguments)]
-    fn forward_with(
-        &self,
-        kernel: Kernel,
-        q: Rows,
-        k: Rows,
-        v: Rows,
-        causal_start: Option<usize>,
-        out: &mut [f32],
-        out_stride: usize,
-    ) {
+    fn forward_with(&self, kernel: Kernel, inputs: Inputs, out: &mut [f32], out_stride: usize) {
+        let Inputs {
+            q,
+            k,
+            v,
+            causal_start,
+        } = inputs;
         let (queries, keys, d) = (q.len, k.len, self.head_dim);
         assert!(
             self.kv_heads > 0 && self.heads.is_multiple_of(self.kv_heads),
@@ -159,6 +161,15 @@ impl Attention {
             }
         });
     }
+}
+
+/// One call's queries, keys, values and causal start (see [`Attention::forward`]).
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    q: Rows<'a>,
+    k: Rows<'a>,
+    v: Rows<'a>,
+    causal_start: Option<usize>,
 }
 
 /// One work item: query head `head` (reading key/value head `kv_head`), queries
@@ -428,7 +439,13 @@ mod tests {
         );
         for kernel in [Kernel::Portable, Kernel::detect()] {
             got.fill(f32::NAN);
-            shape.forward_with(kernel, q_rows, k_rows, v_rows, causal_start, &mut got, qw);
+            let inputs = Inputs {
+                q: q_rows,
+                k: k_rows,
+                v: v_rows,
+                causal_start,
+            };
+            shape.forward_with(kernel, inputs, &mut got, qw);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (g - w).abs() < 2e-5,
