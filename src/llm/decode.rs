@@ -80,7 +80,7 @@ impl Model {
             rms_norm(&s.x, &layer.attn_norm_v, d.eps, &mut s.h);
             match &layer.decode {
                 Some(w) => quant_matvec(s.kernel, &w.qkv, &s.h, &mut s.xq, &mut s.qkv),
-                None => candle_matvec(&layer.qkv, &s.h, &mut s.qkv)?,
+                None => candle_matvec(layer.qkv.candle()?, &s.h, &mut s.qkv)?,
             }
             if let Some(bias) = &layer.qkv_bias {
                 add(&mut s.qkv, &bias.stacked);
@@ -101,7 +101,7 @@ impl Model {
             );
             match &layer.decode {
                 Some(w) => quant_matvec(s.kernel, &w.o, &s.attn, &mut s.xq, &mut s.proj),
-                None => candle_matvec(&layer.wo, &s.attn, &mut s.proj)?,
+                None => candle_matvec(layer.wo.candle()?, &s.attn, &mut s.proj)?,
             }
             add(&mut s.x, &s.proj);
             rms_norm(&s.x, &layer.ffn_norm_v, d.eps, &mut s.h);
@@ -118,14 +118,14 @@ impl Model {
         let ff = self.dims.feed_forward;
         match &layer.decode {
             Some(w) => quant_matvec(s.kernel, &w.gate_up, &s.h, &mut s.xq, &mut s.gate_up),
-            None => candle_matvec(&layer.gate_up, &s.h, &mut s.gate_up)?,
+            None => candle_matvec(layer.gate_up.candle()?, &s.h, &mut s.gate_up)?,
         }
         let (gate, up) = s.gate_up.split_at(ff);
         s.act.copy_from_slice(gate);
         silu_mul(&mut s.act, up);
         match &layer.decode {
             Some(w) => quant_matvec(s.kernel, &w.down, &s.act, &mut s.xq, &mut s.proj),
-            None => candle_matvec(&layer.down, &s.act, &mut s.proj)?,
+            None => candle_matvec(layer.down.candle()?, &s.act, &mut s.proj)?,
         }
         Ok(())
     }

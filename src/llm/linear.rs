@@ -1,7 +1,8 @@
 //! A layer product for prefill: the project's int8 GEMM ([`crate::kernels::Int8Matrix`])
 //! under the default format on CPUs with its fast kernel, else candle's matmul over the
 //! format's tensor (dense f32 under `FastF32`, the stored blocks under `AsStored`, ...).
-//! Under int8 no f32 copy of the layers is kept: the int8 copy is a quarter of its size.
+//! A product is one or the other, never both: under int8 neither an f32 copy nor the
+//! stored blocks are kept for prefill (decoding reads its own 8-bit copy).
 
 use candle_core::quantized::QMatMul;
 use candle_core::{Module, Tensor};
@@ -9,40 +10,45 @@ use candle_core::{Module, Tensor};
 use super::LlmError;
 use crate::kernels::Int8Matrix;
 
-/// A block's prefill products on the int8 GEMM, stacked as the candle ones.
-pub(super) struct Int8Layer {
-    pub(super) qkv: Int8Matrix,
-    pub(super) wo: Int8Matrix,
-    pub(super) gate_up: Int8Matrix,
-    pub(super) down: Int8Matrix,
+/// One stacked product of a block, as prefill runs it.
+pub(super) enum Product {
+    Candle(QMatMul),
+    Int8(Int8Matrix),
 }
 
-impl Int8Layer {
-    /// All four products, or none (the format chose candle's for every one).
-    pub(super) fn all(
-        qkv: Option<Int8Matrix>,
-        wo: Option<Int8Matrix>,
-        gate_up: Option<Int8Matrix>,
-        down: Option<Int8Matrix>,
-    ) -> Option<Self> {
-        Some(Self {
-            qkv: qkv?,
-            wo: wo?,
-            gate_up: gate_up?,
-            down: down?,
-        })
+impl Product {
+    pub(super) fn int8(&self) -> Option<&Int8Matrix> {
+        match self {
+            Product::Int8(m) => Some(m),
+            Product::Candle(_) => None,
+        }
+    }
+
+    /// candle's product, which every format but int8 holds (decoding falls back to it
+    /// when a format keeps no 8-bit copy, and those formats never hold int8).
+    pub(super) fn candle(&self) -> Result<&QMatMul, LlmError> {
+        match self {
+            Product::Candle(m) => Ok(m),
+            Product::Int8(_) => Err(LlmError::Inference(
+                "an int8 prefill product has no candle copy".into(),
+            )),
+        }
     }
 }
 
-/// `x · wᵀ` for `x` of `tokens` × columns: on the int8 GEMM when there is one, else
-/// candle's product.
-pub(super) fn apply(
-    candle: &QMatMul,
-    int8: Option<&Int8Matrix>,
-    x: &Tensor,
-) -> Result<Tensor, LlmError> {
-    let Some(m) = int8 else {
-        return Ok(candle.forward(x)?);
+/// A block's four products on the int8 GEMM.
+pub(super) struct Int8Products<'a> {
+    pub(super) qkv: &'a Int8Matrix,
+    pub(super) wo: &'a Int8Matrix,
+    pub(super) gate_up: &'a Int8Matrix,
+    pub(super) down: &'a Int8Matrix,
+}
+
+/// `x · wᵀ` for `x` of `tokens` × columns, as tensors.
+pub(super) fn apply(product: &Product, x: &Tensor) -> Result<Tensor, LlmError> {
+    let m = match product {
+        Product::Candle(m) => return Ok(m.forward(x)?),
+        Product::Int8(m) => m,
     };
     let (tokens, _) = x.dims2()?;
     let input = x.flatten_all()?.to_vec1::<f32>()?;
@@ -108,8 +114,8 @@ mod tests {
         }
         let load = |weights| Generator::load_with(&model_path(), LoadOptions { weights }).unwrap();
         let (int8, f32) = (load(WeightFormat::Fast), load(WeightFormat::FastF32));
-        assert!(int8.model.layers.iter().all(|l| l.int8.is_some()));
-        assert!(f32.model.layers.iter().all(|l| l.int8.is_none()));
+        assert!(int8.model.int8_layers().is_some());
+        assert!(f32.model.layers.iter().all(|l| l.qkv.int8().is_none()));
         let chats = prompts();
         assert_eq!(chats.len(), 20);
         let mut worst_share = 0f32;

@@ -16,7 +16,7 @@ use candle_core::{Device, Tensor};
 
 use crate::kernels::Int8Matrix;
 
-use super::linear::{Int8Layer, apply};
+use super::linear::{Product, apply};
 use super::q4::Q41Matrix;
 use super::q8::{Kernel, Q8Matrix, Q8Vector};
 use super::{LlmError, WeightFormat};
@@ -80,14 +80,11 @@ pub(super) struct Layer {
     pub(super) attn_norm_v: Vec<f32>,
     pub(super) ffn_norm: Tensor,
     pub(super) ffn_norm_v: Vec<f32>,
-    pub(super) qkv: QMatMul,
-    pub(super) wo: QMatMul,
-    pub(super) gate_up: QMatMul,
-    pub(super) down: QMatMul,
-    /// The same products on the int8 GEMM, which prefill then uses instead (under `Fast`
-    /// on CPUs with its fast kernel; the candle products above then hold the stored
-    /// blocks, not an f32 copy).
-    pub(super) int8: Option<Int8Layer>,
+    /// On the int8 GEMM under `Fast` on CPUs with its fast kernel, else candle's.
+    pub(super) qkv: Product,
+    pub(super) wo: Product,
+    pub(super) gate_up: Product,
+    pub(super) down: Product,
     pub(super) qkv_bias: Option<QkvBias>,
     pub(super) decode: Option<DecodeLayer>,
 }
@@ -240,10 +237,8 @@ impl<R: Read + Seek> Tensors<'_, R> {
         };
         // Prefill: int8 or dense f32 under `Fast` (the tensors come as stored, for decoding).
         let prefill = |parts: &[&QTensor]| prefill_matrix(parts, format, self.device);
-        let ((qkv, int8_qkv), (wo, int8_wo)) = (prefill(&[&q, &k, &v])?, prefill(&[&o])?);
-        let ((gate_up, int8_gate_up), (down, int8_down)) =
-            (prefill(&[&gate, &up])?, prefill(&[&down])?);
-        let int8 = Int8Layer::all(int8_qkv, int8_wo, int8_gate_up, int8_down);
+        let (qkv, wo) = (prefill(&[&q, &k, &v])?, prefill(&[&o])?);
+        let (gate_up, down) = (prefill(&[&gate, &up])?, prefill(&[&down])?);
         let (attn_norm, attn_norm_v) = vector(
             &self.get(&format!("blk.{i}.attn_norm.weight"))?,
             self.device,
@@ -260,7 +255,6 @@ impl<R: Read + Seek> Tensors<'_, R> {
             wo,
             gate_up,
             down,
-            int8,
             qkv_bias,
             decode,
         })
@@ -290,7 +284,7 @@ fn prefill_matrix(
     parts: &[&QTensor],
     format: WeightFormat,
     device: &Device,
-) -> Result<(QMatMul, Option<Int8Matrix>), LlmError> {
+) -> Result<Product, LlmError> {
     let dtype = parts[0].dtype();
     let columns = parts[0].shape().dims2()?.1;
     if !columns.is_multiple_of(dtype.block_size()) {
@@ -316,15 +310,20 @@ fn prefill_matrix(
             let dense = stacked.dequantize(device)?;
             let (rows, cols) = dense.dims2()?;
             let values = dense.flatten_all()?.to_vec1::<f32>()?;
-            let int8 = Int8Matrix::from_f32_blocked(rows, cols, &values, None, ACTIVATION_BLOCK);
-            (QMatMul::from_qtensor(stacked)?, Some(int8))
+            Product::Int8(Int8Matrix::from_f32_blocked(
+                rows,
+                cols,
+                &values,
+                None,
+                ACTIVATION_BLOCK,
+            ))
         }
         WeightFormat::Fast | WeightFormat::FastF32 => {
-            (QMatMul::Tensor(stacked.dequantize(device)?), None)
+            Product::Candle(QMatMul::Tensor(stacked.dequantize(device)?))
         }
         // Float files become dense tensors here too (candle's rule).
         WeightFormat::F32 | WeightFormat::Q8_0 | WeightFormat::AsStored => {
-            (QMatMul::from_qtensor(stacked)?, None)
+            Product::Candle(QMatMul::from_qtensor(stacked)?)
         }
     })
 }
@@ -446,11 +445,10 @@ impl Model {
             let attn = self.prefill_attention(layer, i, &h, &mask, cache)?;
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.dims.eps)?;
-            let int8 = layer.int8.as_ref();
-            let gate_up = apply(&layer.gate_up, int8.map(|m| &m.gate_up), &h)?;
+            let gate_up = apply(&layer.gate_up, &h)?;
             let gate = candle_nn::ops::silu(&gate_up.narrow(1, 0, ff)?)?;
             let act = (gate * gate_up.narrow(1, ff, ff)?)?;
-            let mlp = apply(&layer.down, int8.map(|m| &m.down), &act)?;
+            let mlp = apply(&layer.down, &act)?;
             x = (x + mlp)?;
         }
         cache.len += tokens.len();
@@ -482,8 +480,7 @@ impl Model {
         let rep = n_head / n_kv_head;
         let cos = self.cos.narrow(0, start, t)?;
         let sin = self.sin.narrow(0, start, t)?;
-        let int8 = layer.int8.as_ref();
-        let qkv = apply(&layer.qkv, int8.map(|m| &m.qkv), h)?;
+        let qkv = apply(&layer.qkv, h)?;
         let qkv = match &layer.qkv_bias {
             Some(bias) => qkv.broadcast_add(&bias.tensor)?,
             None => qkv,
@@ -531,7 +528,7 @@ impl Model {
             .reshape((n_head, t, head_dim))?
             .transpose(0, 1)?
             .reshape((t, n_head * head_dim))?;
-        apply(&layer.wo, int8.map(|m| &m.wo), &y)
+        apply(&layer.wo, &y)
     }
 
     /// `t` × `start + t`: 0 where query `i` (position `start + i`) may see the key, -inf after.
@@ -613,8 +610,8 @@ mod tests {
                 random_weights(32, columns, 3, dtype),
             ];
             let product = |parts: &[&QTensor]| {
-                let (candle, int8) = prefill_matrix(parts, format, &Device::Cpu).unwrap();
-                apply(&candle, int8.as_ref(), &input).unwrap()
+                let product = prefill_matrix(parts, format, &Device::Cpu).unwrap();
+                apply(&product, &input).unwrap()
             };
             let stacked = product(&parts.iter().collect::<Vec<_>>());
             let separate: Vec<Tensor> = parts.iter().map(|part| product(&[part])).collect();

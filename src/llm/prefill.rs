@@ -11,7 +11,7 @@ use crate::kernels::{Attention, Int8Matrix, Rows, silu_mul};
 
 use super::LlmError;
 use super::decode::{add, rms_norm};
-use super::linear::Int8Layer;
+use super::linear::Int8Products;
 use super::model::{KvCache, Model};
 use super::q8::Q8Vector;
 
@@ -28,17 +28,24 @@ struct Buffers {
 
 impl Model {
     /// The blocks' int8 products, when every block has them.
-    pub(super) fn int8_layers(&self) -> Option<Vec<&Int8Layer>> {
+    pub(super) fn int8_layers(&self) -> Option<Vec<Int8Products<'_>>> {
         self.layers
             .iter()
-            .map(|layer| layer.int8.as_ref())
+            .map(|layer| {
+                Some(Int8Products {
+                    qkv: layer.qkv.int8()?,
+                    wo: layer.wo.int8()?,
+                    gate_up: layer.gate_up.int8()?,
+                    down: layer.down.int8()?,
+                })
+            })
             .collect()
     }
 
     /// [`Model::prefill`] on the int8 products `layers` (one per block).
     pub(super) fn prefill_int8(
         &self,
-        layers: &[&Int8Layer],
+        layers: &[Int8Products],
         cache: &mut KvCache,
         tokens: &[u32],
     ) -> Result<Vec<f32>, LlmError> {
@@ -93,7 +100,7 @@ impl Model {
                 &mut b.attention,
                 q_width,
             );
-            residual(&products.wo, &b.attention, t, &mut b.projected, &mut b.x);
+            residual(products.wo, &b.attention, t, &mut b.projected, &mut b.x);
             norm_rows(&b.x, &layer.ffn_norm_v, d.eps, &mut b.h);
             products.gate_up.forward(&b.h, t, &mut b.gate_up);
             for (pair, out) in b
@@ -105,7 +112,7 @@ impl Model {
                 out.copy_from_slice(gate);
                 silu_mul(out, up);
             }
-            residual(&products.down, &b.activated, t, &mut b.projected, &mut b.x);
+            residual(products.down, &b.activated, t, &mut b.projected, &mut b.x);
         }
         cache.len += t;
         let mut logits = vec![0f32; d.vocab];
