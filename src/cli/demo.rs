@@ -97,10 +97,18 @@ fn run_in(config: &Config) -> Result<(), UserFailure> {
     Store::init(&config.data_dir)?;
     crate::auth::tokens::Signer::init(&config.data_dir)
         .map_err(|error| UserFailure(error.to_string()))?;
-    crate::auth::tokens::Signer::init(&config.data_dir)
-        .map_err(|error| UserFailure(error.to_string()))?;
     let appliance = Appliance::open(config.clone())?;
+    // The language model loads while the contracts are indexed, not at the first answer
+    // that needs it (a failure shows at that answer).
+    std::thread::scope(|threads| {
+        threads.spawn(|| appliance.generator().map(drop));
+        story(&appliance)
+    })
+}
 
+/// Both tenants' contracts indexed, their questions asked, and each one's question about
+/// the other's contract.
+fn story(appliance: &Appliance) -> Result<(), UserFailure> {
     let mut tenants: Vec<(&SampleTenant, TenantScope)> = Vec::new();
     for sample in [&NORTHWIND, &CONTOSO] {
         let record = appliance.create_tenant(sample.name, Tier::Standard)?;
@@ -124,14 +132,14 @@ fn run_in(config: &Config) -> Result<(), UserFailure> {
         for question in sample.questions {
             println!("\nQ: {question}\nA: ");
             // `ask` prints the answer's timings line (retrieval, prefill, decode, total).
-            super::ask(&appliance, scope, question, None, true)?;
+            super::ask(appliance, scope, question, None, true)?;
         }
     }
 
     println!("\n== Each tenant asks about the other's contract");
     for (sample, scope) in &tenants {
         println!("\n{} — Q: {}\nA: ", sample.name, sample.foreign_question);
-        let answer = super::ask(&appliance, scope, sample.foreign_question, None, true)?;
+        let answer = super::ask(appliance, scope, sample.foreign_question, None, true)?;
         let foreign = tenants
             .iter()
             .find(|(other, _)| other.name != sample.name)
