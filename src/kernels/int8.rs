@@ -9,6 +9,8 @@
 
 use candle_core::utils::barrier_pool;
 
+use super::math::lanes;
+
 /// Output rows per packed panel (four 16-lane vectors).
 const PANEL: usize = 64;
 /// Columns per `vpdpbusd` lane: the unit the columns are padded to.
@@ -365,9 +367,7 @@ impl Int8Matrix {
 /// point.
 fn quantize_values(row: &[f32], quants: &mut [u8]) -> (f32, i32) {
     // The range always holds 0, so zero (padding, masked positions) is exact.
-    let (low, high) = row
-        .iter()
-        .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+    let (low, high) = (lanes(row, 0.0, f32::min), lanes(row, 0.0, f32::max));
     let scale = (high - low) / 255.0;
     let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     let zero = (-low * inverse).round_ties_even().clamp(0.0, 255.0);

@@ -81,7 +81,7 @@ pub fn softmax_in_place(row: &mut [f32]) {
 /// vectorises this, where one running value (a serial dependency it may not reorder for
 /// floats) stays scalar.
 #[inline(always)]
-fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+pub(super) fn lanes(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [init; 8];
     let chunks = values.chunks_exact(8);
     let rest = chunks.remainder();
