@@ -1,7 +1,8 @@
 //! Sentence embeddings with a BERT-style model (default all-MiniLM-L6-v2) on candle.
 //!
 //! Masked mean pooling over the last hidden state, then L2 normalisation, so cosine
-//! similarity is a dot product. Batches are length-sorted to waste little on padding.
+//! similarity is a dot product. Batches are length-sorted (the f32 path pads each batch
+//! to its longest text; the int8 path stacks the texts without padding).
 //! Calls are CPU-heavy and synchronous: callers run them on a blocking thread, never on
 //! the async runtime. Knows nothing about tenants or storage.
 //!
