@@ -240,8 +240,6 @@ fn read_child_spec() -> Result<(TenantId, PathBuf, Option<Zeroizing<String>>), U
     ))
 }
 
-/// Serves one enterprise tenant on its Unix socket until the main server closes this
-/// process's stdin (it stopped or died) or SIGTERM.
 /// Loads the embedding model and the language model on a thread of their own while the
 /// server starts listening: requests that need one before it is ready wait for it (the
 /// appliance loads each once); a missing model is logged here and reported to the asks
@@ -268,6 +266,8 @@ fn warm_up(appliance: std::sync::Arc<Appliance>) {
     }
 }
 
+/// Serves one enterprise tenant on its Unix socket until the main server closes this
+/// process's stdin (it stopped or died) or SIGTERM.
 async fn serve_tenant_process(
     socket: PathBuf,
     state: crate::api::AppState,
