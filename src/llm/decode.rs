@@ -10,7 +10,7 @@ use candle_core::quantized::QMatMul;
 use candle_core::utils::barrier_pool;
 use candle_core::{Device, Module, Tensor};
 
-use crate::kernels::silu_mul;
+use crate::kernels::{silu_mul, softmax_in_place};
 
 use super::LlmError;
 use super::model::{DecodeMatrix, Dims, KvCache, Layer, Model, RopeStyle};
@@ -251,19 +251,12 @@ fn attention(
                     std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(h * hd), hd),
                 )
             };
-            let mut max = f32::NEG_INFINITY;
             for (t, score) in row.iter_mut().enumerate() {
                 *score = dot(q, &keys[t * width + kv..t * width + kv + hd]) * scale;
-                max = max.max(*score);
             }
-            let mut sum = 0f32;
-            for score in row.iter_mut() {
-                *score = (*score - max).exp();
-                sum += *score;
-            }
+            softmax_in_place(row);
             out.fill(0.0);
-            for (t, score) in row.iter().enumerate() {
-                let weight = score / sum;
+            for (t, weight) in row.iter().enumerate() {
                 let v = &values[t * width + kv..t * width + kv + hd];
                 for (o, v) in out.iter_mut().zip(v) {
                     *o += weight * v;
