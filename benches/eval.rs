@@ -5,7 +5,8 @@
 //! - for a sample of asks: how often the answer cites a chunk overlapping the clause; how
 //!   often an absent clause (`is_impossible`) is declined or said to be absent; whether the
 //!   typed answer matches (governing law: the state/country; dates; parties);
-//! - ask latency p50/p95.
+//! - ask latency p50/p95, and for the asks the model answers, the first token's wait
+//!   after retrieval.
 //!
 //! Questions are phrased as a user would, naming the contract by its document name:
 //! the category question of `cuad_retrieval_queries.jsonl` with "this contract" replaced
@@ -22,7 +23,8 @@
 //! are answered with the clause's best sentence, quoted; default: the configuration's),
 //! `EVAL_LLM` (the language model by name, as `--llm`: `smollm2`, `qwen2.5-coder-0.5b`),
 //! `EVAL_FREEFORM` (general questions about the contracts that no rule answers, so the
-//! model does, timed apart; default 6, `--quick` 0).
+//! model does, timed apart; default 6, `--quick` 0), `EVAL_DRAFT_TOKENS` (the answers'
+//! draft length, 0 for one token a pass; default the configuration's).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -331,6 +333,7 @@ fn main() {
     if let Ok(choice) = std::env::var("EVAL_CLAUSE_MODEL") {
         config.model_for_clauses = choice == "1";
     }
+    config.draft_tokens = env_usize("EVAL_DRAFT_TOKENS", config.draft_tokens);
     if let Ok(name) = std::env::var("EVAL_LLM") {
         config.use_llm(name.parse::<config::LlmChoice>().unwrap());
     }
@@ -464,6 +467,8 @@ fn main() {
     let mut latencies = Vec::new();
     // Asks the model answered (a prompt went in), whatever the route.
     let mut model_latencies = Vec::new();
+    // For those: from the prompt going in to the first checked sentence streamed.
+    let mut after_retrieval = Vec::new();
     let mut samples = Vec::new();
     for question in &asks {
         let answer = appliance
@@ -472,6 +477,7 @@ fn main() {
         latencies.push(Duration::from_millis(answer.timings.total_ms));
         if answer.timings.prompt_tokens > 0 {
             model_latencies.push(Duration::from_millis(answer.timings.total_ms));
+            after_retrieval.extend(first_token_after_retrieval(&answer.timings));
         }
         let cited = answer
             .citations
@@ -503,6 +509,7 @@ fn main() {
         latencies.push(Duration::from_millis(answer.timings.total_ms));
         if answer.timings.prompt_tokens > 0 {
             model_latencies.push(Duration::from_millis(answer.timings.total_ms));
+            after_retrieval.extend(first_token_after_retrieval(&answer.timings));
         }
         let said_absent = !answer.grounded || says_absent(&answer.text);
         declined
@@ -526,6 +533,7 @@ fn main() {
         let t = &answer.timings;
         if t.prompt_tokens > 0 {
             freeform_latencies.push(Duration::from_millis(t.total_ms));
+            after_retrieval.extend(first_token_after_retrieval(t));
             freeform_prefill += t.prefill_ms;
             freeform_decode += t.decode_ms;
             freeform_tokens += t.prompt_tokens;
@@ -537,6 +545,7 @@ fn main() {
         }));
     }
     freeform_latencies.sort();
+    after_retrieval.sort();
     let per_freeform = |total: u64| total / (freeform_latencies.len().max(1) as u64);
 
     // The table.
@@ -634,6 +643,15 @@ fn main() {
         per_freeform(freeform_decode),
     );
 
+    println!(
+        "first token after retrieval, asks the model answered: p50 {} ms, p95 {} ms, max {} ms over {} (drafts of up to {} tokens)",
+        percentile(&after_retrieval, 0.5).as_millis(),
+        percentile(&after_retrieval, 0.95).as_millis(),
+        after_retrieval.last().map_or(0, Duration::as_millis),
+        after_retrieval.len(),
+        appliance.config().draft_tokens,
+    );
+
     let report = json!({
         "llm": llm_file,
         "model_for_clauses": appliance.config().model_for_clauses,
@@ -658,6 +676,9 @@ fn main() {
             "freeform_p95_ms": percentile(&freeform_latencies, 0.95).as_millis() as u64,
             "freeform_mean_prefill_ms": per_freeform(freeform_prefill),
             "freeform_mean_decode_ms": per_freeform(freeform_decode),
+            "first_token_after_retrieval_p50_ms": percentile(&after_retrieval, 0.5).as_millis() as u64,
+            "first_token_after_retrieval_p95_ms": percentile(&after_retrieval, 0.95).as_millis() as u64,
+            "draft_tokens": appliance.config().draft_tokens,
             "model_load_ms": load_ms,
         },
         "asks": samples,
@@ -823,4 +844,13 @@ fn miss(
             "text": excerpt(&r.chunk.text),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// From the prompt going to the model to the first checked sentence streamed; none when
+/// nothing was streamed.
+fn first_token_after_retrieval(t: &bulkhead::appliance::Timings) -> Option<Duration> {
+    let first = t.first_token_ms?;
+    Some(Duration::from_millis(
+        first.saturating_sub(t.model_started_ms.unwrap_or(0)),
+    ))
 }

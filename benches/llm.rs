@@ -43,8 +43,10 @@ fn main() {
             format!("Excerpt: {excerpt}\n\nQuestion: What discount applies to late delivery?"),
         ),
     ];
+    // One token a pass, as llama.cpp decodes: drafts are measured apart ([`drafts`]).
     let options = GenerateOptions {
         max_new_tokens: 64,
+        draft_tokens: 0,
         ..GenerateOptions::default()
     };
     if let Some(runs) = std::env::var("BULKHEAD_LLM_BENCH_PREFILL")
@@ -123,6 +125,7 @@ fn main() {
         );
         if format == WeightFormat::Fast {
             prefix_reuse(&g, &excerpt);
+            drafts(&g, &excerpt);
         }
     }
 }
@@ -154,6 +157,7 @@ fn decode_only(g: &Generator, runs: usize) {
     )];
     let options = GenerateOptions {
         max_new_tokens: 256,
+        draft_tokens: 0,
         ..GenerateOptions::default()
     };
     for _ in 0..runs {
@@ -206,5 +210,49 @@ fn prefix_reuse(g: &Generator, excerpt: &str) {
     eprintln!(
         "prefill, system turn new: {fresh:.0} ms; reused: {reused:.0} ms (median of 5; ratio {:.2})",
         reused / fresh
+    );
+}
+
+/// A grounded answer (the appliance's prompt, ~300 tokens of excerpt) decoded one token a
+/// pass and with drafts from the prompt, alternated: the decode time of each, and whether
+/// both give the same answer.
+fn drafts(g: &Generator, excerpt: &str) {
+    let excerpt: String = excerpt.split(' ').take(230).collect::<Vec<_>>().join(" ");
+    let mut chat = bulkhead::answer::build_prompt(
+        "Bench Holdings",
+        "What discount applies to late delivery?",
+        &[],
+    );
+    chat[1].content = format!("Excerpts:\n[1] {excerpt}\n\n{}", chat[1].content);
+    let run = |draft_tokens: usize| {
+        let options = GenerateOptions {
+            max_new_tokens: 48,
+            draft_tokens,
+            ..GenerateOptions::default()
+        };
+        g.generate(&chat, &options, &mut |_| true)
+            .expect("generate")
+    };
+    let (mut plain, mut drafted) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..5 {
+        for (draft_tokens, times) in [(0, &mut plain), (8, &mut drafted)] {
+            let r = run(draft_tokens);
+            times.push(r.total.saturating_sub(r.prefill).as_secs_f64() * 1000.0);
+            last = Some((draft_tokens, r));
+        }
+    }
+    let (one, with_drafts) = (run(0), last.expect("ran").1);
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (plain, drafted) = (median(&mut plain), median(&mut drafted));
+    eprintln!(
+        "grounded answer of {} tokens: decoded in {plain:.0} ms one token a pass, {drafted:.0} ms with drafts ({} tokens drafted; ratio {:.2}); same text: {}",
+        with_drafts.generated_tokens,
+        with_drafts.drafted_tokens,
+        drafted / plain,
+        one.text == with_drafts.text
     );
 }

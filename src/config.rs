@@ -89,6 +89,9 @@ pub struct Config {
     /// clause's best sentence, quoted. Measured with `cargo bench --bench eval`
     /// (`EVAL_CLAUSE_MODEL`): the same clauses cited, without the model's seconds.
     pub model_for_clauses: bool,
+    /// Most tokens the model drafts from the excerpts and checks in one pass while
+    /// answering (prompt-lookup decoding, `llm::draft`); 0 decodes one token a pass.
+    pub draft_tokens: usize,
     /// Which tenants this process may open (issue 12, enterprise processes).
     pub process_role: ProcessRole,
 }
@@ -126,6 +129,7 @@ impl Config {
             answer_top_k: 3,
             max_answer_tokens: 48,
             model_for_clauses: false,
+            draft_tokens: crate::llm::DEFAULT_DRAFT_TOKENS,
             process_role: ProcessRole::InProcess,
         }
     }

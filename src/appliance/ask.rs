@@ -101,6 +101,7 @@ impl Appliance {
         let messages = answer::build_prompt(&tenant.name, question, &excerpts);
 
         let generate_started = Instant::now();
+        timings.model_started_ms = Some(started.elapsed().as_millis() as u64);
         let mut first_checked_ms = None;
         let mut stream = |piece: &str| {
             first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
@@ -317,6 +318,7 @@ impl Appliance {
         let options = GenerateOptions {
             max_new_tokens: self.config.max_answer_tokens,
             stop_sequences: vec!["\n\n".into(), "Question:".into()],
+            draft_tokens: self.config.draft_tokens,
         };
         let mut checked = answer::SentenceGate::new(excerpts, citable);
         // The prompt asks for one sentence; once the model has completed one, stop: what a

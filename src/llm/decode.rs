@@ -1,14 +1,17 @@
-//! Decoding one token (issue 10): the project's own loop over plain slices, so a token
-//! costs the weight reads and little else. Per block: norm, one stacked product for the
-//! query, key and value, rotary embedding, the key and value appended to the preallocated
-//! cache, attention of each query head over its shared key/value head (no copies of the
-//! cache), the output product, norm, one stacked product for gate and up, down. Every
-//! buffer lives in [`Scratch`], allocated once per generation; the products and the
-//! attention heads are split across candle's worker pool.
+//! Decoding (issue 10): the project's own loop over plain slices, so a token costs the
+//! weight reads and little else. A pass runs one token, or a few (the token just picked
+//! and a draft after it, [`super::draft`]), each row exactly as it would run alone: the
+//! products read each weight row once for all the rows. Per block: norm, one stacked
+//! product for the query, key and value, rotary embedding, the keys and values appended to
+//! the preallocated cache, attention of each query head over its shared key/value head
+//! (no copies of the cache), the output product, norm, one stacked product for gate and
+//! up, down. Every buffer lives in [`Scratch`], allocated once per generation; the
+//! products and the attention heads are split across candle's worker pool.
 
 use candle_core::quantized::QMatMul;
-use candle_core::utils::barrier_pool;
 use candle_core::{Device, Module, Tensor};
+
+use candle_core::utils::barrier_pool;
 
 use crate::kernels::{silu_mul, softmax_in_place};
 
@@ -16,7 +19,8 @@ use super::LlmError;
 use super::model::{DecodeMatrix, Dims, KvCache, Layer, Model, RopeStyle};
 use super::q8::{Kernel, Q8Vector};
 
-/// The buffers of one generation, reused for every token.
+/// The buffers of one generation, reused for every pass: each holds a row per token of
+/// the largest pass.
 #[derive(Debug)]
 pub(super) struct Scratch {
     x: Vec<f32>,
@@ -26,28 +30,53 @@ pub(super) struct Scratch {
     proj: Vec<f32>,
     gate_up: Vec<f32>,
     act: Vec<f32>,
+    /// Attention scores: a row of positions per token of the pass and head.
     scores: Vec<f32>,
-    xq: Q8Vector,
+    xq: Vec<Q8Vector>,
     /// The dot-product kernel, the CPU's fastest unless a test chose one.
     pub(super) kernel: Kernel,
 }
 
 impl Scratch {
-    /// Sized for `dims` and attention over up to `positions` positions.
-    pub(super) fn new(dims: &Dims, positions: usize) -> Self {
+    /// Sized for `dims` and passes of up to `rows` tokens.
+    pub(super) fn new(dims: &Dims, rows: usize) -> Self {
         let e = dims.embedding;
         let q = dims.n_head * dims.head_dim;
+        let rows = rows.max(1);
         Self {
-            x: vec![0.0; e],
-            h: vec![0.0; e],
-            qkv: vec![0.0; q + 2 * dims.kv_width()],
-            attn: vec![0.0; q],
-            proj: vec![0.0; e],
-            gate_up: vec![0.0; 2 * dims.feed_forward],
-            act: vec![0.0; dims.feed_forward],
-            scores: vec![0.0; dims.n_head * positions],
-            xq: Q8Vector::default(),
+            x: vec![0.0; rows * e],
+            h: vec![0.0; rows * e],
+            qkv: vec![0.0; rows * (q + 2 * dims.kv_width())],
+            attn: vec![0.0; rows * q],
+            proj: vec![0.0; rows * e],
+            gate_up: vec![0.0; rows * 2 * dims.feed_forward],
+            act: vec![0.0; rows * dims.feed_forward],
+            scores: Vec::new(),
+            xq: vec![Q8Vector::default(); rows],
             kernel: Kernel::detect(),
+        }
+    }
+
+    /// Room for a pass of `rows` tokens ending at position `end` (grows only when a pass
+    /// needs more than earlier ones).
+    fn fit(&mut self, dims: &Dims, rows: usize, end: usize) {
+        let e = dims.embedding;
+        let q = dims.n_head * dims.head_dim;
+        let grow = |v: &mut Vec<f32>, len: usize| {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+        };
+        grow(&mut self.x, rows * e);
+        grow(&mut self.h, rows * e);
+        grow(&mut self.qkv, rows * (q + 2 * dims.kv_width()));
+        grow(&mut self.attn, rows * q);
+        grow(&mut self.proj, rows * e);
+        grow(&mut self.gate_up, rows * 2 * dims.feed_forward);
+        grow(&mut self.act, rows * dims.feed_forward);
+        grow(&mut self.scores, rows * dims.n_head * end);
+        if self.xq.len() < rows {
+            self.xq.resize(rows, Q8Vector::default());
         }
     }
 }
@@ -62,90 +91,116 @@ impl Model {
         token: u32,
         logits: &mut [f32],
     ) -> Result<(), LlmError> {
+        self.step_rows(cache, s, &[token], logits)
+    }
+
+    /// Runs `tokens` at the cache's next positions (appending their keys and values) and
+    /// writes, token by token, the logits for the token after each (`tokens.len()` ×
+    /// vocabulary). Each row is computed exactly as [`Model::step`] computes it alone.
+    pub(super) fn step_rows(
+        &self,
+        cache: &mut KvCache,
+        s: &mut Scratch,
+        tokens: &[u32],
+        logits: &mut [f32],
+    ) -> Result<(), LlmError> {
         let d = self.dims;
-        let e = d.embedding;
-        let row = token as usize;
-        let pos = cache.len;
-        if row >= d.vocab || pos >= self.positions {
+        let (e, n, pos) = (d.embedding, tokens.len(), cache.len);
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= d.vocab) {
+            return Err(LlmError::Inference(format!("token {bad} is out of range")));
+        }
+        if n == 0 || pos + n > self.positions || logits.len() != n * d.vocab {
             return Err(LlmError::Inference(format!(
-                "token {token} at position {pos} is out of range"
+                "{n} tokens at position {pos} do not fit"
             )));
         }
-        if s.scores.len() < d.n_head * (pos + 1) {
-            s.scores.resize(d.n_head * (pos + 1), 0.0);
+        s.fit(&d, n, pos + n);
+        for (x, &token) in s.x.chunks_exact_mut(e).zip(tokens) {
+            let row = token as usize;
+            x.copy_from_slice(&self.embeddings[row * e..(row + 1) * e]);
         }
-        s.x.copy_from_slice(&self.embeddings[row * e..(row + 1) * e]);
         let q_width = d.n_head * d.head_dim;
+        let width = q_width + 2 * d.kv_width();
         for (i, layer) in self.layers.iter().enumerate() {
-            rms_norm(&s.x, &layer.attn_norm_v, d.eps, &mut s.h);
+            norm_rows(&s.x[..n * e], &layer.attn_norm_v, d.eps, &mut s.h[..n * e]);
             match &layer.decode {
-                Some(w) => quant_matvec(s.kernel, &w.qkv, &s.h, &mut s.xq, &mut s.qkv),
-                None => candle_matvec(layer.qkv.candle()?, &s.h, &mut s.qkv)?,
+                Some(w) => quant_matvecs(s.kernel, &w.qkv, &s.h[..n * e], &mut s.xq, &mut s.qkv),
+                None => candle_matvecs(layer.qkv.candle()?, &s.h[..n * e], &mut s.qkv)?,
             }
-            if let Some(bias) = &layer.qkv_bias {
-                add(&mut s.qkv, &bias.stacked);
+            for (r, row) in s.qkv[..n * width].chunks_exact_mut(width).enumerate() {
+                if let Some(bias) = &layer.qkv_bias {
+                    add(row, &bias.stacked);
+                }
+                let (q, kv) = row.split_at_mut(q_width);
+                let (k, v) = kv.split_at_mut(d.kv_width());
+                self.rotate(q, pos + r);
+                self.rotate(k, pos + r);
+                cache.keys[i].extend_from_slice(k);
+                cache.values[i].extend_from_slice(v);
             }
-            let (q, kv) = s.qkv.split_at_mut(q_width);
-            let (k, v) = kv.split_at_mut(d.kv_width());
-            self.rotate(q, pos);
-            self.rotate(k, pos);
-            cache.keys[i].extend_from_slice(k);
-            cache.values[i].extend_from_slice(v);
             attention(
                 &d,
-                q,
-                &cache.keys[i],
-                &cache.values[i],
-                &mut s.scores[..d.n_head * (pos + 1)],
-                &mut s.attn,
+                &s.qkv[..n * width],
+                pos,
+                (&cache.keys[i], &cache.values[i]),
+                &mut s.scores,
+                &mut s.attn[..n * q_width],
             );
             match &layer.decode {
-                Some(w) => quant_matvec(s.kernel, &w.o, &s.attn, &mut s.xq, &mut s.proj),
-                None => candle_matvec(layer.wo.candle()?, &s.attn, &mut s.proj)?,
+                Some(w) => quant_matvecs(
+                    s.kernel,
+                    &w.o,
+                    &s.attn[..n * q_width],
+                    &mut s.xq,
+                    &mut s.proj,
+                ),
+                None => candle_matvecs(layer.wo.candle()?, &s.attn[..n * q_width], &mut s.proj)?,
             }
-            add(&mut s.x, &s.proj);
-            rms_norm(&s.x, &layer.ffn_norm_v, d.eps, &mut s.h);
-            self.feed_forward(layer, s)?;
-            add(&mut s.x, &s.proj);
+            add(&mut s.x[..n * e], &s.proj[..n * e]);
+            norm_rows(&s.x[..n * e], &layer.ffn_norm_v, d.eps, &mut s.h[..n * e]);
+            self.feed_forward(layer, s, n)?;
+            add(&mut s.x[..n * e], &s.proj[..n * e]);
         }
-        cache.len += 1;
-        self.logits_with(s.kernel, &s.x, &mut s.h, &mut s.xq, logits);
+        cache.len += n;
+        norm_rows(&s.x[..n * e], &self.norm_v, d.eps, &mut s.h[..n * e]);
+        quant_matvecs(s.kernel, &self.output, &s.h[..n * e], &mut s.xq, logits);
         Ok(())
     }
 
-    /// Gate and up from `s.h`, SiLU(gate) × up, down into `s.proj`.
-    fn feed_forward(&self, layer: &Layer, s: &mut Scratch) -> Result<(), LlmError> {
-        let ff = self.dims.feed_forward;
+    /// Gate and up from `s.h`, SiLU(gate) × up, down into `s.proj`, for `n` rows.
+    fn feed_forward(&self, layer: &Layer, s: &mut Scratch, n: usize) -> Result<(), LlmError> {
+        let (e, ff) = (self.dims.embedding, self.dims.feed_forward);
         match &layer.decode {
-            Some(w) => quant_matvec(s.kernel, &w.gate_up, &s.h, &mut s.xq, &mut s.gate_up),
-            None => candle_matvec(layer.gate_up.candle()?, &s.h, &mut s.gate_up)?,
+            Some(w) => quant_matvecs(
+                s.kernel,
+                &w.gate_up,
+                &s.h[..n * e],
+                &mut s.xq,
+                &mut s.gate_up,
+            ),
+            None => candle_matvecs(layer.gate_up.candle()?, &s.h[..n * e], &mut s.gate_up)?,
         }
-        let (gate, up) = s.gate_up.split_at(ff);
-        s.act.copy_from_slice(gate);
-        silu_mul(&mut s.act, up);
+        for (pair, act) in s.gate_up[..n * 2 * ff]
+            .chunks_exact(2 * ff)
+            .zip(s.act.chunks_exact_mut(ff))
+        {
+            let (gate, up) = pair.split_at(ff);
+            act.copy_from_slice(gate);
+            silu_mul(act, up);
+        }
         match &layer.decode {
-            Some(w) => quant_matvec(s.kernel, &w.down, &s.act, &mut s.xq, &mut s.proj),
-            None => candle_matvec(layer.down.candle()?, &s.act, &mut s.proj)?,
+            Some(w) => quant_matvecs(s.kernel, &w.down, &s.act[..n * ff], &mut s.xq, &mut s.proj),
+            None => candle_matvecs(layer.down.candle()?, &s.act[..n * ff], &mut s.proj)?,
         }
         Ok(())
     }
 
     /// Final norm and output projection of one position's hidden state.
     pub(super) fn logits(&self, x: &[f32], h: &mut Vec<f32>, xq: &mut Q8Vector, out: &mut [f32]) {
-        self.logits_with(Kernel::detect(), x, h, xq, out);
-    }
-
-    fn logits_with(
-        &self,
-        kernel: Kernel,
-        x: &[f32],
-        h: &mut Vec<f32>,
-        xq: &mut Q8Vector,
-        out: &mut [f32],
-    ) {
         h.resize(x.len(), 0.0);
         rms_norm(x, &self.norm_v, self.dims.eps, h);
-        quant_matvec(kernel, &self.output, h, xq, out);
+        xq.quantize(h);
+        self.output.matvec(Kernel::detect(), xq, out);
     }
 
     /// Rotary embedding at `pos`: pairs (2i, 2i+1) of each head (llama's layout in GGUF)
@@ -178,17 +233,42 @@ impl Model {
     }
 }
 
-fn quant_matvec(kernel: Kernel, w: &DecodeMatrix, x: &[f32], xq: &mut Q8Vector, out: &mut [f32]) {
-    xq.quantize(x);
-    w.matvec(kernel, xq, out);
+/// `out = w · x` for each row of `xs` (`cols` values each; `out` gets `w`'s rows per row),
+/// each quantised to 8 bits first.
+fn quant_matvecs(
+    kernel: Kernel,
+    w: &DecodeMatrix,
+    xs: &[f32],
+    xq: &mut [Q8Vector],
+    out: &mut [f32],
+) {
+    let (rows, cols) = w.shape();
+    let n = xs.len() / cols;
+    for (x, q) in xs.chunks_exact(cols).zip(xq.iter_mut()) {
+        q.quantize(x);
+    }
+    w.matvecs(kernel, &xq[..n], &mut out[..n * rows]);
 }
 
-/// One row through a candle matmul (the formats without 8-bit decode weights).
-fn candle_matvec(w: &QMatMul, x: &[f32], out: &mut [f32]) -> Result<(), LlmError> {
-    let input = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
+/// Rows of `xs` through a candle matmul (the formats without 8-bit decode weights).
+fn candle_matvecs(w: &QMatMul, xs: &[f32], out: &mut [f32]) -> Result<(), LlmError> {
+    let cols = match w {
+        QMatMul::QTensor(t) => t.shape().dims2()?.1,
+        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2()?.1,
+    };
+    let n = xs.len() / cols;
+    let input = Tensor::from_slice(xs, (n, cols), &Device::Cpu)?;
     let y = w.forward(&input)?.flatten_all()?.to_vec1::<f32>()?;
-    out.copy_from_slice(&y);
+    out[..y.len()].copy_from_slice(&y);
     Ok(())
+}
+
+/// Each row of `x` RMS-normalised into `out`.
+pub(super) fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let width = weight.len();
+    for (row, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        rms_norm(row, weight, eps, out);
+    }
 }
 
 pub(super) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
@@ -219,55 +299,131 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Attention of one position's query heads over `keys`/`values` (token-major, all
-/// positions so far, this one included). `scores` holds a row of positions per head.
+/// Attention of each row's query heads over the positions up to its own: row `r` of
+/// `qkv` (query heads first) is position `start + r`, and `keys`/`values` (token-major)
+/// hold every position up to the last row's. `scores` holds a row of positions per row
+/// and head. Each (row, head) is one work item, computed alike whatever the pass's size.
 fn attention(
     d: &Dims,
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    qkv: &[f32],
+    start: usize,
+    (keys, values): (&[f32], &[f32]),
     scores: &mut [f32],
     out: &mut [f32],
 ) {
     let hd = d.head_dim;
-    let width = d.kv_width();
-    let positions = keys.len() / width;
+    let (q_width, width) = (d.n_head * hd, d.kv_width());
+    let stride = q_width + 2 * width;
+    let n = qkv.len() / stride;
+    let end = keys.len() / width;
     let rep = d.n_head / d.n_kv_head;
     let scale = 1.0 / (hd as f32).sqrt();
+    assert!(scores.len() >= n * d.n_head * end && out.len() == n * q_width);
     let scores_ptr = scores.as_mut_ptr() as usize;
     let out_ptr = out.as_mut_ptr() as usize;
-    barrier_pool().execute_chunked(d.n_head, |heads| {
-        for h in heads {
+    barrier_pool().execute_chunked(n * d.n_head, |items| {
+        for item in items {
+            let (r, h) = (item / d.n_head, item % d.n_head);
+            let positions = start + r + 1;
             let kv = (h / rep) * hd;
-            let q = &q[h * hd..(h + 1) * hd];
-            // SAFETY: each head owns its row of `scores` and its slice of `out`, both of
-            // which outlive the call (execute_chunked returns when every worker is done).
+            let q = &qkv[r * stride + h * hd..r * stride + (h + 1) * hd];
+            // SAFETY: each (row, head) owns its row of `scores` (`end` long, of which it
+            // uses `positions`) and its slice of `out`, both of which outlive the call
+            // (execute_chunked returns when every worker is done); the assert above
+            // checked their lengths.
             let (row, out) = unsafe {
                 (
                     std::slice::from_raw_parts_mut(
-                        (scores_ptr as *mut f32).add(h * positions),
+                        (scores_ptr as *mut f32).add(item * end),
                         positions,
                     ),
-                    std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(h * hd), hd),
+                    std::slice::from_raw_parts_mut(
+                        (out_ptr as *mut f32).add(r * q_width + h * hd),
+                        hd,
+                    ),
                 )
             };
-            for (t, score) in row.iter_mut().enumerate() {
-                *score = dot(q, &keys[t * width + kv..t * width + kv + hd]) * scale;
-            }
-            softmax_in_place(row);
-            out.fill(0.0);
-            for (t, weight) in row.iter().enumerate() {
-                let v = &values[t * width + kv..t * width + kv + hd];
-                for (o, v) in out.iter_mut().zip(v) {
-                    *o += weight * v;
-                }
+            let keys = &keys[kv..];
+            let values = &values[kv..];
+            match hd {
+                HEAD_DIM => head::<HEAD_DIM>(q, (keys, values), width, scale, row, out),
+                _ => head_any(q, (keys, values), width, scale, row, out),
             }
         }
     });
 }
 
+/// The head size both default models have: its attention runs on fixed-size arrays the
+/// compiler keeps in registers.
+const HEAD_DIM: usize = 64;
+
+/// One query head over `scores.len()` positions: `keys`/`values` start at the head's
+/// key/value head in position 0, positions `width` apart. Scores of four positions at a
+/// time (independent sums), the weighted values summed in registers.
+fn head<const D: usize>(
+    q: &[f32],
+    (keys, values): (&[f32], &[f32]),
+    width: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let q: &[f32; D] = q.try_into().expect("head size");
+    let key = |t: usize| -> &[f32; D] { keys[t * width..t * width + D].try_into().expect("key") };
+    let (fours, rest) = scores.as_chunks_mut::<4>();
+    for (f, four) in fours.iter_mut().enumerate() {
+        let mut sums = [[0f32; 8]; 4];
+        for (p, sum) in sums.iter_mut().enumerate() {
+            let k = key(4 * f + p);
+            for c in 0..D / 8 {
+                for l in 0..8 {
+                    sum[l] += q[c * 8 + l] * k[c * 8 + l];
+                }
+            }
+        }
+        for (score, sum) in four.iter_mut().zip(&sums) {
+            *score = sum.iter().sum::<f32>() * scale;
+        }
+    }
+    let done = fours.len() * 4;
+    for (t, score) in rest.iter_mut().enumerate() {
+        *score = dot(q, key(done + t)) * scale;
+    }
+    softmax_in_place(scores);
+    let mut acc = [0f32; D];
+    for (t, weight) in scores.iter().enumerate() {
+        let v: &[f32; D] = values[t * width..t * width + D].try_into().expect("value");
+        for (a, v) in acc.iter_mut().zip(v) {
+            *a += weight * v;
+        }
+    }
+    out.copy_from_slice(&acc);
+}
+
+/// [`head`] for any head size.
+fn head_any(
+    q: &[f32],
+    (keys, values): (&[f32], &[f32]),
+    width: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    for (t, score) in scores.iter_mut().enumerate() {
+        *score = dot(q, &keys[t * width..t * width + hd]) * scale;
+    }
+    softmax_in_place(scores);
+    out.fill(0.0);
+    for (t, weight) in scores.iter().enumerate() {
+        for (o, v) in out.iter_mut().zip(&values[t * width..t * width + hd]) {
+            *o += weight * v;
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::llm::model::KvCache;
     use crate::llm::q8::Kernel;
     use crate::llm::tests::{generator, grounded_chat, model_path};
@@ -288,7 +444,7 @@ mod tests {
         let capacity = prompt.len() + tokens.len();
         let mut cache = KvCache::new(&model.dims, model.layers.len(), capacity);
         let mut logits = generator.prefill(&mut cache, &prompt).unwrap();
-        let mut scratch = Scratch::new(&model.dims, capacity);
+        let mut scratch = Scratch::new(&model.dims, 1);
         scratch.kernel = kernel;
         let mut all = vec![logits.clone()];
         for token in tokens {
@@ -307,7 +463,7 @@ mod tests {
         let model = &generator.model;
         let mut cache = KvCache::new(&model.dims, model.layers.len(), prompt.len() + n);
         let mut logits = generator.prefill(&mut cache, &prompt).unwrap();
-        let mut scratch = Scratch::new(&model.dims, prompt.len() + n);
+        let mut scratch = Scratch::new(&model.dims, 1);
         let mut tokens = Vec::with_capacity(n);
         while tokens.len() < n {
             let next = generator.pick(&logits, &tokens).unwrap();
@@ -353,7 +509,7 @@ mod tests {
     }
 
     /// Grounded questions in the appliance's shape, and a few open ones.
-    fn fixed_prompts() -> Vec<Vec<ChatMessage>> {
+    pub(in crate::llm) fn fixed_prompts() -> Vec<Vec<ChatMessage>> {
         let grounded = [
             (
                 "The agreement terminates on 31 March 2027.",
@@ -470,6 +626,40 @@ mod tests {
         }
     }
 
+    /// A pass of several tokens computes, bit for bit, what passes of one token each do
+    /// (what lets a draft be checked in one pass without changing the answer), and
+    /// leaves the same cache.
+    #[test]
+    fn a_pass_of_tokens_is_its_tokens_one_by_one() {
+        let generator = generator();
+        let model = &generator.model;
+        let prompt = generator.prompt_ids(&grounded_chat()).unwrap();
+        let (head, tail) = prompt.split_at(prompt.len() - 7);
+        let vocab = model.dims.vocab;
+        let fresh = || {
+            let mut cache = KvCache::new(&model.dims, model.layers.len(), prompt.len());
+            generator.prefill(&mut cache, head).unwrap();
+            cache
+        };
+        let mut together = fresh();
+        let mut scratch = Scratch::new(&model.dims, tail.len());
+        let mut logits = vec![0f32; tail.len() * vocab];
+        model
+            .step_rows(&mut together, &mut scratch, tail, &mut logits)
+            .unwrap();
+        let mut alone = fresh();
+        let mut scratch = Scratch::new(&model.dims, 1);
+        for (row, &token) in logits.chunks_exact(vocab).zip(tail) {
+            let mut one = vec![0f32; vocab];
+            model
+                .step(&mut alone, &mut scratch, token, &mut one)
+                .unwrap();
+            assert!(row == one.as_slice(), "logits differ");
+        }
+        assert_eq!(together.len, alone.len);
+        assert!(together.keys == alone.keys && together.values == alone.values);
+    }
+
     /// The last prompt token through `step` gives the logits a prefill of the whole
     /// prompt gives: the decode loop computes the same model as the batched path.
     fn step_matches_prefill(generator: &Generator, tolerance: f32) {
@@ -480,7 +670,7 @@ mod tests {
         let expected = generator.prefill(&mut whole, &prompt).unwrap();
         let mut cache = KvCache::new(&model.dims, model.layers.len(), prompt.len());
         let mut logits = generator.prefill(&mut cache, head).unwrap();
-        let mut scratch = Scratch::new(&model.dims, prompt.len());
+        let mut scratch = Scratch::new(&model.dims, 1);
         model
             .step(&mut cache, &mut scratch, last[0], &mut logits)
             .unwrap();

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::decode::Scratch;
+use super::draft::Pass;
 use super::model::KvCache;
 use super::tokenizer::Utf8Stream;
 use super::{ChatMessage, GenerateOptions, Generation, Generator, LlmError, StopReason};
@@ -41,6 +42,7 @@ impl Generator {
             text: String::new(),
             prompt_tokens,
             generated_tokens: 0,
+            drafted_tokens: 0,
             time_to_first_token: Duration::ZERO,
             prefill: Duration::ZERO,
             total: Duration::ZERO,
@@ -56,60 +58,47 @@ impl Generator {
         let prefill_started = Instant::now();
         let capacity = prompt_tokens + options.max_new_tokens;
         let (mut cache, cached) = self.cache_for(&prompt, messages, capacity)?;
-        let mut logits = self.prefill(&mut cache, &prompt[cached..])?;
-        let mut scratch = Scratch::new(&self.model.dims, capacity);
+        let logits = self.prefill(&mut cache, &prompt[cached..])?;
+        let scratch = Scratch::new(&self.model.dims, options.draft_tokens + 1);
+        let mut pass = Pass::new(cache, scratch, logits, options.draft_tokens);
         generation.prefill = prefill_started.elapsed();
 
-        let mut stops = StopMatcher::new(&options.stop_sequences);
-        let mut utf8 = Utf8Stream::default();
-        let mut recent: Vec<u32> = Vec::with_capacity(REPEAT_LAST_N);
-        let mut position = prompt_tokens;
+        let mut out = Output {
+            stops: StopMatcher::new(&options.stop_sequences),
+            utf8: Utf8Stream::default(),
+            recent: Vec::with_capacity(REPEAT_LAST_N),
+            history: prompt,
+            max_new_tokens: options.max_new_tokens,
+            generation,
+        };
         let stop_reason = loop {
-            let next = self.pick(&logits, &recent)?;
-            if generation.generated_tokens == 0 {
-                generation.time_to_first_token = started.elapsed();
+            let next = self.pick(&pass.logits, &out.recent)?;
+            if out.generation.generated_tokens == 0 {
+                out.generation.time_to_first_token = started.elapsed();
             }
-            if next == self.eos || next == self.im_end || self.tokenizer.is_control(next) {
-                break StopReason::EndOfSequence;
+            if let Some(reason) = self.take(&mut out, next, on_token) {
+                break reason;
             }
-            generation.generated_tokens += 1;
-            if recent.len() == REPEAT_LAST_N {
-                recent.remove(0);
-            }
-            recent.push(next);
-
-            let piece = utf8.push(self.tokenizer.bytes(next));
-            match stops.push(&piece) {
-                Step::Emit(text) => {
-                    if !text.is_empty() {
-                        generation.text.push_str(&text);
-                        if !on_token(&text) {
-                            break StopReason::Cancelled;
-                        }
-                    }
-                }
-                Step::Stop(text) => {
-                    if !text.is_empty() {
-                        generation.text.push_str(&text);
-                        // Stopping anyway: the callback's answer changes nothing.
-                        on_token(&text);
-                    }
-                    break StopReason::StopSequence;
-                }
-            }
-            if generation.generated_tokens >= options.max_new_tokens {
-                break StopReason::MaxTokens;
-            }
-            if position >= self.context_length {
+            if pass.cache.len >= self.context_length {
                 break StopReason::ContextFull;
             }
             // The scheduler may have lent this worker to a premium ask: wait here, between
             // tokens, until it is back.
             super::pause::pause_point();
-            self.model
-                .step(&mut cache, &mut scratch, next, &mut logits)?;
-            position += 1;
+            let room = (options.max_new_tokens - out.generation.generated_tokens)
+                .min(self.context_length - pass.cache.len - 1)
+                .min(pass.draft_length());
+            let draft = super::draft::lookup(&out.history, room).to_vec();
+            if let Some(reason) = self.advance(&mut pass, &mut out, next, &draft, on_token)? {
+                break reason;
+            }
         };
+        let Output {
+            mut stops,
+            mut utf8,
+            mut generation,
+            ..
+        } = out;
 
         if !matches!(
             stop_reason,
@@ -135,6 +124,46 @@ impl Generator {
             "generation finished"
         );
         Ok(generation)
+    }
+
+    /// Takes `token` as the answer's next: streams its text, and says why generation
+    /// ends if it does (an end token, a stop sequence, a cancelled stream, the budget).
+    pub(super) fn take(
+        &self,
+        out: &mut Output,
+        token: u32,
+        on_token: &mut dyn FnMut(&str) -> bool,
+    ) -> Option<StopReason> {
+        if token == self.eos || token == self.im_end || self.tokenizer.is_control(token) {
+            return Some(StopReason::EndOfSequence);
+        }
+        let generation = &mut out.generation;
+        generation.generated_tokens += 1;
+        if out.recent.len() == REPEAT_LAST_N {
+            out.recent.remove(0);
+        }
+        out.recent.push(token);
+        out.history.push(token);
+        let piece = out.utf8.push(self.tokenizer.bytes(token));
+        match out.stops.push(&piece) {
+            Step::Emit(text) => {
+                if !text.is_empty() {
+                    generation.text.push_str(&text);
+                    if !on_token(&text) {
+                        return Some(StopReason::Cancelled);
+                    }
+                }
+            }
+            Step::Stop(text) => {
+                if !text.is_empty() {
+                    generation.text.push_str(&text);
+                    // Stopping anyway: the callback's answer changes nothing.
+                    on_token(&text);
+                }
+                return Some(StopReason::StopSequence);
+            }
+        }
+        (generation.generated_tokens >= out.max_new_tokens).then_some(StopReason::MaxTokens)
     }
 
     /// Runs `tokens` through the model after the tokens `cache` holds, in chunks of
@@ -181,6 +210,25 @@ impl Generator {
         }
         let (id, _) = best.ok_or_else(|| LlmError::Inference("model produced no logits".into()))?;
         u32::try_from(id).map_err(|_| LlmError::Inference("token id out of range".into()))
+    }
+}
+
+/// What a generation has produced so far, and what ends it.
+pub(super) struct Output<'a> {
+    generation: Generation,
+    stops: StopMatcher<'a>,
+    utf8: Utf8Stream,
+    /// The last [`REPEAT_LAST_N`] tokens generated, for the repeat penalty.
+    pub(super) recent: Vec<u32>,
+    /// The prompt and every token generated, where drafts are looked up.
+    history: Vec<u32>,
+    max_new_tokens: usize,
+}
+
+impl Output<'_> {
+    /// Counts a token that came from a draft.
+    pub(super) fn drafted(&mut self) {
+        self.generation.drafted_tokens += 1;
     }
 }
 
@@ -323,6 +371,7 @@ mod tests {
                 &GenerateOptions {
                     max_new_tokens: 24,
                     stop_sequences: vec![stop.clone()],
+                    ..GenerateOptions::default()
                 },
                 &mut |piece| {
                     streamed.push_str(piece);

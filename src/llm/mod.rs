@@ -14,10 +14,12 @@
 
 mod chat;
 mod decode;
+mod draft;
 mod generate;
 mod linear;
 mod load;
 mod model;
+mod panels;
 mod pause;
 mod prefill;
 mod prefix;
@@ -74,13 +76,20 @@ pub struct GenerateOptions {
     pub max_new_tokens: usize,
     /// Extra textual stops: generation ends before the first occurrence, which is not returned.
     pub stop_sequences: Vec<String>,
+    /// Most tokens drafted from the prompt and checked in one pass ([`draft`]); 0 decodes
+    /// one token a pass.
+    pub draft_tokens: usize,
 }
+
+/// [`GenerateOptions::draft_tokens`] by default.
+pub const DEFAULT_DRAFT_TOKENS: usize = 8;
 
 impl Default for GenerateOptions {
     fn default() -> Self {
         Self {
             max_new_tokens: 256,
             stop_sequences: Vec::new(),
+            draft_tokens: DEFAULT_DRAFT_TOKENS,
         }
     }
 }
@@ -106,6 +115,8 @@ pub struct Generation {
     pub prompt_tokens: usize,
     /// Tokens sampled, not counting the end-of-sequence token.
     pub generated_tokens: usize,
+    /// How many of them were drafted from the prompt and confirmed in a batched pass.
+    pub drafted_tokens: usize,
     /// From the call until the first new token was sampled (includes tokenising and prefill).
     pub time_to_first_token: Duration,
     /// Time spent running the prompt through the model.

@@ -17,6 +17,7 @@ use candle_core::{Device, Tensor};
 use crate::kernels::Int8Matrix;
 
 use super::linear::{Product, apply};
+use super::panels::Panels;
 use super::q4::Q41Matrix;
 use super::q8::{Kernel, Q8Matrix, Q8Vector};
 use super::{LlmError, WeightFormat};
@@ -98,10 +99,11 @@ pub(super) struct DecodeLayer {
 }
 
 /// A weight for decoding: the file's Q4_1 blocks when it stores Q4_1 (the same weights,
-/// fewest bytes), else 8-bit blocks.
+/// fewest bytes), else 8-bit blocks; in panels on CPUs with AVX-512 VNNI.
 pub(super) enum DecodeMatrix {
     Q8(Q8Matrix),
     Q4_1(Q41Matrix),
+    Panels(Panels),
 }
 
 impl DecodeMatrix {
@@ -111,20 +113,47 @@ impl DecodeMatrix {
             .iter()
             .map(|t| Q41Matrix::from_qtensor(t))
             .collect::<Result<Option<Vec<_>>, _>>()?;
+        let panels = Kernel::detect().runs_panels();
         if let Some(parts) = q41 {
-            return Ok(Self::Q4_1(Q41Matrix::stack(&parts)));
+            let matrix = Q41Matrix::stack(&parts);
+            return Ok(if panels {
+                Self::Panels(Panels::from_q4_1(&matrix))
+            } else {
+                Self::Q4_1(matrix)
+            });
         }
         let parts = tensors
             .iter()
             .map(|t| Q8Matrix::from_qtensor(t))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::Q8(Q8Matrix::stack(&parts)))
+        let matrix = Q8Matrix::stack(&parts);
+        Ok(if panels {
+            Self::Panels(Panels::from_q8(&matrix))
+        } else {
+            Self::Q8(matrix)
+        })
+    }
+
+    /// Rows (outputs) and columns (inputs).
+    pub(super) fn shape(&self) -> (usize, usize) {
+        match self {
+            Self::Q8(m) => m.shape(),
+            Self::Q4_1(m) => m.shape(),
+            Self::Panels(m) => m.shape(),
+        }
     }
 
     pub(super) fn matvec(&self, kernel: Kernel, x: &Q8Vector, out: &mut [f32]) {
+        self.matvecs(kernel, std::slice::from_ref(x), out);
+    }
+
+    /// `out[j × rows + row] = self[row] · xs[j]`: the products of several vectors, each
+    /// weight row read once for all of them.
+    pub(super) fn matvecs(&self, kernel: Kernel, xs: &[Q8Vector], out: &mut [f32]) {
         match self {
-            Self::Q8(m) => m.matvec(kernel, x, out),
-            Self::Q4_1(m) => m.matvec(kernel, x, out),
+            Self::Q8(m) => m.matvecs(kernel, xs, out),
+            Self::Q4_1(m) => m.matvecs(kernel, xs, out),
+            Self::Panels(m) => m.matvecs(kernel, xs, out),
         }
     }
 }
@@ -166,6 +195,15 @@ impl KvCache {
             keys: (0..n_layers).map(|_| Vec::with_capacity(size)).collect(),
             values: (0..n_layers).map(|_| Vec::with_capacity(size)).collect(),
         }
+    }
+
+    /// Forgets every position from `len` on (the rejected part of a draft).
+    pub(super) fn truncate(&mut self, dims: &Dims, len: usize) {
+        let size = len * dims.kv_width();
+        for layer in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            layer.truncate(size);
+        }
+        self.len = self.len.min(len);
     }
 
     /// A copy with room for `capacity` positions in all.

@@ -10,7 +10,7 @@
 use crate::kernels::{Attention, Int8Matrix, Rows, silu_mul};
 
 use super::LlmError;
-use super::decode::{add, rms_norm};
+use super::decode::{add, norm_rows};
 use super::linear::Int8Products;
 use super::model::{KvCache, Model};
 use super::q8::Q8Vector;
@@ -119,14 +119,6 @@ impl Model {
         let (mut h, mut xq) = (Vec::new(), Q8Vector::default());
         self.logits(&b.x[(t - 1) * e..], &mut h, &mut xq, &mut logits);
         Ok(logits)
-    }
-}
-
-/// Each row of `x` RMS-normalised into `out`.
-fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let width = weight.len();
-    for (row, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        rms_norm(row, weight, eps, out);
     }
 }
 

@@ -96,7 +96,7 @@ mod tests {
         );
         let options = GenerateOptions {
             max_new_tokens: 24,
-            stop_sequences: Vec::new(),
+            ..GenerateOptions::default()
         };
         // The first call fills the cache, the second reuses it: same text; and the
         // same as a prefill without any cache.
@@ -111,7 +111,7 @@ mod tests {
         let dims = &generator.model.dims;
         let mut fresh = KvCache::new(dims, generator.model.layers.len(), capacity);
         let mut logits = generator.prefill(&mut fresh, &prompt).unwrap();
-        let mut scratch = crate::llm::decode::Scratch::new(dims, capacity);
+        let mut scratch = crate::llm::decode::Scratch::new(dims, 1);
         let mut text = Vec::new();
         for _ in 0..4 {
             let next = generator.pick(&logits, &[]).unwrap();

@@ -67,11 +67,31 @@ impl Q41Matrix {
         }
     }
 
-    /// `out = self · x` with `kernel`, rows split across the worker pool.
-    pub(super) fn matvec(&self, kernel: Kernel, x: &Q8Vector, out: &mut [f32]) {
-        assert_eq!(x.quants.len(), self.cols, "activation length");
-        assert_eq!(out.len(), self.rows, "output length");
-        super::q8::for_each_row(out, |row| self.dot_row(kernel, row, x));
+    /// Rows (outputs) and columns (inputs).
+    pub(super) fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Block `block` of `row`: its scale, its minimum and its 32 values (0..=15).
+    pub(super) fn block(&self, row: usize, block: usize) -> (f32, f32, [u8; BLOCK]) {
+        let at = row * self.cols / BLOCK + block;
+        let bytes = &self.nibbles[at * BLOCK / 2..(at + 1) * BLOCK / 2];
+        let mut values = [0u8; BLOCK];
+        for (j, byte) in bytes.iter().enumerate() {
+            values[j] = byte & 0x0f;
+            values[j + BLOCK / 2] = byte >> 4;
+        }
+        (self.scales[at], self.mins[at], values)
+    }
+
+    /// `out[j × rows + row] = self[row] · xs[j]`, each weight row read once.
+    pub(super) fn matvecs(&self, kernel: Kernel, xs: &[Q8Vector], out: &mut [f32]) {
+        assert!(
+            xs.iter().all(|x| x.quants.len() == self.cols),
+            "activation length"
+        );
+        assert_eq!(out.len(), self.rows * xs.len(), "output length");
+        super::q8::for_each_row_of(out, xs.len(), |row, j| self.dot_row(kernel, row, &xs[j]));
     }
 
     fn dot_row(&self, kernel: Kernel, row: usize, x: &Q8Vector) -> f32 {
@@ -217,6 +237,17 @@ mod avx512 {
 }
 
 #[cfg(test)]
+impl Q41Matrix {
+    /// `values` (`rows × cols`) quantised to Q4_1 by candle, as a file would hold them.
+    pub(super) fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Self {
+        let device = candle_core::Device::Cpu;
+        let w = candle_core::Tensor::from_slice(values, (rows, cols), &device).unwrap();
+        let stored = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+        Self::from_qtensor(&stored).unwrap().unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
@@ -252,7 +283,7 @@ mod tests {
         let blocks = cols / BLOCK;
         for kernel in Kernel::available() {
             let mut out = vec![0f32; 2 * rows];
-            stacked.matvec(kernel, &xq, &mut out);
+            stacked.matvecs(kernel, std::slice::from_ref(&xq), &mut out);
             for (row, want) in exact.iter().enumerate() {
                 let want: f32 = want.iter().zip(&x).map(|(a, b)| a * b).sum();
                 let portable = dot_portable(

@@ -129,11 +129,26 @@ impl Q8Matrix {
         }
     }
 
-    /// `out = self · x` with `kernel`, rows split across the worker pool.
-    pub(super) fn matvec(&self, kernel: Kernel, x: &Q8Vector, out: &mut [f32]) {
-        assert_eq!(x.quants.len(), self.cols, "activation length");
-        assert_eq!(out.len(), self.rows, "output length");
-        for_each_row(out, |row| self.dot_row(kernel, row, x));
+    /// Rows (outputs) and columns (inputs).
+    pub(super) fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Block `block` of `row`: its scale and its 32 values.
+    pub(super) fn block(&self, row: usize, block: usize) -> (f32, &[i8]) {
+        let at = row * self.cols / BLOCK + block;
+        (self.scales[at], &self.quants[at * BLOCK..(at + 1) * BLOCK])
+    }
+
+    /// `out[j × rows + row] = self[row] · xs[j]` for the vectors `xs`, each weight row
+    /// read once for all of them.
+    pub(super) fn matvecs(&self, kernel: Kernel, xs: &[Q8Vector], out: &mut [f32]) {
+        assert!(
+            xs.iter().all(|x| x.quants.len() == self.cols),
+            "activation length"
+        );
+        assert_eq!(out.len(), self.rows * xs.len(), "output length");
+        for_each_row_of(out, xs.len(), |row, j| self.dot_row(kernel, row, &xs[j]));
     }
 
     fn dot_row(&self, kernel: Kernel, row: usize, x: &Q8Vector) -> f32 {
@@ -213,6 +228,16 @@ impl Kernel {
             }
             named.unwrap_or(available[0])
         })
+    }
+
+    /// Whether decode weights are best held in [`super::panels`] for this kernel (only
+    /// AVX-512 VNNI has a panel kernel; the others compute panels by the reference).
+    pub(super) fn runs_panels(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernel::Avx512Vnni {
+            return true;
+        }
+        false
     }
 
     fn name(self) -> &'static str {
@@ -360,21 +385,22 @@ pub(super) fn stacked<P, T: Copy>(parts: &[P], field: impl Fn(&P) -> &Vec<T>) ->
         .collect()
 }
 
-/// `out[row] = dot(row)` for every row, the rows split across the worker pool in runs of
-/// `ROWS_PER_ITEM`.
-pub(super) fn for_each_row(out: &mut [f32], dot: impl Fn(usize) -> f32 + Sync) {
-    let rows = out.len();
+/// `out[j × rows + row] = dot(row, j)` for every row of a `rows`-row matrix and each of
+/// `n` vectors (`out` holds `n × rows`), the rows split across the worker pool in runs of
+/// `ROWS_PER_ITEM`, so a worker reads a weight row once for all the vectors.
+pub(super) fn for_each_row_of(out: &mut [f32], n: usize, dot: impl Fn(usize, usize) -> f32 + Sync) {
+    let rows = out.len() / n.max(1);
     let out_ptr = out.as_mut_ptr() as usize;
     barrier_pool().execute_chunked(rows.div_ceil(ROWS_PER_ITEM), |range| {
         let start = range.start * ROWS_PER_ITEM;
         let end = (range.end * ROWS_PER_ITEM).min(rows);
-        // SAFETY: work items cover disjoint row ranges of `out`, which outlives the call
-        // (execute_chunked returns only once every worker is done).
-        let out = unsafe {
-            std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start)
-        };
-        for (o, row) in out.iter_mut().zip(start..end) {
-            *o = dot(row);
+        for row in start..end {
+            for j in 0..n {
+                // SAFETY: work items cover disjoint row ranges, so each cell (j, row) of
+                // `out` is written by one of them; `out` outlives the call
+                // (execute_chunked returns only once every worker is done).
+                unsafe { *(out_ptr as *mut f32).add(j * rows + row) = dot(row, j) };
+            }
         }
     });
 }
@@ -419,7 +445,7 @@ mod tests {
             xq.quantize(&x);
             for kernel in Kernel::available() {
                 let mut out = vec![0f32; rows];
-                matrix.matvec(kernel, &xq, &mut out);
+                matrix.matvecs(kernel, std::slice::from_ref(&xq), &mut out);
                 for (row, got) in out.iter().enumerate() {
                     let mut weights = w[row * cols..(row + 1) * cols].to_vec();
                     if row == 0 {
@@ -474,7 +500,7 @@ mod tests {
         let mut xq = Q8Vector::default();
         xq.quantize(&x);
         let mut out = vec![0f32; rows];
-        ours.matvec(Kernel::detect(), &xq, &mut out);
+        ours.matvecs(Kernel::detect(), std::slice::from_ref(&xq), &mut out);
         // Same weights; candle quantises the activation in blocks of 256 (Q8K, on CPUs
         // with its repacked kernels) or 32 with an f16 scale, ours in blocks of 32 with an
         // f32 scale: ours is at least as close to the exact product.
@@ -492,7 +518,7 @@ mod tests {
         let stacked = Q8Matrix::stack(&[ours.clone(), ours]);
         assert_eq!(stacked.rows, 2 * rows);
         let mut twice = vec![0f32; 2 * rows];
-        stacked.matvec(Kernel::detect(), &xq, &mut twice);
+        stacked.matvecs(Kernel::detect(), std::slice::from_ref(&xq), &mut twice);
         assert_eq!(&twice[..rows], &out[..]);
         assert_eq!(&twice[rows..], &out[..]);
     }
