@@ -16,6 +16,7 @@ use candle_core::utils::barrier_pool;
 use crate::kernels::{silu_mul, softmax_in_place};
 
 use super::LlmError;
+use super::linear::Product;
 use super::model::{DecodeMatrix, Dims, KvCache, Layer, Model, RopeStyle};
 use super::q8::{Kernel, Q8Vector};
 
@@ -123,10 +124,16 @@ impl Model {
         let width = q_width + 2 * d.kv_width();
         for (i, layer) in self.layers.iter().enumerate() {
             norm_rows(&s.x[..n * e], &layer.attn_norm_v, d.eps, &mut s.h[..n * e]);
-            match &layer.decode {
-                Some(w) => quant_matvecs(s.kernel, &w.qkv, &s.h[..n * e], &mut s.xq, &mut s.qkv),
-                None => candle_matvecs(layer.qkv.candle()?, &s.h[..n * e], &mut s.qkv)?,
-            }
+            let decode = layer.decode.as_ref();
+            let h = &s.h[..n * e];
+            product(
+                s.kernel,
+                decode.map(|w| &w.qkv),
+                &layer.qkv,
+                h,
+                &mut s.xq,
+                &mut s.qkv,
+            )?;
             for (r, row) in s.qkv[..n * width].chunks_exact_mut(width).enumerate() {
                 if let Some(bias) = &layer.qkv_bias {
                     add(row, &bias.stacked);
@@ -146,16 +153,15 @@ impl Model {
                 &mut s.scores,
                 &mut s.attn[..n * q_width],
             );
-            match &layer.decode {
-                Some(w) => quant_matvecs(
-                    s.kernel,
-                    &w.o,
-                    &s.attn[..n * q_width],
-                    &mut s.xq,
-                    &mut s.proj,
-                ),
-                None => candle_matvecs(layer.wo.candle()?, &s.attn[..n * q_width], &mut s.proj)?,
-            }
+            let attended = &s.attn[..n * q_width];
+            product(
+                s.kernel,
+                decode.map(|w| &w.o),
+                &layer.wo,
+                attended,
+                &mut s.xq,
+                &mut s.proj,
+            )?;
             add(&mut s.x[..n * e], &s.proj[..n * e]);
             norm_rows(&s.x[..n * e], &layer.ffn_norm_v, d.eps, &mut s.h[..n * e]);
             self.feed_forward(layer, s, n)?;
@@ -170,16 +176,16 @@ impl Model {
     /// Gate and up from `s.h`, SiLU(gate) × up, down into `s.proj`, for `n` rows.
     fn feed_forward(&self, layer: &Layer, s: &mut Scratch, n: usize) -> Result<(), LlmError> {
         let (e, ff) = (self.dims.embedding, self.dims.feed_forward);
-        match &layer.decode {
-            Some(w) => quant_matvecs(
-                s.kernel,
-                &w.gate_up,
-                &s.h[..n * e],
-                &mut s.xq,
-                &mut s.gate_up,
-            ),
-            None => candle_matvecs(layer.gate_up.candle()?, &s.h[..n * e], &mut s.gate_up)?,
-        }
+        let decode = layer.decode.as_ref();
+        let h = &s.h[..n * e];
+        product(
+            s.kernel,
+            decode.map(|w| &w.gate_up),
+            &layer.gate_up,
+            h,
+            &mut s.xq,
+            &mut s.gate_up,
+        )?;
         for (pair, act) in s.gate_up[..n * 2 * ff]
             .chunks_exact(2 * ff)
             .zip(s.act.chunks_exact_mut(ff))
@@ -188,11 +194,15 @@ impl Model {
             act.copy_from_slice(gate);
             silu_mul(act, up);
         }
-        match &layer.decode {
-            Some(w) => quant_matvecs(s.kernel, &w.down, &s.act[..n * ff], &mut s.xq, &mut s.proj),
-            None => candle_matvecs(layer.down.candle()?, &s.act[..n * ff], &mut s.proj)?,
-        }
-        Ok(())
+        let act = &s.act[..n * ff];
+        product(
+            s.kernel,
+            decode.map(|w| &w.down),
+            &layer.down,
+            act,
+            &mut s.xq,
+            &mut s.proj,
+        )
     }
 
     /// Final norm and output projection of one position's hidden state.
@@ -248,6 +258,25 @@ fn quant_matvecs(
         q.quantize(x);
     }
     w.matvecs(kernel, &xq[..n], &mut out[..n * rows]);
+}
+
+/// `out = w · x` for each row of `xs`: on the block's decode weight `quantised` when it
+/// has one, else on candle's product (the formats without decode weights).
+fn product(
+    kernel: Kernel,
+    quantised: Option<&DecodeMatrix>,
+    fallback: &Product,
+    xs: &[f32],
+    xq: &mut [Q8Vector],
+    out: &mut [f32],
+) -> Result<(), LlmError> {
+    match quantised {
+        Some(w) => {
+            quant_matvecs(kernel, w, xs, xq, out);
+            Ok(())
+        }
+        None => candle_matvecs(fallback.candle()?, xs, out),
+    }
 }
 
 /// Rows of `xs` through a candle matmul (the formats without 8-bit decode weights).
