@@ -59,6 +59,8 @@ pub fn supported_sentences(answer: &str, excerpts: &[ChunkRecord]) -> (String, u
 /// (output layer; with it off in an ablation test build, everything passes).
 pub struct SentenceGate {
     excerpts: Vec<ChunkRecord>,
+    /// Every number in the excerpts.
+    numbers: std::collections::HashSet<String>,
     checking: bool,
     pending: String,
     /// The sentences passed on so far.
@@ -69,13 +71,15 @@ pub struct SentenceGate {
 
 impl SentenceGate {
     pub fn new(excerpts: &[ChunkRecord], citable: &[bool]) -> SentenceGate {
+        let excerpts: Vec<ChunkRecord> = excerpts
+            .iter()
+            .zip(citable)
+            .filter(|(_, citable)| **citable)
+            .map(|(excerpt, _)| excerpt.clone())
+            .collect();
         SentenceGate {
-            excerpts: excerpts
-                .iter()
-                .zip(citable)
-                .filter(|(_, citable)| **citable)
-                .map(|(excerpt, _)| excerpt.clone())
-                .collect(),
+            numbers: excerpts.iter().flat_map(|e| numbers(&e.text)).collect(),
+            excerpts,
             checking: crate::isolation::enabled(crate::isolation::Layer::Output),
             pending: String::new(),
             kept: Vec::new(),
@@ -92,6 +96,20 @@ impl SentenceGate {
             passed.push_str(&self.check(&sentence));
         }
         passed
+    }
+
+    /// Whether the sentence being written can no longer pass the check, whatever follows:
+    /// it already holds a whole number (digits followed by something else) that no
+    /// excerpt has, and every number must be in the excerpts. Generating the rest of it
+    /// only delays the answer that replaces it. Never with the check off.
+    pub fn doomed(&self) -> bool {
+        if !self.checking {
+            return false;
+        }
+        let pending = self.pending.trim_end_matches(|c: char| c.is_ascii_digit());
+        numbers(pending)
+            .iter()
+            .any(|number| !self.numbers.contains(number))
     }
 
     /// Checks what is left when generation ends.
@@ -127,6 +145,26 @@ impl SentenceGate {
 mod tests {
     use super::*;
     use crate::answer::tests::excerpt;
+
+    #[test]
+    fn a_sentence_with_a_made_up_number_is_doomed_once_the_number_ends() {
+        let excerpts = [excerpt("The term ends on 31 December 2030 [1].")];
+        let mut gate = SentenceGate::new(&excerpts, &[true]);
+        gate.push("The term ends on 31 December 203");
+        assert!(!gate.doomed(), "the number may still become 2030");
+        gate.push("0 [1");
+        assert!(
+            !gate.doomed(),
+            "2030 is in the excerpt; [1 may be a citation"
+        );
+        gate.push("] and renews for 5");
+        assert!(!gate.doomed(), "5 may still become 50");
+        gate.push(" years");
+        assert!(gate.doomed(), "no excerpt says 5");
+        assert_eq!(gate.push(" each time. "), "", "and the check drops it");
+        assert_eq!(gate.dropped, 1);
+        assert!(!gate.doomed(), "the next sentence starts clean");
+    }
 
     #[test]
     fn unsupported_sentences_are_dropped() {

@@ -324,13 +324,14 @@ impl Appliance {
         // The prompt asks for one sentence; once the model has completed one, stop: what a
         // small model adds after its first sentence is mostly embroidery, decoding it is
         // most of the answer's latency, and an unsupported first sentence is answered by a
-        // quote instead.
+        // quote instead. So stop as soon as the first sentence cannot pass the check
+        // either: the answer is the same, the quote comes sooner.
         let generation = generator.generate(messages, &options, &mut |piece| {
             let passed = checked.push(piece);
             if !passed.is_empty() && !stream(&passed) {
                 return false;
             }
-            checked.kept.is_empty() && checked.dropped == 0
+            checked.kept.is_empty() && checked.dropped == 0 && !checked.doomed()
         })?;
         let last = checked.finish();
         if !last.is_empty() {
