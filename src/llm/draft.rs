@@ -53,6 +53,8 @@ pub(super) struct Pass {
     pub(super) cache: KvCache,
     scratch: Scratch,
     pub(super) logits: Vec<f32>,
+    /// The tokens of a pass: the one just taken and the draft after it.
+    fed: Vec<u32>,
     rows: Vec<f32>,
     /// A row costs about a quarter of a pass of one token (its products' arithmetic; the
     /// weights are read once a pass), so a draft that is cut short early costs more than
@@ -75,6 +77,7 @@ impl Pass {
             cache,
             scratch,
             logits,
+            fed: Vec::with_capacity(max_draft + 1),
             rows: Vec::new(),
             draft_length: START.min(max_draft),
             max_draft,
@@ -96,31 +99,38 @@ impl Pass {
 }
 
 impl Generator {
-    /// Runs `next` (just taken) through the model, with `draft` after it in the same
-    /// pass. The draft's tokens are taken while each is greedy decoding's pick from the
-    /// logits before it (streamed as [`Generator::take`] does); the cache then forgets the
-    /// rest, and `pass.logits` are the logits after the last token taken. Returns why
+    /// Runs `next` (just taken, the last token of `out`'s history) through the model,
+    /// with a draft of at most `room` tokens after it in the same pass ([`lookup`]). The
+    /// draft's tokens are taken while each is greedy decoding's pick from the logits
+    /// before it (streamed as [`Generator::take`] does); the cache then forgets the rest,
+    /// and `pass.logits` are the logits after the last token taken. Returns why
     /// generation ends, if a taken token ends it.
     pub(super) fn advance(
         &self,
         pass: &mut Pass,
         out: &mut Output,
         next: u32,
-        draft: &[u32],
+        room: usize,
         on_token: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Option<StopReason>, LlmError> {
         let model = &self.model;
-        if draft.is_empty() {
+        pass.fed.clear();
+        pass.fed.push(next);
+        pass.fed.extend_from_slice(lookup(out.history(), room));
+        if pass.fed.len() == 1 {
             model.step(&mut pass.cache, &mut pass.scratch, next, &mut pass.logits)?;
             return Ok(None);
         }
         let vocab = model.dims.vocab;
         let start = pass.cache.len;
-        let mut fed = Vec::with_capacity(draft.len() + 1);
-        fed.push(next);
-        fed.extend_from_slice(draft);
-        pass.rows.resize(fed.len() * vocab, 0.0);
-        model.step_rows(&mut pass.cache, &mut pass.scratch, &fed, &mut pass.rows)?;
+        pass.rows.resize(pass.fed.len() * vocab, 0.0);
+        model.step_rows(
+            &mut pass.cache,
+            &mut pass.scratch,
+            &pass.fed,
+            &mut pass.rows,
+        )?;
+        let draft = &pass.fed[1..];
         let (mut taken, mut stop) = (0, None);
         for (row, &token) in pass.rows.chunks_exact(vocab).zip(draft) {
             if self.pick(row, &out.recent)? != token {
@@ -136,7 +146,8 @@ impl Generator {
                 break;
             }
         }
-        pass.drafted(draft.len(), taken);
+        let drafted = draft.len();
+        pass.drafted(drafted, taken);
         pass.cache.truncate(&model.dims, start + 1 + taken);
         pass.logits
             .copy_from_slice(&pass.rows[taken * vocab..(taken + 1) * vocab]);

@@ -88,8 +88,7 @@ impl Generator {
             let room = (options.max_new_tokens - out.generation.generated_tokens)
                 .min(self.context_length - pass.cache.len - 1)
                 .min(pass.draft_length());
-            let draft = super::draft::lookup(&out.history, room).to_vec();
-            if let Some(reason) = self.advance(&mut pass, &mut out, next, &draft, on_token)? {
+            if let Some(reason) = self.advance(&mut pass, &mut out, next, room, on_token)? {
                 break reason;
             }
         };
@@ -226,6 +225,11 @@ pub(super) struct Output<'a> {
 }
 
 impl Output<'_> {
+    /// The prompt and every token taken so far.
+    pub(super) fn history(&self) -> &[u32] {
+        &self.history
+    }
+
     /// Counts a token that came from a draft.
     pub(super) fn drafted(&mut self) {
         self.generation.drafted_tokens += 1;
