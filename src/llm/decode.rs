@@ -9,9 +9,8 @@
 //! products and the attention heads are split across candle's worker pool.
 
 use candle_core::quantized::QMatMul;
-use candle_core::{Device, Module, Tensor};
-
 use candle_core::utils::barrier_pool;
+use candle_core::{Device, Module, Tensor};
 
 use crate::kernels::{silu_mul, softmax_in_place};
 
@@ -41,21 +40,20 @@ pub(super) struct Scratch {
 impl Scratch {
     /// Sized for `dims` and passes of up to `rows` tokens.
     pub(super) fn new(dims: &Dims, rows: usize) -> Self {
-        let e = dims.embedding;
-        let q = dims.n_head * dims.head_dim;
-        let rows = rows.max(1);
-        Self {
-            x: vec![0.0; rows * e],
-            h: vec![0.0; rows * e],
-            qkv: vec![0.0; rows * (q + 2 * dims.kv_width())],
-            attn: vec![0.0; rows * q],
-            proj: vec![0.0; rows * e],
-            gate_up: vec![0.0; rows * 2 * dims.feed_forward],
-            act: vec![0.0; rows * dims.feed_forward],
+        let mut scratch = Self {
+            x: Vec::new(),
+            h: Vec::new(),
+            qkv: Vec::new(),
+            attn: Vec::new(),
+            proj: Vec::new(),
+            gate_up: Vec::new(),
+            act: Vec::new(),
             scores: Vec::new(),
-            xq: vec![Q8Vector::default(); rows],
+            xq: Vec::new(),
             kernel: Kernel::detect(),
-        }
+        };
+        scratch.fit(dims, rows.max(1), 0);
+        scratch
     }
 
     /// Room for a pass of `rows` tokens ending at position `end` (grows only when a pass
