@@ -245,8 +245,8 @@ fn main() {
         totals.push(Duration::from_millis(answer.timings.total_ms));
         if let Some(first) = answer.timings.first_token_ms {
             first_tokens.push(Duration::from_millis(first));
-            let model_started = answer.timings.model_started_ms.unwrap_or(0);
-            after_retrieval.push(Duration::from_millis(first.saturating_sub(model_started)));
+            let retrieved = answer.timings.retrieved_ms.unwrap_or(0);
+            after_retrieval.push(Duration::from_millis(first.saturating_sub(retrieved)));
         }
         embed += answer.timings.embed_ms;
         retrieve += answer.timings.retrieve_ms;

@@ -846,11 +846,11 @@ fn miss(
     })
 }
 
-/// From the prompt going to the model to the first checked sentence streamed; none when
-/// nothing was streamed.
+/// From the end of retrieval (before the sentences are ranked and the prompt built) to
+/// the first checked text streamed; none when nothing was streamed.
 fn first_token_after_retrieval(t: &bulkhead::appliance::Timings) -> Option<Duration> {
     let first = t.first_token_ms?;
     Some(Duration::from_millis(
-        first.saturating_sub(t.model_started_ms.unwrap_or(0)),
+        first.saturating_sub(t.retrieved_ms.unwrap_or(0)),
     ))
 }

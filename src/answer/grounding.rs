@@ -55,6 +55,15 @@ pub fn supported_sentences(answer: &str, excerpts: &[ChunkRecord]) -> (String, u
     (kept.join(" "), dropped)
 }
 
+/// Whether `line` says something `quote` does not: a content word the quote lacks. A
+/// model's line that only repeats the quoted sentence adds nothing to the answer.
+pub fn adds_to(line: &str, quote: &str) -> bool {
+    let quoted = content_words(quote);
+    content_words(line)
+        .iter()
+        .any(|word| !quoted.contains(word))
+}
+
 /// Passes on only the sentences of a token stream that the tenant's excerpts support
 /// (output layer; with it off in an ablation test build, everything passes).
 pub struct SentenceGate {
@@ -164,6 +173,19 @@ mod tests {
         assert_eq!(gate.push(" each time. "), "", "and the check drops it");
         assert_eq!(gate.dropped, 1);
         assert!(!gate.doomed(), "the next sentence starts clean");
+    }
+
+    #[test]
+    fn a_line_adds_to_a_quote_only_with_words_the_quote_lacks() {
+        let quote = "According to a.txt: “This Agreement is governed by the laws of Delaware.”";
+        assert!(!adds_to(
+            "The agreement is governed by Delaware law [1].",
+            quote
+        ));
+        assert!(adds_to(
+            "The agreement is governed by Delaware law and renews yearly [1].",
+            quote
+        ));
     }
 
     #[test]

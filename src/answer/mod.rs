@@ -20,7 +20,7 @@ mod quotes;
 mod text;
 
 pub use citations::{choose_citations, cite_support};
-pub use grounding::{MIN_SHARED_RUN, MIN_SUPPORT, SentenceGate, supported_sentences};
+pub use grounding::{MIN_SHARED_RUN, MIN_SUPPORT, SentenceGate, adds_to, supported_sentences};
 pub use prompt::{QUOTE_CANDIDATE_CHUNKS, build_prompt, excerpts_from_sentences};
 pub use quotes::{
     RankedSentence, all_sentences, candidate_sentences, quote_score, quoted_answer, rank_sentences,

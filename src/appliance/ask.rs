@@ -78,6 +78,7 @@ impl Appliance {
             }
             Err(reason) => return Ok(ungrounded(reason, timings)),
         };
+        timings.retrieved_ms = Some(started.elapsed().as_millis() as u64);
         if let Some((text, cited)) = self.answer_without_model(scope, question, &mut context)? {
             // Checked against its passage before it is streamed (output layer).
             on_token(&text);
@@ -100,61 +101,53 @@ impl Appliance {
             .collect();
         let messages = answer::build_prompt(&tenant.name, question, &excerpts);
 
-        let generate_started = Instant::now();
-        timings.model_started_ms = Some(started.elapsed().as_millis() as u64);
-        let mut first_checked_ms = None;
+        // The answer is the clause quoted and the answer stated in one line (DESIGN.md).
+        // The quote is known before the model runs, so it streams first: the reader has
+        // the passage while the model reads it. The model's line follows once it has
+        // passed the output check whole.
+        let quote = context.best_quote();
+        let mut first_token_ms = None;
         let mut stream = |piece: &str| {
-            first_checked_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
+            first_token_ms.get_or_insert_with(|| started.elapsed().as_millis() as u64);
             on_token(piece)
         };
-        let (checked, generation) =
-            self.generate_checked(scope, &messages, &excerpts, &citable, &mut stream)?;
-        timings.generate_ms = generate_started.elapsed().as_millis() as u64;
-        timings.prompt_tokens = generation.prompt_tokens;
-        timings.answer_tokens = generation.generated_tokens;
-        timings.prefill_ms = generation.prefill.as_millis() as u64;
-        timings.decode_ms = generation
-            .total
-            .saturating_sub(generation.prefill)
-            .as_millis() as u64;
-        if checked.dropped > 0 {
-            tracing::debug!(tenant = %scope.tenant_id(), dropped = checked.dropped, "unsupported answer sentences withheld");
-        }
-
-        let text = checked.kept.join(" ");
-        let (text, cited) = if !text.is_empty() {
-            let chosen = answer::choose_citations(&text, &excerpts);
-            let cited = if enabled(Layer::Output) {
-                // Every sentence must be supported by excerpts it cites, all of them the
-                // tenant's and retrieved for this request: else the answer is withheld.
-                match answer::cite_support(&text, &excerpts, &citable, chosen) {
-                    Some(cited) => cited,
-                    None => return Ok(ungrounded(Ungrounded::Unsupported, timings)),
-                }
-            } else {
-                chosen
-            };
-            (
-                text,
-                cited
-                    .into_iter()
-                    .map(|index| excerpt_chunks[index])
-                    .collect(),
-            )
-        } else if answer::model_declined(&answer::clean_answer(&generation.text)) {
-            return Ok(ungrounded(Ungrounded::ModelDeclined, timings));
+        let listening = quote.as_ref().is_none_or(|(quote, _)| stream(quote));
+        let generate_started = Instant::now();
+        let (line, generation) = if listening {
+            let (checked, generation) =
+                self.generate_checked(scope, &messages, &excerpts, &citable)?;
+            let line = stated_line(&checked, &excerpts, &citable, &excerpt_chunks);
+            (line, Some(generation))
         } else {
-            // Nothing the model said can be traced back: quote the sentence that best
-            // answers the question instead, or refuse.
-            match context.best_quote() {
-                Some((quote, chunk)) => {
-                    stream(&quote);
-                    (quote, vec![chunk])
-                }
-                None => return Ok(ungrounded(Ungrounded::Unsupported, timings)),
-            }
+            // The client left after the quote: nobody reads the model's line.
+            (None, None)
         };
-        timings.first_token_ms = first_checked_ms;
+        timings.generate_ms = generate_started.elapsed().as_millis() as u64;
+        if let Some(generation) = &generation {
+            timings.prompt_tokens = generation.prompt_tokens;
+            timings.answer_tokens = generation.generated_tokens;
+            timings.prefill_ms = generation.prefill.as_millis() as u64;
+            timings.decode_ms = generation
+                .total
+                .saturating_sub(generation.prefill)
+                .as_millis() as u64;
+        }
+        let (text, cited) = match (quote, line) {
+            (Some((quote, chunk)), Some((line, cited))) if answer::adds_to(&line, &quote) => {
+                stream(&format!(" {line}"));
+                let mut all = vec![chunk];
+                all.extend(cited.into_iter().filter(|&index| index != chunk));
+                (format!("{quote} {line}"), all)
+            }
+            // A line that only repeats the quote, or none that passed the check.
+            (Some((quote, chunk)), _) => (quote, vec![chunk]),
+            (None, Some((line, cited))) => {
+                stream(&line);
+                (line, cited)
+            }
+            (None, None) => return Ok(ungrounded(unanswered(generation.as_ref()), timings)),
+        };
+        timings.first_token_ms = first_token_ms;
         let (text, citations) = context.cite(&text, cited);
         timings.total_ms = started.elapsed().as_millis() as u64;
         Ok(Answer {
@@ -303,16 +296,15 @@ impl Appliance {
         }))
     }
 
-    /// Generates from the prompt with the output check running sentence by sentence: only
-    /// a sentence the excerpts support is passed to `stream`, so a stream never shows what
-    /// the final answer withholds.
+    /// Generates one sentence from the prompt, with the output check running as it is
+    /// written: generation stops once the first sentence is complete, or once it can no
+    /// longer pass the check. Returns the checked sentences and the generation.
     fn generate_checked(
         &self,
         scope: &TenantScope,
         messages: &[crate::llm::ChatMessage],
         excerpts: &[ChunkRecord],
         citable: &[bool],
-        stream: &mut dyn FnMut(&str) -> bool,
     ) -> Result<(answer::SentenceGate, crate::llm::Generation), ApplianceError> {
         let generator = self.generator_for(scope.tenant_id())?;
         let options = GenerateOptions {
@@ -322,23 +314,59 @@ impl Appliance {
         };
         let mut checked = answer::SentenceGate::new(excerpts, citable);
         // The prompt asks for one sentence; once the model has completed one, stop: what a
-        // small model adds after its first sentence is mostly embroidery, decoding it is
-        // most of the answer's latency, and an unsupported first sentence is answered by a
-        // quote instead. So stop as soon as the first sentence cannot pass the check
-        // either: the answer is the same, the quote comes sooner.
+        // small model adds after its first sentence is mostly embroidery, and decoding it
+        // is most of the answer's latency. Stop as soon as the first sentence cannot pass
+        // the check either: the answer is the same, and it is complete sooner.
         let generation = generator.generate(messages, &options, &mut |piece| {
-            let passed = checked.push(piece);
-            if !passed.is_empty() && !stream(&passed) {
-                return false;
-            }
+            checked.push(piece);
             checked.kept.is_empty() && checked.dropped == 0 && !checked.doomed()
         })?;
-        let last = checked.finish();
-        if !last.is_empty() {
-            stream(&last);
+        checked.finish();
+        if checked.dropped > 0 {
+            tracing::debug!(tenant = %scope.tenant_id(), dropped = checked.dropped, "unsupported answer sentences withheld");
         }
         Ok((checked, generation))
     }
+}
+
+/// Why a model answer has neither a quote nor a line: the model said the excerpts do not
+/// answer, or nothing it said can be traced back to them.
+fn unanswered(generation: Option<&crate::llm::Generation>) -> Ungrounded {
+    let declined = generation
+        .is_some_and(|generation| answer::model_declined(&answer::clean_answer(&generation.text)));
+    if declined {
+        Ungrounded::ModelDeclined
+    } else {
+        Ungrounded::Unsupported
+    }
+}
+
+/// The model's checked sentences as the answer's line, with the chunks (indices into the
+/// retrieved set) they cite; `None` when no sentence passed, or (output layer) a sentence
+/// is not supported by the excerpts it cites.
+fn stated_line(
+    checked: &answer::SentenceGate,
+    excerpts: &[ChunkRecord],
+    citable: &[bool],
+    excerpt_chunks: &[usize],
+) -> Option<(String, Vec<usize>)> {
+    let text = checked.kept.join(" ");
+    if text.is_empty() {
+        return None;
+    }
+    let chosen = answer::choose_citations(&text, excerpts);
+    let cited = if enabled(Layer::Output) {
+        // Every sentence must be supported by excerpts it cites, all of them the tenant's
+        // and retrieved for this request: else the line is withheld.
+        answer::cite_support(&text, excerpts, citable, chosen)?
+    } else {
+        chosen
+    };
+    let chunks = cited
+        .into_iter()
+        .map(|index| excerpt_chunks[index])
+        .collect();
+    Some((text, chunks))
 }
 
 /// How many titles an answer about a contract the tenant does not have suggests.

@@ -106,9 +106,10 @@ pub struct Timings {
     pub embed_ms: u64,
     pub retrieve_ms: u64,
     pub first_token_ms: Option<u64>,
-    /// When the prompt went to the model (retrieval and ranking done), from the ask's
-    /// start: `first_token_ms` minus this is the wait the model adds.
-    pub model_started_ms: Option<u64>,
+    /// When retrieval ended (the context retrieved and checked; the sentences not yet
+    /// ranked), from the ask's start: `first_token_ms` minus this is the wait after
+    /// retrieval. Not on the wire.
+    pub retrieved_ms: Option<u64>,
     pub generate_ms: u64,
     /// Running the prompt through the model (0 when the model was not called).
     pub prefill_ms: u64,

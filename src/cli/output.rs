@@ -157,7 +157,7 @@ mod tests {
             embed_ms: 20,
             retrieve_ms: 12,
             first_token_ms: Some(910),
-            model_started_ms: Some(40),
+            retrieved_ms: Some(40),
             generate_ms: 950,
             prefill_ms: 400,
             decode_ms: 500,

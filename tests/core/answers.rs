@@ -1,6 +1,7 @@
 //! Answers without the model (issue 9): a contract's title, a clause's sentence quoted,
 //! and "it isn't there" said plainly when no sentence of the named contract reads as the
-//! clause asked about.
+//! clause asked about; and an answer with the model: the clause quoted first, then the
+//! model's line.
 
 use crate::support::{fresh_appliance, ingest, new_tenant, sample_contract};
 
@@ -137,4 +138,48 @@ fn issue_10_cached_catalogues_follow_ingest_and_stay_with_their_tenant() {
             .iter()
             .all(|cited| cited.tenant_id == *scope.tenant_id()),
     );
+}
+
+/// A question no rule answers goes to the model, and its answer is the clause quoted, then
+/// the model's checked line (DESIGN.md): the quote streams before the model has read the
+/// prompt, and the stream is exactly the final answer.
+#[test]
+fn a_model_answer_streams_the_quoted_clause_first_then_its_checked_line() {
+    let (_dir, appliance) = fresh_appliance();
+    let scope = new_tenant(&appliance, "Counsel");
+    let (consulting_name, consulting) = sample_contract("ADUROBIOTECH");
+    ingest(&appliance, &scope, &[(&consulting_name, &consulting)]);
+    let mut pieces: Vec<String> = Vec::new();
+    let answer = appliance
+        .ask(
+            &scope,
+            "Until when does the consulting agreement with Aduro continue?",
+            None,
+            &mut |piece| {
+                pieces.push(piece.to_owned());
+                true
+            },
+        )
+        .unwrap();
+    assert!(answer.timings.prompt_tokens > 0, "the model answered");
+    assert!(answer.grounded, "{}", answer.text);
+    assert_eq!(pieces.concat(), answer.text, "the stream is the answer");
+
+    let opening = format!("According to {consulting_name}: “");
+    let quoted = pieces[0]
+        .strip_prefix(&opening)
+        .and_then(|rest| rest.strip_suffix('”'))
+        .unwrap_or_else(|| panic!("the first piece is a quote: {:?}", pieces[0]));
+    let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(quoted.contains("December 31, 2020"), "{quoted}");
+    let cited = &answer.citations[0];
+    assert_eq!(cited.filename, consulting_name);
+    assert!(
+        flat(&cited.text).contains(quoted),
+        "the quote's chunk is cited first"
+    );
+    if let Some(line) = pieces.get(1) {
+        assert!(line.starts_with(' '), "{line:?}");
+        assert_eq!(pieces.len(), 2, "one line after the quote: {pieces:?}");
+    }
 }
