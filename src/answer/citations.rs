@@ -41,6 +41,40 @@ pub fn choose_citations(answer: &str, excerpts: &[ChunkRecord]) -> Vec<usize> {
     }
 }
 
+/// The answer with each `[n]` marker (the number of an excerpt in the prompt) made the
+/// number its excerpt has in the answer's list of citations, `position(n - 1)` (1-based),
+/// or removed when that is `None`: a reader's "[1]" is the first citation shown.
+pub fn renumber_markers(answer: &str, position: impl Fn(usize) -> Option<usize>) -> String {
+    let mut out = String::with_capacity(answer.len());
+    let mut rest = answer;
+    while let Some(open) = rest.find('[') {
+        let (before, after) = rest.split_at(open);
+        let marker = after[1..].find(']').and_then(|close| {
+            let number = after[1..1 + close].trim().parse::<usize>().ok()?;
+            Some((number, close + 2))
+        });
+        match marker {
+            Some((number, length)) if number >= 1 => {
+                match position(number - 1) {
+                    Some(shown) => {
+                        out.push_str(before);
+                        out.push_str(&format!("[{shown}]"));
+                    }
+                    None => out.push_str(before.trim_end_matches(' ')),
+                }
+                rest = &after[length..];
+            }
+            _ => {
+                out.push_str(before);
+                out.push('[');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The citations of an answer all of whose sentences are supported: `chosen` (kept when
 /// `citable`), plus, for a sentence they do not support, the first citable excerpt that
 /// supports it alone. `None` when some sentence has no citable support: the answer must
@@ -130,5 +164,20 @@ mod tests {
         );
         assert_eq!(choose_citations("[7] nothing", &excerpts), vec![0]);
         assert!(model_declined("The documents do not say."));
+    }
+
+    #[test]
+    fn markers_take_the_numbers_their_citations_are_shown_with() {
+        // Excerpt 2 of the prompt is the answer's second citation; excerpt 3 is not cited.
+        let shown = |excerpt: usize| match excerpt {
+            1 => Some(2),
+            0 => Some(1),
+            _ => None,
+        };
+        assert_eq!(
+            renumber_markers("It ends in 2020 [2], on notice [3]. See [a] and [1]", shown),
+            "It ends in 2020 [2], on notice. See [a] and [1]"
+        );
+        assert_eq!(renumber_markers("[2][1] [", |e| Some(e + 5)), "[6][5] [");
     }
 }

@@ -19,7 +19,7 @@ mod prompt;
 mod quotes;
 mod text;
 
-pub use citations::{choose_citations, cite_support};
+pub use citations::{choose_citations, cite_support, renumber_markers};
 pub use grounding::{MIN_SHARED_RUN, MIN_SUPPORT, SentenceGate, adds_to, supported_sentences};
 pub use prompt::{QUOTE_CANDIDATE_CHUNKS, build_prompt, excerpts_from_sentences};
 pub use quotes::{

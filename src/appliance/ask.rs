@@ -132,20 +132,8 @@ impl Appliance {
                 .saturating_sub(generation.prefill)
                 .as_millis() as u64;
         }
-        let (text, cited) = match (quote, line) {
-            (Some((quote, chunk)), Some((line, cited))) if answer::adds_to(&line, &quote) => {
-                stream(&format!(" {line}"));
-                let mut all = vec![chunk];
-                all.extend(cited.into_iter().filter(|&index| index != chunk));
-                (format!("{quote} {line}"), all)
-            }
-            // A line that only repeats the quote, or none that passed the check.
-            (Some((quote, chunk)), _) => (quote, vec![chunk]),
-            (None, Some((line, cited))) => {
-                stream(&line);
-                (line, cited)
-            }
-            (None, None) => return Ok(ungrounded(unanswered(generation.as_ref()), timings)),
+        let Some((text, cited)) = composed(quote, line, &excerpt_chunks, &mut stream) else {
+            return Ok(ungrounded(unanswered(generation.as_ref()), timings));
         };
         timings.first_token_ms = first_token_ms;
         let (text, citations) = context.cite(&text, cited);
@@ -327,6 +315,43 @@ impl Appliance {
         }
         Ok((checked, generation))
     }
+}
+
+/// The answer from the quote and the model's checked line (each with the chunks it cites,
+/// indices into the retrieved set): the quote, then the line when it adds to it; the line
+/// alone when there is no quote. Streams the line (the quote is out already). `None` with
+/// neither.
+fn composed(
+    quote: Option<(String, usize)>,
+    line: Option<(String, Vec<usize>)>,
+    excerpt_chunks: &[usize],
+    stream: &mut dyn FnMut(&str) -> bool,
+) -> Option<(String, Vec<usize>)> {
+    // The line's markers number the prompt's excerpts: they become the numbers its
+    // citations are shown with.
+    let shown = |line: &str, cited: &[usize]| {
+        answer::renumber_markers(line, |excerpt| {
+            let chunk = excerpt_chunks.get(excerpt)?;
+            Some(cited.iter().position(|c| c == chunk)? + 1)
+        })
+    };
+    Some(match (quote, line) {
+        (Some((quote, chunk)), Some((line, cited))) if answer::adds_to(&line, &quote) => {
+            let mut all = vec![chunk];
+            all.extend(cited.into_iter().filter(|&index| index != chunk));
+            let line = shown(&line, &all);
+            stream(&format!(" {line}"));
+            (format!("{quote} {line}"), all)
+        }
+        // A line that only repeats the quote, or none that passed the check.
+        (Some((quote, chunk)), _) => (quote, vec![chunk]),
+        (None, Some((line, cited))) => {
+            let line = shown(&line, &cited);
+            stream(&line);
+            (line, cited)
+        }
+        (None, None) => return None,
+    })
 }
 
 /// Why a model answer has neither a quote nor a line: the model said the excerpts do not
