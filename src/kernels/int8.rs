@@ -9,6 +9,8 @@
 
 use candle_core::utils::barrier_pool;
 
+use super::math::lanes;
+
 /// Output rows per packed panel (four 16-lane vectors).
 const PANEL: usize = 64;
 /// Columns per `vpdpbusd` lane: the unit the columns are padded to.
@@ -361,33 +363,11 @@ impl Int8Matrix {
     }
 }
 
-/// The least and greatest of `values` and 0, in one pass of eight lanes folded as a tree
-/// (a block is quantised per row per product: its reduction is on the prefill's path).
-fn range_with_zero(values: &[f32]) -> (f32, f32) {
-    let (mut low, mut high) = ([0f32; 8], [0f32; 8]);
-    let chunks = values.chunks_exact(8);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for ((l, h), &v) in low.iter_mut().zip(high.iter_mut()).zip(chunk) {
-            *l = l.min(v);
-            *h = h.max(v);
-        }
-    }
-    for width in [4, 2, 1] {
-        for i in 0..width {
-            low[i] = low[i].min(low[i + width]);
-            high[i] = high[i].max(high[i + width]);
-        }
-    }
-    rest.iter()
-        .fold((low[0], high[0]), |(l, h), &v| (l.min(v), h.max(v)))
-}
-
 /// Values into `quants` (`round(x / scale) + zero`, in 0..=255): their scale and zero
 /// point.
 fn quantize_values(row: &[f32], quants: &mut [u8]) -> (f32, i32) {
     // The range always holds 0, so zero (padding, masked positions) is exact.
-    let (low, high) = range_with_zero(row);
+    let (low, high) = (lanes(row, 0.0, f32::min), lanes(row, 0.0, f32::max));
     let scale = (high - low) / 255.0;
     let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     let zero = (-low * inverse).round_ties_even().clamp(0.0, 255.0);
