@@ -8,14 +8,8 @@ use crate::store::ChunkRecord;
 /// excerpts sharing the most words with it, else the top-ranked one.
 pub fn choose_citations(answer: &str, excerpts: &[ChunkRecord]) -> Vec<usize> {
     let mut cited: Vec<usize> = Vec::new();
-    let mut rest = answer;
-    while let Some(open) = rest.find('[') {
-        rest = &rest[open + 1..];
-        if let Some(close) = rest.find(']')
-            && let Ok(number) = rest[..close].trim().parse::<usize>()
-            && (1..=excerpts.len()).contains(&number)
-            && !cited.contains(&(number - 1))
-        {
+    for (_, number) in markers(answer) {
+        if (1..=excerpts.len()).contains(&number) && !cited.contains(&(number - 1)) {
             cited.push(number - 1);
         }
     }
@@ -46,33 +40,42 @@ pub fn choose_citations(answer: &str, excerpts: &[ChunkRecord]) -> Vec<usize> {
 /// or removed when that is `None`: a reader's "[1]" is the first citation shown.
 pub fn renumber_markers(answer: &str, position: impl Fn(usize) -> Option<usize>) -> String {
     let mut out = String::with_capacity(answer.len());
-    let mut rest = answer;
-    while let Some(open) = rest.find('[') {
-        let (before, after) = rest.split_at(open);
-        let marker = after[1..].find(']').and_then(|close| {
-            let number = after[1..1 + close].trim().parse::<usize>().ok()?;
-            Some((number, close + 2))
-        });
-        match marker {
-            Some((number, length)) if number >= 1 => {
-                match position(number - 1) {
-                    Some(shown) => {
-                        out.push_str(before);
-                        out.push_str(&format!("[{shown}]"));
-                    }
-                    None => out.push_str(before.trim_end_matches(' ')),
-                }
-                rest = &after[length..];
-            }
-            _ => {
+    let mut copied = 0;
+    for (at, number) in markers(answer) {
+        if number == 0 {
+            // Not an excerpt's number: left as written.
+            continue;
+        }
+        let before = &answer[copied..at.start];
+        match position(number - 1) {
+            Some(shown) => {
                 out.push_str(before);
-                out.push('[');
-                rest = &after[1..];
+                out.push_str(&format!("[{shown}]"));
+            }
+            None => out.push_str(before.trim_end_matches(' ')),
+        }
+        copied = at.end;
+    }
+    out.push_str(&answer[copied..]);
+    out
+}
+
+/// The `[n]` markers of a text, each with its byte range and number.
+fn markers(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, usize)> + '_ {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(open) = text[from..].find('[') {
+            let start = from + open;
+            from = start + 1;
+            if let Some(close) = text[from..].find(']')
+                && let Ok(number) = text[from..from + close].trim().parse::<usize>()
+            {
+                from += close + 1;
+                return Some((start..from, number));
             }
         }
-    }
-    out.push_str(rest);
-    out
+        None
+    })
 }
 
 /// The citations of an answer all of whose sentences are supported: `chosen` (kept when
